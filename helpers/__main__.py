@@ -1,0 +1,3 @@
+from helpers.sandbox.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,62 @@
+"""`python -m helpers sandbox build|up|down|status|env`: the sandbox from a terminal."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import gobuild as build_mod
+from . import controlplane
+
+
+def _status_table(st: dict) -> str:
+    rows = [("COMPONENT", "RUNNING", "HEALTHY", "PID", "PORT", "VERSION")]
+    for c in st["components"]:
+        rows.append((c["component"], "yes" if c["running"] else "no", "yes" if c["healthy"] else "no",
+                     str(c["pid"] or "-"), str(c["port"] or "-"), c["version"]))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["   ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
+    head = [f"sandbox   {st['state_dir']}",
+            f"server    {st['server'] or '-'}",
+            f"state     {'running and healthy' if st['healthy'] else 'running, NOT healthy' if st['running'] else 'stopped'}",
+            f"binaries  {'built' if st['built'] else 'not built (run `python -m helpers sandbox build`)'}", ""]
+    return "\n".join(head + lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m helpers", description="The EKS security lab's helpers.")
+    sub = parser.add_subparsers(dest="area", required=True)
+    sb = sub.add_parser("sandbox", help="the local Kubernetes control plane the notebooks run against")
+    cmds = sb.add_subparsers(dest="cmd", required=True)
+    b = cmds.add_parser("build", help="build the pinned binaries from Go modules (a no-op once built)")
+    b.add_argument("--force", action="store_true", help="rebuild even if the cache has them")
+    cmds.add_parser("up", help="start the sandbox (or reuse the running one) and wait until it is ready")
+    d = cmds.add_parser("down", help="stop every sandbox process")
+    d.add_argument("--purge", action="store_true", help="also delete the state (certificates, etcd data)")
+    s = cmds.add_parser("status", help="components, versions, ports, PIDs, health")
+    s.add_argument("--json", action="store_true")
+    cmds.add_parser("env", help="`export` lines that point a terminal's kubectl at the sandbox")
+    args = parser.parse_args(argv)
+
+    try:
+        if args.cmd == "build":
+            bins = build_mod.build(force=args.force)
+            print("\n".join(f"{k:24} {v}" for k, v in bins.as_dict().items()))
+        elif args.cmd == "up":
+            sbx = controlplane.up()
+            print(f"sandbox {'already running' if sbx.reused else 'ready'}: {sbx.server}")
+            print(f"use it from this shell:  eval \"$(python -m helpers sandbox env)\"")
+        elif args.cmd == "down":
+            controlplane.down(purge=args.purge)
+        elif args.cmd == "status":
+            st = controlplane.status()
+            print(json.dumps(st, indent=2) if args.json else _status_table(st))
+        elif args.cmd == "env":
+            print(controlplane.env_lines())
+    except (build_mod.BuildError, controlplane.SandboxError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; nothing was left half-done (run the same command again)", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,500 @@
+"""Bring the sandbox up and down: etcd, kube-apiserver, kube-controller-manager and the
+stand-in kubelet, all on 127.0.0.1, all from one state directory.
+
+`up` returns only when the cluster is truly usable (API server ready with its RBAC roles
+bootstrapped, the `default` ServiceAccount made by the controller manager, the node Ready),
+never after a fixed sleep. A second `up` reuses a running sandbox; an `up` after a crash,
+a `kill -9` or a reboot clears what was left and starts again.
+"""
+from __future__ import annotations
+
+import fcntl
+import http.client
+import json
+import os
+import shutil
+import ssl
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import yaml
+
+from . import gobuild, paths, pki, procs
+from .versions import pins
+
+CLUSTER_NAME = "myeks"
+REGION = "ap-northeast-2"
+NODE_NAME = f"ip-192-168-1-51.{REGION}.compute.internal"
+# What EKS's API server accepts as the audience of a ServiceAccount token.
+API_AUDIENCE = "https://kubernetes.default.svc"
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kubelet")
+_OUR_PROGRAMS = ("etcd", "kube-apiserver", "kube-controller-manager", "helpers.sandbox.kubelet")
+
+Progress = Callable[[str], None]
+
+
+class SandboxError(RuntimeError):
+    """Something the learner can fix; the message says how."""
+
+
+@dataclass
+class Config:
+    state_dir: str
+    cluster_name: str = CLUSTER_NAME
+    region: str = REGION
+    node_name: str = NODE_NAME
+    ports: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.ports['apiserver']}"
+
+    @property
+    def issuer(self) -> str:
+        # The API server serves its own OIDC discovery document and JWKS at this issuer.
+        return self.server
+
+
+@dataclass(frozen=True)
+class Layout:
+    root: Path
+
+    @property
+    def pki(self) -> Path: return self.root / "pki"
+    @property
+    def run(self) -> Path: return self.root / "run"
+    @property
+    def logs(self) -> Path: return self.root / "logs"
+    @property
+    def etcd_data(self) -> Path: return self.root / "etcd"
+    @property
+    def pods(self) -> Path: return self.root / "pods"
+    @property
+    def config(self) -> Path: return self.root / "sandbox.json"
+    @property
+    def admin_kubeconfig(self) -> Path: return self.root / "admin.kubeconfig"
+    @property
+    def kubeconfig(self) -> Path: return self.root / "kubeconfig"
+
+    def component_kubeconfig(self, who: str) -> Path:
+        return self.root / f"{who}.kubeconfig"
+
+
+def layout(state_dir: Path | str | None = None) -> Layout:
+    return Layout(Path(state_dir) if state_dir else paths.state_root())
+
+
+def _progress_default(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+@contextmanager
+def _locked(lay: Layout) -> Iterator[None]:
+    """One `up`/`down` at a time per sandbox, even from two notebooks at once."""
+    paths.private_dir(lay.root)
+    with open(lay.root / ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def load_config(lay: Layout) -> Config | None:
+    try:
+        return Config(**json.loads(lay.config.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+# --- kubeconfigs ----------------------------------------------------------------------------
+
+def kubeconfig_dict(cfg: Config, ca: Path, user: str, user_entry: dict, namespace: str | None = None) -> dict:
+    ctx = {"cluster": cfg.cluster_name, "user": user}
+    if namespace:
+        ctx["namespace"] = namespace
+    return {
+        "apiVersion": "v1", "kind": "Config", "preferences": {},
+        "clusters": [{"name": cfg.cluster_name, "cluster": {"server": cfg.server, "certificate-authority": str(ca)}}],
+        "users": [{"name": user, "user": user_entry}],
+        "contexts": [{"name": f"{user}@{cfg.cluster_name}", "context": ctx}],
+        "current-context": f"{user}@{cfg.cluster_name}",
+    }
+
+
+def _write_kubeconfigs(lay: Layout, cfg: Config, keys: pki.ClusterPKI) -> None:
+    def cert_user(pair: pki.Pair) -> dict:
+        return {"client-certificate": str(pair.cert), "client-key": str(pair.key)}
+
+    for who, user, pair in (("admin", "kubernetes-admin", keys.admin),
+                            ("controller-manager", "system:kube-controller-manager", keys.controller_manager),
+                            ("scheduler", "system:kube-scheduler", keys.scheduler),
+                            ("node", f"system:node:{cfg.node_name}", keys.node)):
+        path = lay.admin_kubeconfig if who == "admin" else lay.component_kubeconfig(who)
+        paths.write_private(path, yaml.safe_dump(kubeconfig_dict(cfg, keys.ca.cert, user, cert_user(pair))))
+    # The learner's kubeconfig. Until the EKS token flow replaces it, it is the admin's.
+    if not lay.kubeconfig.exists():
+        shutil.copyfile(lay.admin_kubeconfig, lay.kubeconfig)
+        os.chmod(lay.kubeconfig, 0o600)
+
+
+# --- readiness probes -------------------------------------------------------------------------
+
+def _tls_context(ca: Path, cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(ca))
+    if cert and key:
+        ctx.load_cert_chain(str(cert), str(key))
+    return ctx
+
+
+def https_get(port: int, path: str, ctx: ssl.SSLContext, timeout: float = 2.0) -> tuple[int, bytes]:
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def _wait(what: str, check: Callable[[], bool], timeout: float, lay: Layout, component: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        proc = procs.load(lay.run, component)
+        if proc is not None and not proc.alive():
+            raise SandboxError(f"{component} exited while starting ({what}).\n"
+                               f"Last lines of {proc.log}:\n{_tail(Path(proc.log))}\n{_fix_hint(component)}")
+        try:
+            if check():
+                return
+        except (OSError, ssl.SSLError, http.client.HTTPException, ValueError):
+            pass
+        time.sleep(0.05)
+    raise SandboxError(f"timed out after {timeout:.0f}s waiting for {what}.\n"
+                       f"Last lines of {lay.logs / (component + '.log')}:\n{_tail(lay.logs / (component + '.log'))}\n"
+                       f"{_fix_hint(component)}")
+
+
+def _tail(path: Path, n: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return "(no log)"
+
+
+def _fix_hint(component: str) -> str:
+    base = "Run `python -m helpers sandbox up` again; if it fails the same way, "
+    if component == "etcd":
+        return base + "`python -m helpers sandbox down --purge` starts from a clean state (its data may be damaged)."
+    return base + "`python -m helpers sandbox down --purge` then `up` starts from a clean state."
+
+
+# --- component command lines ------------------------------------------------------------------
+
+def _etcd_argv(bins: gobuild.Binaries, lay: Layout, cfg: Config, k: pki.ClusterPKI) -> list[str]:
+    client = f"https://127.0.0.1:{cfg.ports['etcd']}"
+    peer = f"https://127.0.0.1:{cfg.ports['etcd_peer']}"
+    return [str(bins.etcd), "--name=sandbox", f"--data-dir={lay.etcd_data}",
+            f"--listen-client-urls={client}", f"--advertise-client-urls={client}",
+            f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster=sandbox={peer}", "--initial-cluster-state=new",
+            f"--listen-metrics-urls=http://127.0.0.1:{cfg.ports['etcd_metrics']}",
+            f"--cert-file={k.etcd_server.cert}", f"--key-file={k.etcd_server.key}",
+            f"--trusted-ca-file={k.etcd_ca.cert}", "--client-cert-auth=true",
+            f"--peer-cert-file={k.etcd_server.cert}", f"--peer-key-file={k.etcd_server.key}",
+            f"--peer-trusted-ca-file={k.etcd_ca.cert}", "--peer-client-cert-auth=true",
+            # A learner's sandbox holds little; keep etcd's memory and disk small.
+            "--quota-backend-bytes=268435456", "--snapshot-count=5000",
+            "--unsafe-no-fsync=false", "--log-level=warn"]
+
+
+def apiserver_extra_args(lay: Layout) -> list[str]:
+    """Flags that sandbox add-ons (e.g. the EKS token webhook) contribute, one per line."""
+    extra = lay.root / "apiserver-extra-args"
+    if not extra.exists():
+        return []
+    return [line.strip() for line in extra.read_text().splitlines() if line.strip() and not line.startswith("#")]
+
+
+def _apiserver_argv(bins: gobuild.Binaries, lay: Layout, cfg: Config, k: pki.ClusterPKI) -> list[str]:
+    return [str(bins.kube_apiserver),
+            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={cfg.ports['apiserver']}",
+            f"--etcd-servers=https://127.0.0.1:{cfg.ports['etcd']}", f"--etcd-cafile={k.etcd_ca.cert}",
+            f"--etcd-certfile={k.apiserver_etcd_client.cert}", f"--etcd-keyfile={k.apiserver_etcd_client.key}",
+            f"--client-ca-file={k.ca.cert}",
+            f"--tls-cert-file={k.apiserver.cert}", f"--tls-private-key-file={k.apiserver.key}",
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction",
+            "--enable-bootstrap-token-auth=true",
+            f"--service-account-issuer={cfg.issuer}",
+            f"--service-account-key-file={k.sa_pub}", f"--service-account-signing-key-file={k.sa_key}",
+            f"--api-audiences={API_AUDIENCE}",
+            f"--service-cluster-ip-range={pki.SERVICE_CIDR}",
+            "--allow-privileged=true", "--profiling=false",
+            "--kubelet-preferred-address-types=InternalIP",
+            *apiserver_extra_args(lay)]
+
+
+def _controller_manager_argv(bins: gobuild.Binaries, lay: Layout, cfg: Config, k: pki.ClusterPKI) -> list[str]:
+    kc = lay.component_kubeconfig("controller-manager")
+    return [str(bins.kube_controller_manager),
+            f"--kubeconfig={kc}", f"--authentication-kubeconfig={kc}", f"--authorization-kubeconfig={kc}",
+            "--bind-address=127.0.0.1", f"--secure-port={cfg.ports['controller_manager']}",
+            "--leader-elect=false", "--use-service-account-credentials=true",
+            # Client-side rate limits (20 qps) would make the ~40 controllers start one by one.
+            "--kube-api-qps=200", "--kube-api-burst=400",
+            f"--service-account-private-key-file={k.sa_key}", f"--root-ca-file={k.ca.cert}",
+            f"--cluster-signing-cert-file={k.ca.cert}", f"--cluster-signing-key-file={k.ca.key}",
+            f"--cluster-name={cfg.cluster_name}", f"--service-cluster-ip-range={pki.SERVICE_CIDR}",
+            "--profiling=false"]
+
+
+def _kubelet_argv(lay: Layout) -> list[str]:
+    return [sys.executable, "-m", "helpers.sandbox.kubelet", f"--state={lay.root}"]
+
+
+def _python_env() -> dict[str, str]:
+    env = dict(os.environ)
+    pkg_parent = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [pkg_parent, env.get("PYTHONPATH")]))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+# --- up / down / status -----------------------------------------------------------------------
+
+@dataclass
+class Sandbox:
+    """What a notebook needs to talk to the running sandbox."""
+    state_dir: Path
+    server: str
+    kubeconfig: Path
+    admin_kubeconfig: Path
+    kubectl: Path
+    cluster_name: str
+    region: str
+    node_name: str
+    reused: bool = False
+    seconds: float = 0.0
+
+    def env(self) -> dict[str, str]:
+        return env_vars(self)
+
+
+def _sandbox(lay: Layout, cfg: Config, reused: bool, seconds: float) -> Sandbox:
+    bins = gobuild.binaries()
+    return Sandbox(state_dir=lay.root, server=cfg.server, kubeconfig=lay.kubeconfig,
+                   admin_kubeconfig=lay.admin_kubeconfig, kubectl=bins.kubectl, cluster_name=cfg.cluster_name,
+                   region=cfg.region, node_name=cfg.node_name, reused=reused, seconds=seconds)
+
+
+def _admin_ctx(lay: Layout) -> ssl.SSLContext:
+    return _tls_context(lay.pki / "ca.crt", lay.pki / "admin.crt", lay.pki / "admin.key")
+
+
+def _api_ready(lay: Layout, cfg: Config) -> bool:
+    status, body = https_get(cfg.ports["apiserver"], "/readyz", _admin_ctx(lay))
+    return status == 200 and body.strip() == b"ok"
+
+
+def _api_get_json(lay: Layout, cfg: Config, path: str) -> dict | None:
+    status, body = https_get(cfg.ports["apiserver"], path, _admin_ctx(lay))
+    return json.loads(body) if status == 200 else None
+
+
+def _node_ready(lay: Layout, cfg: Config) -> bool:
+    node = _api_get_json(lay, cfg, f"/api/v1/nodes/{cfg.node_name}")
+    conds = (node or {}).get("status", {}).get("conditions", [])
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
+
+
+def _all_alive(lay: Layout) -> bool:
+    return all((p := procs.load(lay.run, c)) is not None and p.alive() for c in COMPONENTS)
+
+
+def _is_ours(pid: int, lay: Layout) -> bool:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    text = b" ".join(argv).decode(errors="replace")
+    return any(prog in text for prog in _OUR_PROGRAMS) and str(lay.root) in text
+
+
+def _sweep(lay: Layout) -> list[int]:
+    """Stop whatever is left of this sandbox: PID-file processes, then any stray naming our state dir."""
+    for c in reversed(COMPONENTS):
+        procs.stop(lay.run, c)
+    strays = [pid for pid in procs.processes_mentioning(str(lay.root)) if _is_ours(pid, lay)]
+    for pid in strays:
+        procs._kill_group(pid, 5.0)
+    return strays
+
+
+def _choose_ports(cfg: Config | None) -> dict[str, int]:
+    """Keep last time's ports when they are free (the issuer URL stays the same), else pick new ones."""
+    names = ("apiserver", "etcd", "etcd_peer", "etcd_metrics", "controller_manager")
+    old = (cfg.ports if cfg else {}) or {}
+    chosen: dict[str, int] = {}
+    for n in names:
+        p = old.get(n)
+        if p and p not in chosen.values() and procs.port_free(p):
+            chosen[n] = p
+        else:
+            chosen[n] = procs.free_port(avoid=set(chosen.values()))
+    return chosen
+
+
+def up(state_dir: Path | str | None = None, progress: Progress | None = None, timeout: float = 90.0) -> Sandbox:
+    progress = progress or _progress_default
+    lay = layout(state_dir)
+    bins = gobuild.build(progress=progress)
+    started = time.monotonic()
+    with _locked(lay):
+        cfg = load_config(lay)
+        if cfg and _all_alive(lay):
+            try:
+                if _api_ready(lay, cfg) and _node_ready(lay, cfg):
+                    return _sandbox(lay, cfg, reused=True, seconds=time.monotonic() - started)
+            except (OSError, ssl.SSLError, http.client.HTTPException, ValueError):
+                pass
+        strays = _sweep(lay)
+        if strays:
+            progress(f"[sandbox] stopped {len(strays)} process(es) left over from an earlier run")
+        for d in (lay.run, lay.logs, lay.pods):
+            paths.private_dir(d)
+        cfg = Config(state_dir=str(lay.root), ports=_choose_ports(cfg))
+        paths.write_private(lay.config, json.dumps(asdict(cfg), indent=2))
+        keys = pki.ensure(lay.pki, cfg.node_name)
+        _write_kubeconfigs(lay, cfg, keys)
+        progress(f"[sandbox] starting etcd, kube-apiserver {pins().kubernetes}, kube-controller-manager "
+                 "and the stand-in kubelet on 127.0.0.1…")
+        try:
+            _start_all(bins, lay, cfg, keys, timeout)
+        except BaseException:
+            _sweep(lay)  # never leave half a sandbox running: the next `up` starts clean
+            raise
+        seconds = time.monotonic() - started
+        progress(f"[sandbox] ready in {seconds:.1f}s: {cfg.server} (kubeconfig {lay.kubeconfig})")
+        return _sandbox(lay, cfg, reused=False, seconds=seconds)
+
+
+def _start_all(bins: gobuild.Binaries, lay: Layout, cfg: Config, keys: pki.ClusterPKI, timeout: float) -> None:
+    procs.start(lay.run, lay.logs, "etcd", _etcd_argv(bins, lay, cfg, keys))
+    etcd_ctx = _tls_context(keys.etcd_ca.cert, keys.apiserver_etcd_client.cert, keys.apiserver_etcd_client.key)
+    # The API server and the kubelet wait for what they need by themselves: start them at once so
+    # they warm up together. The controller manager exits if RBAC is not bootstrapped yet.
+    procs.start(lay.run, lay.logs, "kube-apiserver", _apiserver_argv(bins, lay, cfg, keys))
+    procs.start(lay.run, lay.logs, "kubelet", _kubelet_argv(lay), env=_python_env())
+    _wait("etcd to report healthy", lambda: json.loads(
+        https_get(cfg.ports["etcd"], "/health", etcd_ctx)[1]).get("health") == "true", timeout, lay, "etcd")
+    _wait("kube-apiserver /readyz (RBAC roles bootstrapped)", lambda: _api_ready(lay, cfg), timeout, lay,
+          "kube-apiserver")
+    procs.start(lay.run, lay.logs, "kube-controller-manager", _controller_manager_argv(bins, lay, cfg, keys))
+    _wait("the `default` ServiceAccount (made by kube-controller-manager)", lambda: _api_get_json(
+        lay, cfg, "/api/v1/namespaces/default/serviceaccounts/default") is not None, timeout, lay,
+          "kube-controller-manager")
+    _wait(f"node {cfg.node_name} to be Ready (stand-in kubelet)", lambda: _node_ready(lay, cfg), timeout, lay,
+          "kubelet")
+
+
+def down(state_dir: Path | str | None = None, purge: bool = False, progress: Progress | None = None) -> list[str]:
+    progress = progress or _progress_default
+    lay = layout(state_dir)
+    if not lay.root.exists():
+        return []
+    with _locked(lay):
+        stopped = [c for c in reversed(COMPONENTS) if procs.stop(lay.run, c)]
+        strays = [pid for pid in procs.processes_mentioning(str(lay.root)) if _is_ours(pid, lay)]
+        for pid in strays:
+            procs._kill_group(pid, 5.0)
+        if purge:
+            for child in lay.root.iterdir():
+                if child.name != ".lock":
+                    shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+    if purge:
+        shutil.rmtree(lay.root, ignore_errors=True)
+    progress(f"[sandbox] stopped {', '.join(stopped) or 'nothing (it was not running)'}"
+             + ("; state wiped" if purge else ""))
+    return stopped
+
+
+def current(state_dir: Path | str | None = None) -> Sandbox:
+    """The running sandbox, or an error that says how to start it."""
+    lay = layout(state_dir)
+    cfg = load_config(lay)
+    if not cfg or not _all_alive(lay):
+        raise SandboxError("the sandbox is not running: run `python -m helpers sandbox up` "
+                           "(or `from helpers import sandbox; sandbox.up()` in a notebook)")
+    return _sandbox(lay, cfg, reused=True, seconds=0.0)
+
+
+def _version_of(binary: str, args: list[str]) -> str:
+    import subprocess
+    try:
+        out = subprocess.run([binary, *args], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    return out.strip().splitlines()[0] if out.strip() else "?"
+
+
+def status(state_dir: Path | str | None = None) -> dict:
+    lay = layout(state_dir)
+    cfg = load_config(lay)
+    p = pins()
+    found = gobuild.resolve(p)
+    versions = {"etcd": p.etcd, "kube-apiserver": p.kubernetes, "kube-controller-manager": p.kubernetes,
+                "kubelet": f"stand-in ({p.kubernetes} API)"}
+    ports = {"etcd": "etcd", "kube-apiserver": "apiserver", "kube-controller-manager": "controller_manager"}
+    comps = []
+    for c in COMPONENTS:
+        proc = procs.load(lay.run, c)
+        alive = bool(proc and proc.alive())
+        port = cfg.ports.get(ports.get(c, ""), None) if cfg else None
+        comps.append({"component": c, "running": alive, "pid": proc.pid if alive and proc else None,
+                      "port": port, "version": versions[c], "healthy": _healthy(lay, cfg, c) if alive else False,
+                      "log": str(lay.logs / f"{c}.log")})
+    running = all(c["running"] for c in comps)
+    return {"state_dir": str(lay.root), "running": running, "healthy": running and all(c["healthy"] for c in comps),
+            "server": cfg.server if cfg else None, "cluster": cfg.cluster_name if cfg else CLUSTER_NAME,
+            "kubeconfig": str(lay.kubeconfig), "binaries": {k: str(v) for k, v in found.items()},
+            "built": all(n in found for n in gobuild.ALL_BINARIES), "components": comps}
+
+
+def _healthy(lay: Layout, cfg: Config | None, component: str) -> bool:
+    if not cfg:
+        return False
+    try:
+        if component == "etcd":
+            ctx = _tls_context(lay.pki / "etcd-ca.crt", lay.pki / "apiserver-etcd-client.crt",
+                               lay.pki / "apiserver-etcd-client.key")
+            return json.loads(https_get(cfg.ports["etcd"], "/health", ctx)[1]).get("health") == "true"
+        if component == "kube-apiserver":
+            return _api_ready(lay, cfg)
+        if component == "kube-controller-manager":
+            ctx = ssl.create_default_context()
+            ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE  # self-signed serving cert
+            return https_get(cfg.ports["controller_manager"], "/healthz", ctx)[0] == 200
+        if component == "kubelet":
+            return _node_ready(lay, cfg)
+    except (OSError, ssl.SSLError, http.client.HTTPException, ValueError):
+        return False
+    return False
+
+
+def env_vars(sb: Sandbox | None = None, state_dir: Path | str | None = None) -> dict[str, str]:
+    lay = layout(sb.state_dir if sb else state_dir)
+    bins = gobuild.binaries()
+    return {"KUBECONFIG": str(lay.kubeconfig), "EKS_LAB_STATE": str(lay.root),
+            "PATH": f"{bins.kubectl_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def env_lines(state_dir: Path | str | None = None) -> str:
+    lay = layout(state_dir)
+    bins = gobuild.binaries()
+    return "\n".join([f"export KUBECONFIG={lay.kubeconfig}", f"export EKS_LAB_STATE={lay.root}",
+                      f'export PATH="{bins.kubectl_dir}:$PATH"'])

@@ -1,0 +1,154 @@
+"""The sandbox's certificates and keys, made once per state directory with `cryptography`.
+
+Two CAs as on a real control plane: the cluster CA (API server serving cert, every client
+cert, the CA a pod finds in ca.crt) and a separate etcd CA, so that no cluster client cert
+can talk to etcd directly. Every key file is 0600 in a 0700 directory.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from . import paths
+
+# The kubernetes.default Service is the first address of the EKS default service range.
+SERVICE_CIDR = "10.100.0.0/16"
+KUBERNETES_SERVICE_IP = "10.100.0.1"
+API_SANS_DNS = ("kubernetes", "kubernetes.default", "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local", "localhost")
+
+_TEN_YEARS = dt.timedelta(days=3650)
+_ONE_YEAR = dt.timedelta(days=365)
+
+
+@dataclass(frozen=True)
+class Pair:
+    cert: Path
+    key: Path
+
+
+def _key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _pem_key(key: rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                             serialization.NoEncryption())
+
+
+def _name(cn: str, orgs: tuple[str, ...] = ()) -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in orgs]
+    return x509.Name(attrs + [x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def _write_pair(d: Path, stem: str, cert: x509.Certificate, key: rsa.RSAPrivateKey) -> Pair:
+    pair = Pair(d / f"{stem}.crt", d / f"{stem}.key")
+    paths.write_private(pair.key, _pem_key(key))
+    paths.write_private(pair.cert, cert.public_bytes(serialization.Encoding.PEM))
+    return pair
+
+
+def _load(pair: Pair) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
+    cert = x509.load_pem_x509_certificate(pair.cert.read_bytes())
+    key = serialization.load_pem_private_key(pair.key.read_bytes(), password=None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    return cert, key
+
+
+def make_ca(d: Path, stem: str, cn: str) -> Pair:
+    key = _key()
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(_name(cn))
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + _TEN_YEARS)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=True, key_cert_sign=True,
+                                         content_commitment=False, data_encipherment=False,
+                                         key_agreement=False, crl_sign=False, encipher_only=False,
+                                         decipher_only=False), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .sign(key, hashes.SHA256()))
+    return _write_pair(d, stem, cert, key)
+
+
+def issue(d: Path, stem: str, ca: Pair, cn: str, *, orgs: tuple[str, ...] = (), server: bool = False,
+          client: bool = False, dns: tuple[str, ...] = (), ips: tuple[str, ...] = ()) -> Pair:
+    ca_cert, ca_key = _load(ca)
+    key = _key()
+    now = dt.datetime.now(dt.timezone.utc)
+    usages = ([ExtendedKeyUsageOID.SERVER_AUTH] if server else []) + ([ExtendedKeyUsageOID.CLIENT_AUTH] if client else [])
+    b = (x509.CertificateBuilder().subject_name(_name(cn, orgs)).issuer_name(ca_cert.subject)
+         .public_key(key.public_key()).serial_number(x509.random_serial_number())
+         .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + _ONE_YEAR)
+         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+         .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=True, key_cert_sign=False,
+                                      content_commitment=False, data_encipherment=False, key_agreement=False,
+                                      crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+         .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False))
+    if dns or ips:
+        names = [x509.DNSName(n) for n in dns] + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+        b = b.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    return _write_pair(d, stem, b.sign(ca_key, hashes.SHA256()), key)
+
+
+@dataclass(frozen=True)
+class ClusterPKI:
+    dir: Path
+    ca: Pair
+    etcd_ca: Pair
+    etcd_server: Pair
+    apiserver_etcd_client: Pair
+    apiserver: Pair
+    admin: Pair
+    controller_manager: Pair
+    scheduler: Pair
+    node: Pair
+    sa_key: Path
+    sa_pub: Path
+
+
+def _layout(d: Path) -> ClusterPKI:
+    p = lambda stem: Pair(d / f"{stem}.crt", d / f"{stem}.key")  # noqa: E731
+    return ClusterPKI(dir=d, ca=p("ca"), etcd_ca=p("etcd-ca"), etcd_server=p("etcd-server"),
+                      apiserver_etcd_client=p("apiserver-etcd-client"), apiserver=p("apiserver"),
+                      admin=p("admin"), controller_manager=p("controller-manager"), scheduler=p("scheduler"),
+                      node=p("node"), sa_key=d / "sa.key", sa_pub=d / "sa.pub")
+
+
+def _complete(pki: ClusterPKI) -> bool:
+    files = [pki.sa_key, pki.sa_pub]
+    for v in vars(pki).values():
+        if isinstance(v, Pair):
+            files += [v.cert, v.key]
+    return all(f.exists() and f.stat().st_size for f in files)
+
+
+def ensure(d: Path, node_name: str) -> ClusterPKI:
+    """Create the PKI once; reuse it on later starts so tokens and kubeconfigs stay valid."""
+    paths.private_dir(d)
+    pki = _layout(d)
+    if _complete(pki):
+        return pki
+    make_ca(d, "ca", "kubernetes")
+    make_ca(d, "etcd-ca", "etcd-ca")
+    issue(d, "etcd-server", pki.etcd_ca, "etcd", server=True, client=True, dns=("localhost",), ips=("127.0.0.1",))
+    issue(d, "apiserver-etcd-client", pki.etcd_ca, "kube-apiserver-etcd-client", client=True)
+    issue(d, "apiserver", pki.ca, "kube-apiserver", server=True, dns=API_SANS_DNS,
+          ips=("127.0.0.1", KUBERNETES_SERVICE_IP))
+    issue(d, "admin", pki.ca, "kubernetes-admin", orgs=("system:masters",), client=True)
+    issue(d, "controller-manager", pki.ca, "system:kube-controller-manager", client=True)
+    issue(d, "scheduler", pki.ca, "system:kube-scheduler", client=True)
+    issue(d, "node", pki.ca, f"system:node:{node_name}", orgs=("system:nodes",), client=True)
+    sa = _key()
+    paths.write_private(pki.sa_key, _pem_key(sa))
+    paths.write_private(pki.sa_pub, sa.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    return pki

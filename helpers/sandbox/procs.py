@@ -1,0 +1,181 @@
+"""Start and stop the sandbox's processes, each in a process group of its own.
+
+Each component gets a PID file (pid, process start time, command) the moment it is spawned,
+so a later `up` or `down` can find it even if the Python that started it was killed with
+-9. The start time guards against a recycled PID. Every command line names the state
+directory, which lets `sweep` find strays that never got a PID file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class Proc:
+    name: str
+    pid: int
+    start_ticks: int
+    argv: list[str]
+    log: str
+
+    def alive(self) -> bool:
+        return _start_ticks(self.pid) == self.start_ticks
+
+
+def _start_ticks(pid: int) -> int | None:
+    """Process start time in clock ticks since boot (field 22 of /proc/PID/stat), or None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()
+    if fields[0] == "Z":  # a zombie is dead, whatever its parent has not reaped yet
+        return None
+    return int(fields[19])
+
+
+def _pidfile(run_dir: Path, name: str) -> Path:
+    return run_dir / f"{name}.pid"
+
+
+def start(run_dir: Path, log_dir: Path, name: str, argv: list[str], env: dict[str, str] | None = None) -> Proc:
+    log_path = log_dir / f"{name}.log"
+    with open(log_path, "ab", buffering=0) as log:
+        log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {name}\n".encode())
+        popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                 env=env, start_new_session=True, close_fds=True)
+    proc = Proc(name=name, pid=popen.pid, start_ticks=_start_ticks(popen.pid) or 0, argv=argv, log=str(log_path))
+    _pidfile(run_dir, name).write_text(json.dumps(vars(proc)))
+    # The child outlives this Popen on purpose (the sandbox survives a kernel restart); drop
+    # the handle without a ResourceWarning.
+    popen.returncode = 0
+    return proc
+
+
+def load(run_dir: Path, name: str) -> Proc | None:
+    try:
+        return Proc(**json.loads(_pidfile(run_dir, name).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def stop(run_dir: Path, name: str, timeout: float = 10.0) -> bool:
+    """SIGTERM the component's process group, SIGKILL what is left after `timeout`."""
+    proc = load(run_dir, name)
+    stopped = False
+    if proc and proc.alive():
+        _kill_group(proc.pid, timeout)
+        stopped = True
+    _pidfile(run_dir, name).unlink(missing_ok=True)
+    return stopped
+
+
+def _kill_group(pid: int, timeout: float) -> None:
+    try:
+        pgid = os.getpgid(pid)
+    except ProcessLookupError:
+        return
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            _reap(pid)
+            if _start_ticks(pid) is None and not _group_alive(pgid):
+                return
+            time.sleep(0.05)
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def processes_mentioning(marker: str) -> list[int]:
+    """PIDs of live processes whose command line contains `marker` (not this process)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmdline and _start_ticks(int(entry.name)) is not None:
+            pids.append(int(entry.name))
+    return pids
+
+
+def sweep(marker: str, timeout: float = 5.0) -> list[int]:
+    """Stop every process that belongs to a sandbox state directory, PID file or not."""
+    found = processes_mentioning(marker)
+    for pid in found:
+        _kill_group(pid, timeout)
+    return found
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+            return True
+        except OSError:
+            return False
+
+
+def free_port(host: str = "127.0.0.1", avoid: set[int] = frozenset()) -> int:
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in avoid:
+            return port
+
+
+def who_listens(port: int) -> str:
+    """A best-effort description of the process holding a TCP port on this machine."""
+    inode = None
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            cols = line.split()
+            if int(cols[1].rsplit(":", 1)[1], 16) == port and cols[3] == "0A":
+                inode = cols[9]
+    if not inode:
+        return "another process"
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            for fd in (entry / "fd").iterdir():
+                if os.readlink(fd) == f"socket:[{inode}]":
+                    cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+                    return f"PID {entry.name} ({cmd[:80]})"
+        except OSError:
+            continue
+    return "another process"
