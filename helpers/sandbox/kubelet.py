@@ -255,8 +255,7 @@ class StandInKubelet:
         uid = meta["uid"]
         if uid in self._timers:
             return
-        deadline = dt.datetime.strptime(meta["deletionTimestamp"], "%Y-%m-%dT%H:%M:%SZ").replace(
-            tzinfo=dt.timezone.utc)
+        deadline = dt.datetime.fromisoformat(meta["deletionTimestamp"])
         wait = max(0.0, (deadline - now()).total_seconds())
         timer = threading.Timer(wait, self._finish_delete, args=(meta["namespace"], meta["name"], uid))
         timer.daemon = True
