@@ -325,14 +325,25 @@ def _is_ours(pid: int, lay: Layout) -> bool:
     return any(prog in text for prog in _OUR_PROGRAMS) and str(lay.root) in text
 
 
-def _sweep(lay: Layout) -> list[int]:
-    """Stop whatever is left of this sandbox: PID-file processes, then any stray naming our state dir."""
-    for c in reversed(COMPONENTS):
-        procs.stop(lay.run, c)
+# How long each component may take to exit on SIGTERM before it gets SIGKILL. etcd gets time
+# to close its database cleanly; the others keep nothing that a hard stop could damage, and an
+# API server whose etcd is gone can take long to say goodbye.
+_STOP_GRACE = {"etcd": 10.0, "kube-apiserver": 3.0, "kube-controller-manager": 2.0, "kubelet": 2.0}
+
+
+def _stop_all(lay: Layout) -> tuple[list[str], list[int]]:
+    """Stop this sandbox's processes: PID-file ones first, then any stray naming our state dir."""
+    # etcd last: an API server that loses etcd first hangs until it is killed.
+    stopped = procs.stop_many(lay.run, {c: _STOP_GRACE[c] for c in reversed(COMPONENTS) if c != "etcd"})
+    stopped += procs.stop_many(lay.run, {"etcd": _STOP_GRACE["etcd"]})
     strays = [pid for pid in procs.processes_mentioning(str(lay.root)) if _is_ours(pid, lay)]
     for pid in strays:
-        procs._kill_group(pid, 5.0)
-    return strays
+        procs.kill_group(pid, 2.0)
+    return stopped, strays
+
+
+def _sweep(lay: Layout) -> list[int]:
+    return _stop_all(lay)[1]
 
 
 def _choose_ports(cfg: Config | None) -> dict[str, int]:
@@ -400,6 +411,8 @@ def _start_all(bins: gobuild.Binaries, lay: Layout, cfg: Config, keys: pki.Clust
           "kube-controller-manager")
     _wait(f"node {cfg.node_name} to be Ready (stand-in kubelet)", lambda: _node_ready(lay, cfg), timeout, lay,
           "kubelet")
+    _wait("kube-controller-manager /healthz", lambda: _healthy(lay, cfg, "kube-controller-manager"), timeout, lay,
+          "kube-controller-manager")
 
 
 def down(state_dir: Path | str | None = None, purge: bool = False, progress: Progress | None = None) -> list[str]:
@@ -408,10 +421,7 @@ def down(state_dir: Path | str | None = None, purge: bool = False, progress: Pro
     if not lay.root.exists():
         return []
     with _locked(lay):
-        stopped = [c for c in reversed(COMPONENTS) if procs.stop(lay.run, c)]
-        strays = [pid for pid in procs.processes_mentioning(str(lay.root)) if _is_ours(pid, lay)]
-        for pid in strays:
-            procs._kill_group(pid, 5.0)
+        stopped, _ = _stop_all(lay)
         if purge:
             for child in lay.root.iterdir():
                 if child.name != ".lock":

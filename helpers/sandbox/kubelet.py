@@ -255,8 +255,8 @@ class StandInKubelet:
         uid = meta["uid"]
         if uid in self._timers:
             return
-        deadline = dt.datetime.fromisoformat(meta["deletionTimestamp"])
-        wait = max(0.0, (deadline - now()).total_seconds())
+        # Like kubelet: the containers get the whole grace period from the moment the deletion is seen.
+        wait = float(meta.get("deletionGracePeriodSeconds") or 0)
         timer = threading.Timer(wait, self._finish_delete, args=(meta["namespace"], meta["name"], uid))
         timer.daemon = True
         self._timers[uid] = timer

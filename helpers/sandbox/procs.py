@@ -71,13 +71,41 @@ def stop(run_dir: Path, name: str, timeout: float = 10.0) -> bool:
     proc = load(run_dir, name)
     stopped = False
     if proc and proc.alive():
-        _kill_group(proc.pid, timeout)
+        kill_group(proc.pid, timeout)
         stopped = True
     _pidfile(run_dir, name).unlink(missing_ok=True)
     return stopped
 
 
-def _kill_group(pid: int, timeout: float) -> None:
+def stop_many(run_dir: Path, graces: dict[str, float]) -> list[str]:
+    """Stop several components at once: SIGTERM to every group, SIGKILL to each still there after its grace."""
+    live = {n: p for n in graces if (p := load(run_dir, n)) is not None and p.alive()}
+    groups = {}
+    for name, proc in live.items():
+        try:
+            groups[name] = os.getpgid(proc.pid)
+            os.killpg(groups[name], signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    started = time.monotonic()
+    pending = dict(groups)
+    while pending:
+        for name, pgid in list(pending.items()):
+            _reap(live[name].pid)
+            if _start_ticks(live[name].pid) is None and not _group_alive(pgid):
+                del pending[name]
+            elif time.monotonic() - started > graces[name]:
+                try:
+                    os.killpg(pgid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        time.sleep(0.02)
+    for name in graces:
+        _pidfile(run_dir, name).unlink(missing_ok=True)
+    return [n for n in graces if n in live]
+
+
+def kill_group(pid: int, timeout: float) -> None:
     try:
         pgid = os.getpgid(pid)
     except ProcessLookupError:
@@ -131,7 +159,7 @@ def sweep(marker: str, timeout: float = 5.0) -> list[int]:
     """Stop every process that belongs to a sandbox state directory, PID file or not."""
     found = processes_mentioning(marker)
     for pid in found:
-        _kill_group(pid, timeout)
+        kill_group(pid, timeout)
     return found
 
 
@@ -154,28 +182,36 @@ def free_port(host: str = "127.0.0.1", avoid: set[int] = frozenset()) -> int:
             return port
 
 
-def who_listens(port: int) -> str:
-    """A best-effort description of the process holding a TCP port on this machine."""
-    inode = None
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+def listeners(pids: list[int]) -> list[tuple[str, int, int]]:
+    """(address, port, pid) of every listening TCP socket the given processes hold."""
+    import ipaddress
+    by_inode: dict[str, tuple[str, int]] = {}
+    for table, width in (("/proc/net/tcp", 4), ("/proc/net/tcp6", 16)):
         try:
             lines = Path(table).read_text().splitlines()[1:]
         except OSError:
             continue
         for line in lines:
             cols = line.split()
-            if int(cols[1].rsplit(":", 1)[1], 16) == port and cols[3] == "0A":
-                inode = cols[9]
-    if not inode:
-        return "another process"
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+            if cols[3] != "0A":  # LISTEN
+                continue
+            hexaddr, hexport = cols[1].rsplit(":", 1)
+            raw = bytes.fromhex(hexaddr)
+            # /proc stores each 32-bit word in host (little-endian) order
+            raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+            by_inode[cols[9]] = (str(ipaddress.ip_address(raw)), int(hexport, 16))
+    found = []
+    for pid in pids:
         try:
-            for fd in (entry / "fd").iterdir():
-                if os.readlink(fd) == f"socket:[{inode}]":
-                    cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
-                    return f"PID {entry.name} ({cmd[:80]})"
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
         except OSError:
             continue
-    return "another process"
+        for fd in fds:
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in by_inode:
+                addr, port = by_inode[target[8:-1]]
+                found.append((addr, port, pid))
+    return found

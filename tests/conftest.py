@@ -1,0 +1,66 @@
+"""Fixtures: one real sandbox for the whole session, in a state directory of its own.
+
+The learner's own sandbox (~/.local/state/eks-security-lab) is never touched: EKS_LAB_STATE
+points at a temporary directory before anything imports the helpers' defaults.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from helpers import sandbox
+
+
+@pytest.fixture(scope="session")
+def sandbox_state(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("sandbox")
+
+
+@pytest.fixture(scope="session")
+def sb(sandbox_state):
+    """The running sandbox (started once; stopped and wiped at the end of the session)."""
+    old = os.environ.get("EKS_LAB_STATE")
+    os.environ["EKS_LAB_STATE"] = str(sandbox_state)
+    try:
+        yield sandbox.up(sandbox_state)
+    finally:
+        sandbox.down(sandbox_state, purge=True)
+        if old is None:
+            os.environ.pop("EKS_LAB_STATE", None)
+        else:
+            os.environ["EKS_LAB_STATE"] = old
+
+
+class Kubectl:
+    """The pinned kubectl, with a given kubeconfig, as a learner would type it."""
+
+    def __init__(self, sb: sandbox.Sandbox, kubeconfig: Path | None = None):
+        self.sb = sb
+        self.kubeconfig = kubeconfig or sb.admin_kubeconfig
+
+    def __call__(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        env = dict(os.environ, KUBECONFIG=str(self.kubeconfig))
+        r = subprocess.run([str(self.sb.kubectl), *args], capture_output=True, text=True, env=env, input=input,
+                           timeout=60)
+        if check and r.returncode:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({r.returncode}):\n{r.stderr}")
+        return r
+
+
+@pytest.fixture(scope="session")
+def kubectl(sb) -> Kubectl:
+    return Kubectl(sb)
+
+
+@pytest.fixture
+def namespace(kubectl, request):
+    """A fresh namespace per test, deleted afterwards (without waiting for finalization)."""
+    name = "t-" + re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower())[:50].strip("-")
+    kubectl("delete", "namespace", name, "--ignore-not-found", "--wait=true")
+    kubectl("create", "namespace", name)
+    yield name
+    kubectl("delete", "namespace", name, "--wait=false")

@@ -1,0 +1,86 @@
+"""Nothing a learner does can leave the sandbox unable to start (issue #2, "Bad input and faults")."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import sandbox
+from helpers.sandbox import controlplane, procs
+
+pytestmark = pytest.mark.sandbox
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _our_processes(state: Path) -> list[int]:
+    return [p for p in procs.processes_mentioning(str(state)) if controlplane._is_ours(p, controlplane.layout(state))]
+
+
+def test_kill_9_of_the_starter_then_dead_etcd_then_busy_port(tmp_path):
+    state = tmp_path / "sbx"
+    env = dict(os.environ, EKS_LAB_STATE=str(state), PYTHONPATH=str(REPO))
+    starter = subprocess.Popen([sys.executable, "-m", "helpers", "sandbox", "up"], env=env, cwd=REPO,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not (state / "run" / "kube-apiserver.pid").exists():
+        assert time.monotonic() < deadline and starter.poll() is None, "the starter never got to the API server"
+        time.sleep(0.02)
+    starter.send_signal(signal.SIGKILL)  # the kernel that ran `up` crashed half-way
+    starter.wait()
+    try:
+        # 1. the next `up` works, whatever the crash left behind
+        sb = sandbox.up(state)
+        assert sandbox.status(state)["healthy"]
+
+        # 2. a dead etcd: `up` notices, clears the rest and starts again
+        etcd = procs.load(state / "run", "etcd")
+        os.kill(etcd.pid, signal.SIGKILL)
+        again = sandbox.up(state)
+        assert not again.reused and sandbox.status(state)["healthy"]
+        assert again.server == sb.server  # same ports when they are free: tokens and kubeconfigs stay valid
+
+        # 3. a stale PID file naming a live but unrelated process is not mistaken for ours
+        sandbox.down(state)
+        (state / "run" / "etcd.pid").write_text(
+            f'{{"name": "etcd", "pid": {os.getpid()}, "start_ticks": 1, "argv": [], "log": ""}}')
+        assert not procs.load(state / "run", "etcd").alive()
+
+        # 4. someone else took the API server's port meanwhile: `up` moves to a free one
+        port = int(sb.server.rsplit(":", 1)[1])
+        with socket.socket() as squatter:
+            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            squatter.bind(("127.0.0.1", port))
+            squatter.listen()
+            moved = sandbox.up(state)
+            assert moved.server != sb.server and sandbox.status(state)["healthy"]
+    finally:
+        sandbox.down(state)
+    # 5. after `down` nothing of this sandbox is left running
+    assert _our_processes(state) == []
+    assert not list((state / "run").glob("*.pid"))
+    sandbox.down(state, purge=True)
+    assert not state.exists()
+
+
+def test_up_failure_leaves_nothing_running(tmp_path, monkeypatch):
+    """A component that cannot start gives its log and the fix, and nothing stays half-up."""
+    state = tmp_path / "broken"
+    real = controlplane._apiserver_argv
+
+    def bad_flag(*a):
+        return real(*a) + ["--no-such-flag"]
+
+    monkeypatch.setattr(controlplane, "_apiserver_argv", bad_flag)
+    with pytest.raises(sandbox.SandboxError) as err:
+        sandbox.up(state, timeout=30)
+    msg = str(err.value)
+    assert "kube-apiserver exited while starting" in msg and "unknown flag: --no-such-flag" in msg
+    assert "down --purge" in msg
+    assert _our_processes(state) == []
+    sandbox.down(state, purge=True)

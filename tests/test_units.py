@@ -1,0 +1,223 @@
+"""Unit tests of the sandbox's parts that need no running cluster."""
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from helpers.sandbox import gobuild, pki, podexec, procs
+from helpers.sandbox.versions import KUBERNETES_MODULE, pins
+
+
+# --- versions -------------------------------------------------------------------------------------
+
+def test_pins_come_from_the_go_modules():
+    p = pins()
+    assert p.kubernetes.startswith("v1.") and int(p.kubernetes_minor) >= 34
+    assert p.etcd.startswith("v3.")
+    assert p.kubernetes in p.cache_key and p.etcd in p.cache_key
+
+
+def test_every_staging_module_is_replaced_with_the_matching_tag():
+    p = pins()
+    staging = "v0." + p.kubernetes.lstrip("v").split(".", 1)[1]
+    text = (KUBERNETES_MODULE / "go.mod").read_text()
+    replaces = [line.split() for line in text.splitlines() if "=>" in line]
+    assert len(replaces) >= 30
+    for left, _, right, version in replaces:
+        assert left == right and left.startswith("k8s.io/") and version == staging, (left, version)
+    for cmd in ("kube-apiserver", "kube-controller-manager", "kubectl"):
+        assert f"k8s.io/kubernetes/cmd/{cmd}" in text
+
+
+def test_ldflags_stamp_the_real_version():
+    flags = gobuild.ldflags(pins())
+    assert f"k8s.io/component-base/version.gitVersion={pins().kubernetes}'" in flags
+    assert f"k8s.io/client-go/pkg/version.gitMinor={pins().kubernetes_minor}'" in flags
+
+
+# --- build --------------------------------------------------------------------------------------
+
+def test_missing_go_says_how_to_get_it(monkeypatch):
+    monkeypatch.setattr(gobuild.shutil, "which", lambda name: None)
+    with pytest.raises(gobuild.BuildError, match="Go is not installed.*KUBEBUILDER_ASSETS"):
+        gobuild.check_go(pins())
+
+
+def _fake_go(tmp_path: Path, version: str) -> Path:
+    d = tmp_path / "fakego"
+    d.mkdir()
+    go = d / "go"
+    go.write_text(f"#!/bin/sh\necho {version}\n")
+    go.chmod(0o755)
+    return d
+
+
+def test_old_go_is_refused_with_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", f"{_fake_go(tmp_path, 'go1.20.1')}{os.pathsep}{os.environ['PATH']}")
+    with pytest.raises(gobuild.BuildError, match=r"Go 1\.20\.1 is too old .* needs Go 1\.26"):
+        gobuild.check_go(pins())
+
+
+def test_go_that_can_fetch_its_toolchain_is_accepted(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", f"{_fake_go(tmp_path, 'go1.22.0')}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("GOTOOLCHAIN", "auto")
+    assert gobuild.check_go(pins()).endswith("/go")
+    monkeypatch.setenv("GOTOOLCHAIN", "local")
+    with pytest.raises(gobuild.BuildError, match="too old"):
+        gobuild.check_go(pins())
+
+
+def test_half_built_cache_is_not_used(tmp_path, monkeypatch):
+    monkeypatch.setenv("EKS_LAB_CACHE", str(tmp_path))
+    monkeypatch.delenv("KUBEBUILDER_ASSETS", raising=False)
+    d = gobuild.bin_dir()
+    d.mkdir(parents=True)
+    for name in gobuild.ALL_BINARIES:
+        (d / name).write_text("#!/bin/sh\n")
+        (d / name).chmod(0o755)
+    assert gobuild.resolve() == {}  # no .complete stamp: an interrupted build
+    with pytest.raises(gobuild.BuildError, match="sandbox build"):
+        gobuild.binaries()
+    (d / ".complete").write_text("{}")
+    assert set(gobuild.resolve()) == set(gobuild.ALL_BINARIES)
+
+
+def test_kubebuilder_assets_are_preferred(tmp_path, monkeypatch):
+    monkeypatch.setenv("EKS_LAB_CACHE", str(tmp_path / "cache"))
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    for name in ("etcd", "kube-apiserver", "kubectl"):  # envtest ships these three
+        (assets / name).write_text("#!/bin/sh\n")
+        (assets / name).chmod(0o755)
+    monkeypatch.setenv("KUBEBUILDER_ASSETS", str(assets))
+    found = gobuild.resolve()
+    assert found == {n: assets / n for n in ("etcd", "kube-apiserver", "kubectl")}
+
+
+# --- pki ----------------------------------------------------------------------------------------
+
+def test_pki_is_private_and_reused(tmp_path):
+    d = tmp_path / "pki"
+    keys = pki.ensure(d, "node-a")
+    assert stat.S_IMODE(d.stat().st_mode) == 0o700
+    for f in d.iterdir():
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+    ca_before = keys.ca.cert.read_bytes()
+    assert pki.ensure(d, "node-a").ca.cert.read_bytes() == ca_before
+
+
+def test_certificates_name_who_they_are(tmp_path):
+    keys = pki.ensure(tmp_path / "pki", "node-a")
+
+    def load(pair):
+        return x509.load_pem_x509_certificate(pair.cert.read_bytes())
+
+    admin = load(keys.admin)
+    assert admin.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == "system:masters"
+    node = load(keys.node)
+    assert node.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "system:node:node-a"
+    sans = load(keys.apiserver).extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "kubernetes.default.svc" in sans.get_values_for_type(x509.DNSName)
+    assert {str(i) for i in sans.get_values_for_type(x509.IPAddress)} == {"127.0.0.1", pki.KUBERNETES_SERVICE_IP}
+    assert load(keys.etcd_server).issuer != load(keys.apiserver).issuer  # etcd has a CA of its own
+
+
+# --- processes ----------------------------------------------------------------------------------
+
+def test_start_and_stop_a_process_group(tmp_path):
+    run, logs = tmp_path / "run", tmp_path / "logs"
+    run.mkdir()
+    logs.mkdir()
+    # a child that starts a grandchild: stopping the group must take both
+    p = procs.start(run, logs, "napper", ["sh", "-c", f"sleep 300 & sleep 301; : {tmp_path}"])
+    assert p.alive() and procs.load(run, "napper").pid == p.pid
+    time.sleep(0.2)
+    assert len(procs.processes_mentioning(str(tmp_path))) >= 1
+    assert procs.stop(run, "napper", timeout=5)
+    assert not p.alive() and procs.load(run, "napper") is None
+    out = subprocess.run(["pgrep", "-f", "sleep 30[01]"], capture_output=True, text=True).stdout.split()
+    assert all(int(pid) != p.pid for pid in out)
+
+
+def test_a_recycled_pid_is_not_ours(tmp_path):
+    p = procs.Proc(name="x", pid=os.getpid(), start_ticks=1, argv=[], log="")
+    assert not p.alive()
+    assert procs.Proc(name="x", pid=2**22 + 7, start_ticks=1, argv=[], log="").alive() is False
+
+
+def test_free_port_and_port_free():
+    port = procs.free_port()
+    assert procs.port_free(port)
+
+
+def test_listeners_reports_the_bound_address():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        assert ("127.0.0.1", port, os.getpid()) in procs.listeners([os.getpid()])
+
+
+# --- exec-as-pod pieces -------------------------------------------------------------------------
+
+def test_map_paths_rewrites_only_whole_mount_paths():
+    mounts = {"/var/run/secrets/kubernetes.io/serviceaccount": Path("/s/sa"), "/projected-volume": Path("/s/pv")}
+    m = lambda t: podexec.map_paths(t, mounts)  # noqa: E731
+    assert m("/var/run/secrets/kubernetes.io/serviceaccount/token") == "/s/sa/token"
+    assert m("/run/secrets/kubernetes.io/serviceaccount") == "/s/sa"  # /var/run is /run
+    assert m("cat /projected-volume/a; ls /projected-volume") == "cat /s/pv/a; ls /s/pv"
+    assert m("/projected-volume-2/x") == "/projected-volume-2/x"
+    assert m("/opt/projected-volume") == "/opt/projected-volume"
+
+
+def test_atomic_writer_layout_and_update(tmp_path):
+    podexec.atomic_write(tmp_path, {"token": (b"t1", 0o644), "sub/ca.crt": (b"ca", 0o600)})
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("..")) == ["sub", "token"]
+    assert (tmp_path / "..data").is_symlink() and os.readlink(tmp_path / "token") == "..data/token"
+    first = os.readlink(tmp_path / "..data")
+    podexec.atomic_write(tmp_path, {"token": (b"t1", 0o644), "sub/ca.crt": (b"ca", 0o600)})
+    assert os.readlink(tmp_path / "..data") == first  # unchanged content: nothing rewritten
+    podexec.atomic_write(tmp_path, {"token": (b"t2", 0o644)})
+    assert (tmp_path / "token").read_bytes() == b"t2" and not (tmp_path / "sub").exists()
+    assert not (tmp_path / first).exists()  # the old generation is removed
+
+
+def test_env_expansion_like_kubernetes():
+    assert podexec._expand("a $(X) $(Y) $$(X)", {"X": "1"}) == "a 1 $(Y) $(X)"
+
+
+def test_downward_api_field_values():
+    pod = {"metadata": {"name": "p", "namespace": "n", "uid": "u", "labels": {"b": "2", "a": "1"}},
+           "spec": {"nodeName": "node"}, "status": {}}
+    assert podexec.field_value(pod, "metadata.labels") == 'a="1"\nb="2"'
+    assert podexec.field_value(pod, "metadata.labels['b']") == "2"
+    assert podexec.field_value(pod, "spec.nodeName") == "node"
+    with pytest.raises(podexec.PodExecError, match="unsupported"):
+        podexec.field_value(pod, "spec.nope")
+
+
+def test_service_env_points_at_the_real_listener():
+    env = podexec.service_env(6443)
+    assert env["KUBERNETES_SERVICE_HOST"] == "127.0.0.1" and env["KUBERNETES_SERVICE_PORT"] == "6443"
+
+
+# --- CLI ----------------------------------------------------------------------------------------
+
+def test_cli_status_of_a_stopped_sandbox(tmp_path):
+    env = dict(os.environ, EKS_LAB_STATE=str(tmp_path / "none"),
+               PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    r = subprocess.run([sys.executable, "-m", "helpers", "sandbox", "status"], env=env, capture_output=True,
+                       text=True)
+    assert r.returncode == 0 and "stopped" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "helpers", "sandbox", "nonsense"], env=env, capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and "invalid choice" in r.stderr
