@@ -1,0 +1,148 @@
+"""Sandbox start-up, overhead and memory, measured in one run.
+
+    python benchmarks/bench_sandbox.py [--runs 3] [--cold-build]
+
+Prints, from the same run on the same machine:
+- cold `up` → ready (a fresh state directory: PKI, etcd, API server, controller manager,
+  stand-in kubelet, until the default ServiceAccount exists and the node is Ready);
+- bare etcd + kube-apiserver → /readyz, same binaries and flags, nothing else: the ratio of the
+  two is the sandbox's own overhead;
+- warm `up` (stopped sandbox, state kept) and a reused `up` (already running);
+- RSS of every sandbox process at rest;
+- the binaries' first build time (from the cache's stamp, or measured with --cold-build, which
+  builds into an empty Go cache: many minutes) and size.
+Targets (issue #2): cold up ≤ 10 s and ≤ 1.5× bare; control-plane RSS ≤ 600 MB.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from helpers.sandbox import controlplane, gobuild, paths, pki, procs  # noqa: E402
+
+
+def quiet(_msg: str) -> None:
+    pass
+
+
+def cold_up(base: Path) -> float:
+    state = Path(tempfile.mkdtemp(dir=base))
+    t0 = time.monotonic()
+    controlplane.up(state, progress=quiet)
+    took = time.monotonic() - t0
+    controlplane.down(state, purge=True, progress=quiet)
+    return took
+
+
+def bare_start(base: Path) -> float:
+    """etcd + kube-apiserver alone, with the sandbox's own flags, until /readyz says ok."""
+    state = Path(tempfile.mkdtemp(dir=base))
+    lay = controlplane.layout(state)
+    for d in (lay.run, lay.logs):
+        paths.private_dir(d)
+    cfg = controlplane.Config(state_dir=str(state), ports=controlplane._choose_ports(None))
+    keys = pki.ensure(lay.pki, cfg.node_name)  # not timed: a cold `up` pays for this, the bare start does not
+    bins = gobuild.binaries()
+    ctx = controlplane._admin_ctx(lay)
+    t0 = time.monotonic()
+    procs.start(lay.run, lay.logs, "etcd", controlplane._etcd_argv(bins, lay, cfg, keys))
+    procs.start(lay.run, lay.logs, "kube-apiserver", controlplane._apiserver_argv(bins, lay, cfg, keys))
+    while True:
+        try:
+            status, body = controlplane.https_get(cfg.ports["apiserver"], "/readyz", ctx)
+            if status == 200 and body.strip() == b"ok":
+                break
+        except OSError:
+            pass
+        time.sleep(0.05)
+    took = time.monotonic() - t0
+    procs.stop(lay.run, "kube-apiserver", timeout=5)
+    procs.stop(lay.run, "etcd", timeout=10)
+    return took
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def at_rest(base: Path, settle: float) -> tuple[float, float, dict[str, float]]:
+    state = Path(tempfile.mkdtemp(dir=base))
+    controlplane.up(state, progress=quiet)
+    controlplane.down(state, progress=quiet)
+    t0 = time.monotonic()
+    controlplane.up(state, progress=quiet)
+    warm = time.monotonic() - t0
+    t0 = time.monotonic()
+    controlplane.up(state, progress=quiet)
+    reused = time.monotonic() - t0
+    time.sleep(settle)
+    rss = {}
+    for c in controlplane.COMPONENTS:
+        p = procs.load(state / "run", c)
+        rss[c] = rss_mb(p.pid) if p and p.alive() else 0.0
+    controlplane.down(state, purge=True, progress=quiet)
+    return warm, reused, rss
+
+
+def build_figures(cold_build: bool) -> dict:
+    target = gobuild.bin_dir()
+    if cold_build:
+        with tempfile.TemporaryDirectory() as tmp:
+            env_before = dict(os.environ)
+            os.environ.update(EKS_LAB_CACHE=tmp, GOCACHE=str(Path(tmp) / "gocache"))
+            try:
+                t0 = time.monotonic()
+                gobuild.build(progress=quiet, force=True)
+                seconds = time.monotonic() - t0
+                size = sum(f.stat().st_size for f in gobuild.bin_dir().iterdir() if f.is_file())
+            finally:
+                os.environ.clear()
+                os.environ.update(env_before)
+        return {"seconds": seconds, "mb": size / 1e6, "how": "measured now, empty Go build cache"}
+    stamp = json.loads((target / ".complete").read_text())
+    size = sum(f.stat().st_size for f in target.iterdir() if f.is_file())
+    return {"seconds": stamp["seconds"], "mb": size / 1e6, "how": "recorded by the build that made the cache"}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--settle", type=float, default=10.0, help="seconds at rest before reading RSS")
+    ap.add_argument("--cold-build", action="store_true")
+    args = ap.parse_args()
+    gobuild.build(progress=quiet)
+    with tempfile.TemporaryDirectory(prefix="bench-sandbox-") as tmp:
+        base = Path(tmp)
+        cold, bare = [], []
+        for _ in range(args.runs):  # interleaved, so machine noise hits both alike
+            cold.append(cold_up(base))
+            bare.append(bare_start(base))
+        warm, reused, rss = at_rest(base, args.settle)
+    b = build_figures(args.cold_build)
+    c, r = statistics.median(cold), statistics.median(bare)
+    control_plane = rss["etcd"] + rss["kube-apiserver"] + rss["kube-controller-manager"]
+    print(f"cold up -> ready        median {c:5.2f} s  (runs: {', '.join(f'{x:.2f}' for x in cold)})  target <= 10 s")
+    print(f"bare etcd+apiserver     median {r:5.2f} s  (runs: {', '.join(f'{x:.2f}' for x in bare)})")
+    print(f"overhead ratio          {c / r:5.2f} x  target <= 1.5 x")
+    print(f"warm up (state kept)    {warm:5.2f} s")
+    print(f"reused up (running)     {reused:5.2f} s")
+    print("RSS at rest             " + ", ".join(f"{k} {v:.0f} MB" for k, v in rss.items()))
+    print(f"control-plane RSS       {control_plane:5.0f} MB (etcd + apiserver + controller-manager), "
+          f"{sum(rss.values()):.0f} MB with the stand-in kubelet  target <= 600 MB")
+    print(f"first build             {b['seconds']:5.0f} s, {b['mb']:.0f} MB of binaries ({b['how']})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""The project's own files agree with each other (README, CI, environment.yml, pyproject, notebooks)."""
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _names(reqs: list[str]) -> dict[str, str]:
+    out = {}
+    for r in reqs:
+        m = re.match(r"\s*([A-Za-z0-9_.\-]+)\s*(.*)", r)
+        out[m.group(1).lower().replace("_", "-")] = m.group(2).split("#")[0].strip()
+    return out
+
+
+def test_environment_yml_agrees_with_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = _names(project["dependencies"] + project["optional-dependencies"]["test"])
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert _names(pip) == wanted
+    conda = [d for d in env["dependencies"] if isinstance(d, str)]
+    assert any(d.startswith("go") for d in conda), "environment.yml must bring Go (it builds the sandbox)"
+    for must in ("jupyterlab", "kubernetes", "boto3", "pandas", "ipywidgets"):
+        assert must in wanted
+    assert wanted["jupyterlab"] == ">=4.1"
+
+
+def _readme_command(marker: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    m = re.search(rf"<!-- {marker} -->\s*```(?:bash|sh)?\n(.+?)\n```", text, re.S)
+    assert m, f"README.md has no code block after <!-- {marker} -->"
+    return m.group(1).strip()
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    cmd = _readme_command("test-command")
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()
+          if line.strip() and not line.lstrip().startswith("#")]
+    assert ci[-1] in (cmd, f"exec {cmd}")
+
+
+def test_readme_run_command_is_the_lab_script():
+    assert _readme_command("run-command") == "./lab"
+    assert (ROOT / "lab").stat().st_mode & 0o111
+
+
+def test_committed_notebooks_have_no_outputs():
+    for nb_path in sorted((ROOT / "notebooks").glob("**/*.ipynb")):
+        nb = json.loads(nb_path.read_text())
+        for cell in nb["cells"]:
+            if cell["cell_type"] == "code":
+                assert not cell.get("outputs") and cell.get("execution_count") is None, \
+                    f"{nb_path.name} has outputs: strip them (jupyter nbconvert --clear-output --inplace)"
+
+
+def test_readme_has_the_differences_table():
+    text = (ROOT / "README.md").read_text()
+    assert "## Differences from EKS" in text
+    section = text.split("## Differences from EKS", 1)[1].split("\n## ", 1)[0]
+    assert section.count("\n|") >= 6
