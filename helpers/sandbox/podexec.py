@@ -138,26 +138,28 @@ def _key_items(data: dict[str, bytes], items: list[dict] | None, default_mode: i
     return out
 
 
-def _configmap(api: client.CoreV1Api, ns: str, name: str, optional: bool) -> dict[str, bytes] | None:
+def _object_data(api: client.CoreV1Api, kind: str, ns: str, name: str, optional: bool) -> dict[str, bytes] | None:
+    """A ConfigMap's or Secret's data as bytes, read with the node's identity as kubelet reads it."""
+    read = api.read_namespaced_config_map if kind == "configmap" else api.read_namespaced_secret
     try:
-        cm = api.read_namespaced_config_map(name, ns)
+        obj = read(name, ns)
     except ApiException as e:
         if e.status == 404 and optional:
             return None
-        raise PodExecError(f'configmap "{name}" not found: kubelet would keep the pod in ContainerCreating') from e
-    data = {k: v.encode() for k, v in (cm.data or {}).items()}
-    data.update({k: base64.b64decode(v) for k, v in (cm.binary_data or {}).items()})
+        raise PodExecError(f'{kind} "{name}" not found: kubelet would keep the pod in ContainerCreating') from e
+    if kind == "secret":
+        return {k: base64.b64decode(v) for k, v in (obj.data or {}).items()}
+    data = {k: v.encode() for k, v in (obj.data or {}).items()}
+    data.update({k: base64.b64decode(v) for k, v in (obj.binary_data or {}).items()})
     return data
 
 
+def _configmap(api: client.CoreV1Api, ns: str, name: str, optional: bool) -> dict[str, bytes] | None:
+    return _object_data(api, "configmap", ns, name, optional)
+
+
 def _secret(api: client.CoreV1Api, ns: str, name: str, optional: bool) -> dict[str, bytes] | None:
-    try:
-        s = api.read_namespaced_secret(name, ns)
-    except ApiException as e:
-        if e.status == 404 and optional:
-            return None
-        raise PodExecError(f'secret "{name}" not found: kubelet would keep the pod in ContainerCreating') from e
-    return {k: base64.b64decode(v) for k, v in (s.data or {}).items()}
+    return _object_data(api, "secret", ns, name, optional)
 
 
 def field_value(pod: dict, path: str) -> str:
