@@ -24,6 +24,7 @@ from typing import Callable, Iterator
 import yaml
 
 from . import gobuild, paths, pki, procs
+from .eks import bootstrap as eks_bootstrap
 from .versions import pins
 
 CLUSTER_NAME = "myeks"
@@ -31,8 +32,9 @@ REGION = "ap-northeast-2"
 NODE_NAME = f"ip-192-168-1-51.{REGION}.compute.internal"
 # What EKS's API server accepts as the audience of a ServiceAccount token.
 API_AUDIENCE = "https://kubernetes.default.svc"
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kubelet")
-_OUR_PROGRAMS = ("etcd", "kube-apiserver", "kube-controller-manager", "helpers.sandbox.kubelet")
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kubelet", "aws", "authenticator")
+_OUR_PROGRAMS = ("etcd", "kube-apiserver", "kube-controller-manager", "helpers.sandbox.kubelet",
+                 "helpers.sandbox.aws.gateway", "helpers.sandbox.eks.webhook")
 
 Progress = Callable[[str], None]
 
@@ -136,10 +138,19 @@ def _write_kubeconfigs(lay: Layout, cfg: Config, keys: pki.ClusterPKI) -> None:
                             ("node", f"system:node:{cfg.node_name}", keys.node)):
         path = lay.admin_kubeconfig if who == "admin" else lay.component_kubeconfig(who)
         paths.write_private(path, yaml.safe_dump(kubeconfig_dict(cfg, keys.ca.cert, user, cert_user(pair))))
-    # The learner's kubeconfig. Until the EKS token flow replaces it, it is the admin's.
-    if not lay.kubeconfig.exists():
-        shutil.copyfile(lay.admin_kubeconfig, lay.kubeconfig)
-        os.chmod(lay.kubeconfig, 0o600)
+    paths.write_private(lay.component_kubeconfig("authenticator"), yaml.safe_dump(kubeconfig_dict(
+        cfg, keys.ca.cert, "eks:authenticator", cert_user(keys.authenticator))))
+    # How the API server reaches the token webhook (--authentication-token-webhook-config-file).
+    webhook = {"apiVersion": "v1", "kind": "Config",
+               "clusters": [{"name": "aws-iam-authenticator", "cluster": {
+                   "server": f"https://127.0.0.1:{cfg.ports['authenticator']}/authenticate",
+                   "certificate-authority": str(keys.ca.cert)}}],
+               "users": [{"name": "kube-apiserver", "user": {}}],
+               "contexts": [{"name": "webhook", "context": {"cluster": "aws-iam-authenticator",
+                                                           "user": "kube-apiserver"}}],
+               "current-context": "webhook"}
+    paths.write_private(lay.root / "authn-webhook.kubeconfig", yaml.safe_dump(webhook))
+    eks_bootstrap.write_learner_files(lay.root, cfg.server, cfg.ports["aws"])
 
 
 # --- readiness probes -------------------------------------------------------------------------
@@ -236,6 +247,10 @@ def _apiserver_argv(bins: gobuild.Binaries, lay: Layout, cfg: Config, k: pki.Clu
             f"--service-cluster-ip-range={pki.SERVICE_CIDR}",
             "--allow-privileged=true", "--profiling=false",
             "--kubelet-preferred-address-types=InternalIP",
+            # EKS authentication: bearer tokens the API server cannot verify go to the
+            # aws-iam-authenticator-compatible webhook. No caching, so aws-auth edits apply at once.
+            f"--authentication-token-webhook-config-file={lay.root / 'authn-webhook.kubeconfig'}",
+            "--authentication-token-webhook-version=v1beta1", "--authentication-token-webhook-cache-ttl=0s",
             *apiserver_extra_args(lay)]
 
 
@@ -253,8 +268,8 @@ def _controller_manager_argv(bins: gobuild.Binaries, lay: Layout, cfg: Config, k
             "--profiling=false"]
 
 
-def _kubelet_argv(lay: Layout) -> list[str]:
-    return [sys.executable, "-m", "helpers.sandbox.kubelet", f"--state={lay.root}"]
+def _python_argv(module: str, lay: Layout) -> list[str]:
+    return [sys.executable, "-m", module, f"--state={lay.root}"]
 
 
 def _python_env() -> dict[str, str]:
@@ -328,7 +343,8 @@ def _is_ours(pid: int, lay: Layout) -> bool:
 # How long each component may take to exit on SIGTERM before it gets SIGKILL. etcd gets time
 # to close its database cleanly; the others keep nothing that a hard stop could damage, and an
 # API server whose etcd is gone can take long to say goodbye.
-_STOP_GRACE = {"etcd": 10.0, "kube-apiserver": 3.0, "kube-controller-manager": 2.0, "kubelet": 2.0}
+_STOP_GRACE = {"etcd": 10.0, "kube-apiserver": 3.0, "kube-controller-manager": 2.0, "kubelet": 2.0, "aws": 2.0,
+               "authenticator": 2.0}
 
 
 def _stop_all(lay: Layout) -> tuple[list[str], list[int]]:
@@ -348,7 +364,7 @@ def _sweep(lay: Layout) -> list[int]:
 
 def _choose_ports(cfg: Config | None) -> dict[str, int]:
     """Keep last time's ports when they are free (the issuer URL stays the same), else pick new ones."""
-    names = ("apiserver", "etcd", "etcd_peer", "etcd_metrics", "controller_manager")
+    names = ("apiserver", "etcd", "etcd_peer", "etcd_metrics", "controller_manager", "aws", "authenticator")
     old = (cfg.ports if cfg else {}) or {}
     chosen: dict[str, int] = {}
     for n in names:
@@ -400,12 +416,15 @@ def _start_all(bins: gobuild.Binaries, lay: Layout, cfg: Config, keys: pki.Clust
     # The API server and the kubelet wait for what they need by themselves: start them at once so
     # they warm up together. The controller manager exits if RBAC is not bootstrapped yet.
     procs.start(lay.run, lay.logs, "kube-apiserver", _apiserver_argv(bins, lay, cfg, keys))
-    procs.start(lay.run, lay.logs, "kubelet", _kubelet_argv(lay), env=_python_env())
+    for name, module in (("kubelet", "helpers.sandbox.kubelet"), ("aws", "helpers.sandbox.aws.gateway"),
+                         ("authenticator", "helpers.sandbox.eks.webhook")):
+        procs.start(lay.run, lay.logs, name, _python_argv(module, lay), env=_python_env())
     _wait("etcd to report healthy", lambda: json.loads(
         https_get(cfg.ports["etcd"], "/health", etcd_ctx)[1]).get("health") == "true", timeout, lay, "etcd")
     _wait("kube-apiserver /readyz (RBAC roles bootstrapped)", lambda: _api_ready(lay, cfg), timeout, lay,
           "kube-apiserver")
     procs.start(lay.run, lay.logs, "kube-controller-manager", _controller_manager_argv(bins, lay, cfg, keys))
+    _apply_eks_objects(bins, lay)
     _wait("the `default` ServiceAccount (made by kube-controller-manager)", lambda: _api_get_json(
         lay, cfg, "/api/v1/namespaces/default/serviceaccounts/default") is not None, timeout, lay,
           "kube-controller-manager")
@@ -413,6 +432,22 @@ def _start_all(bins: gobuild.Binaries, lay: Layout, cfg: Config, keys: pki.Clust
           "kubelet")
     _wait("kube-controller-manager /healthz", lambda: _healthy(lay, cfg, "kube-controller-manager"), timeout, lay,
           "kube-controller-manager")
+    _wait("the sandbox AWS endpoint", lambda: _healthy(lay, cfg, "aws"), timeout, lay, "aws")
+    _wait("the EKS token webhook", lambda: _healthy(lay, cfg, "authenticator"), timeout, lay, "authenticator")
+
+
+def _apply_eks_objects(bins: gobuild.Binaries, lay: Layout) -> None:
+    """EKS's objects: RBAC for the authenticator (ours, re-applied) and aws-auth (created once, then the learner's)."""
+    import subprocess
+    env = dict(os.environ, KUBECONFIG=str(lay.admin_kubeconfig))
+    r = subprocess.run([str(bins.kubectl), "apply", "--server-side", "--force-conflicts", "-f", "-"],
+                       input=eks_bootstrap.RBAC, env=env, capture_output=True, text=True, timeout=30)
+    if r.returncode:
+        raise SandboxError(f"could not create EKS's RBAC objects: {r.stderr.strip()}")
+    r = subprocess.run([str(bins.kubectl), "create", "-f", "-"], input=json.dumps(eks_bootstrap.aws_auth_configmap()),
+                       env=env, capture_output=True, text=True, timeout=30)
+    if r.returncode and "AlreadyExists" not in r.stderr:
+        raise SandboxError(f"could not create kube-system/aws-auth: {r.stderr.strip()}")
 
 
 def down(state_dir: Path | str | None = None, purge: bool = False, progress: Progress | None = None) -> list[str]:
@@ -458,8 +493,10 @@ def status(state_dir: Path | str | None = None) -> dict:
     p = pins()
     found = gobuild.resolve(p)
     versions = {"etcd": p.etcd, "kube-apiserver": p.kubernetes, "kube-controller-manager": p.kubernetes,
-                "kubelet": f"stand-in ({p.kubernetes} API)"}
-    ports = {"etcd": "etcd", "kube-apiserver": "apiserver", "kube-controller-manager": "controller_manager"}
+                "kubelet": f"stand-in ({p.kubernetes} API)", "aws": f"moto {_dist_version('moto')} + gateway",
+                "authenticator": "aws-iam-authenticator-compatible"}
+    ports = {"etcd": "etcd", "kube-apiserver": "apiserver", "kube-controller-manager": "controller_manager",
+             "aws": "aws", "authenticator": "authenticator"}
     comps = []
     for c in COMPONENTS:
         proc = procs.load(lay.run, c)
@@ -473,6 +510,14 @@ def status(state_dir: Path | str | None = None) -> dict:
             "server": cfg.server if cfg else None, "cluster": cfg.cluster_name if cfg else CLUSTER_NAME,
             "kubeconfig": str(lay.kubeconfig), "binaries": {k: str(v) for k, v in found.items()},
             "built": all(n in found for n in gobuild.ALL_BINARIES), "components": comps}
+
+
+def _dist_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "?"
 
 
 def _healthy(lay: Layout, cfg: Config | None, component: str) -> bool:
@@ -491,6 +536,11 @@ def _healthy(lay: Layout, cfg: Config | None, component: str) -> bool:
             return https_get(cfg.ports["controller_manager"], "/healthz", ctx)[0] == 200
         if component == "kubelet":
             return _node_ready(lay, cfg)
+        if component == "aws":
+            ctx = _tls_context(lay.pki / "ca.crt")
+            return https_get(cfg.ports["aws"], "/moto-api/", ctx)[0] in (200, 403, 404)
+        if component == "authenticator":
+            return https_get(cfg.ports["authenticator"], "/healthz", _tls_context(lay.pki / "ca.crt"))[0] == 200
     except (OSError, ssl.SSLError, http.client.HTTPException, ValueError):
         return False
     return False
@@ -500,6 +550,10 @@ def env_vars(sb: Sandbox | None = None, state_dir: Path | str | None = None) -> 
     lay = layout(sb.state_dir if sb else state_dir)
     bins = gobuild.binaries()
     return {"KUBECONFIG": str(lay.kubeconfig), "EKS_LAB_STATE": str(lay.root),
+            "AWS_CONFIG_FILE": str(lay.root / "aws" / "config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(lay.root / "aws" / "credentials"),
+            # the AWS CLI v1 reads its CA bundle from the environment, not from the config file
+            "AWS_CA_BUNDLE": str(lay.root / "pki" / "ca.crt"),
             "PATH": f"{bins.kubectl_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
@@ -507,4 +561,7 @@ def env_lines(state_dir: Path | str | None = None) -> str:
     lay = layout(state_dir)
     bins = gobuild.binaries()
     return "\n".join([f"export KUBECONFIG={lay.kubeconfig}", f"export EKS_LAB_STATE={lay.root}",
+                      f"export AWS_CONFIG_FILE={lay.root / 'aws' / 'config'}",
+                      f"export AWS_SHARED_CREDENTIALS_FILE={lay.root / 'aws' / 'credentials'}",
+                      f"export AWS_CA_BUNDLE={lay.root / 'pki' / 'ca.crt'}",
                       f'export PATH="{bins.kubectl_dir}:$PATH"'])

@@ -116,6 +116,8 @@ class ClusterPKI:
     controller_manager: Pair
     scheduler: Pair
     node: Pair
+    aws: Pair
+    authenticator: Pair
     sa_key: Path
     sa_pub: Path
 
@@ -125,35 +127,43 @@ def _layout(d: Path) -> ClusterPKI:
     return ClusterPKI(dir=d, ca=p("ca"), etcd_ca=p("etcd-ca"), etcd_server=p("etcd-server"),
                       apiserver_etcd_client=p("apiserver-etcd-client"), apiserver=p("apiserver"),
                       admin=p("admin"), controller_manager=p("controller-manager"), scheduler=p("scheduler"),
-                      node=p("node"), sa_key=d / "sa.key", sa_pub=d / "sa.pub")
+                      node=p("node"), aws=p("aws"), authenticator=p("authenticator"),
+                      sa_key=d / "sa.key", sa_pub=d / "sa.pub")
 
 
-def _complete(pki: ClusterPKI) -> bool:
-    files = [pki.sa_key, pki.sa_pub]
-    for v in vars(pki).values():
-        if isinstance(v, Pair):
-            files += [v.cert, v.key]
-    return all(f.exists() and f.stat().st_size for f in files)
+def _exists(pair: Pair) -> bool:
+    return all(f.exists() and f.stat().st_size for f in (pair.cert, pair.key))
 
 
 def ensure(d: Path, node_name: str) -> ClusterPKI:
-    """Create the PKI once; reuse it on later starts so tokens and kubeconfigs stay valid."""
+    """Create what is missing; reuse the rest, so tokens and kubeconfigs stay valid across starts."""
     paths.private_dir(d)
     pki = _layout(d)
-    if _complete(pki):
-        return pki
-    make_ca(d, "ca", "kubernetes")
-    make_ca(d, "etcd-ca", "etcd-ca", rsa_key=False)
-    issue(d, "etcd-server", pki.etcd_ca, "etcd", server=True, client=True, dns=("localhost",), ips=("127.0.0.1",))
-    issue(d, "apiserver-etcd-client", pki.etcd_ca, "kube-apiserver-etcd-client", client=True)
-    issue(d, "apiserver", pki.ca, "kube-apiserver", server=True, dns=API_SANS_DNS,
-          ips=("127.0.0.1", KUBERNETES_SERVICE_IP))
-    issue(d, "admin", pki.ca, "kubernetes-admin", orgs=("system:masters",), client=True)
-    issue(d, "controller-manager", pki.ca, "system:kube-controller-manager", client=True)
-    issue(d, "scheduler", pki.ca, "system:kube-scheduler", client=True)
-    issue(d, "node", pki.ca, f"system:node:{node_name}", orgs=("system:nodes",), client=True)
-    sa = _key()
-    paths.write_private(pki.sa_key, _pem_key(sa))
-    paths.write_private(pki.sa_pub, sa.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    if not _exists(pki.ca):
+        make_ca(d, "ca", "kubernetes")
+    if not _exists(pki.etcd_ca):
+        make_ca(d, "etcd-ca", "etcd-ca", rsa_key=False)
+    leaves = {
+        "etcd-server": (pki.etcd_ca, "etcd", dict(server=True, client=True, dns=("localhost",), ips=("127.0.0.1",))),
+        "apiserver-etcd-client": (pki.etcd_ca, "kube-apiserver-etcd-client", dict(client=True)),
+        "apiserver": (pki.ca, "kube-apiserver", dict(server=True, dns=API_SANS_DNS,
+                                                     ips=("127.0.0.1", KUBERNETES_SERVICE_IP))),
+        "admin": (pki.ca, "kubernetes-admin", dict(orgs=("system:masters",), client=True)),
+        "controller-manager": (pki.ca, "system:kube-controller-manager", dict(client=True)),
+        "scheduler": (pki.ca, "system:kube-scheduler", dict(client=True)),
+        "node": (pki.ca, f"system:node:{node_name}", dict(orgs=("system:nodes",), client=True)),
+        # The sandbox's AWS endpoint and the EKS token webhook, both served on loopback.
+        "aws": (pki.ca, "sandbox-aws", dict(server=True, dns=("localhost",), ips=("127.0.0.1",))),
+        # Serves the token webhook, and reads aws-auth as EKS's own `eks:authenticator` user.
+        "authenticator": (pki.ca, "eks:authenticator", dict(server=True, client=True, dns=("localhost",),
+                                                            ips=("127.0.0.1",))),
+    }
+    for stem, (ca, cn, kw) in leaves.items():
+        if not _exists(Pair(d / f"{stem}.crt", d / f"{stem}.key")):
+            issue(d, stem, ca, cn, **kw)
+    if not (pki.sa_key.exists() and pki.sa_pub.exists()):
+        sa = _key()
+        paths.write_private(pki.sa_key, _pem_key(sa))
+        paths.write_private(pki.sa_pub, sa.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
     return pki

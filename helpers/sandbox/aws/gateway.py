@@ -1,0 +1,251 @@
+"""The sandbox's AWS endpoint: moto behind a gateway of ours, on https://127.0.0.1:<port>.
+
+moto does the services (IAM with policy enforcement and AWS's managed policies, STS, S3, EC2,
+EKS). The gateway adds what moto does not check, measured on moto 5.2:
+
+- a pre-signed STS GetCallerIdentity URL (the body of an EKS token) fetched with GET is routed
+  by moto to S3 and never verified: here its SigV4 signature is checked with botocore's signer
+  against the real secret (and session token), including the signed `x-k8s-aws-id` header;
+- moto ignores a signature's age: here X-Amz-Date must be within STS's 15 minutes;
+- moto accepts expired temporary credentials: here they get `ExpiredToken`.
+Errors come in STS's own shapes (XML, or JSON when the client asks for it, as
+aws-iam-authenticator does).
+
+Run by the sandbox as `python -m helpers.sandbox.aws.gateway --state DIR --port N`.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import json
+import logging
+import os
+import ssl
+import sys
+import uuid
+from pathlib import Path
+
+# moto reads these when it is imported: enforce IAM on every request, and know AWS's managed policies.
+os.environ.setdefault("INITIAL_NO_AUTH_ACTION_COUNT", "0")
+os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+
+from werkzeug.serving import make_server  # noqa: E402
+from werkzeug.wrappers import Request, Response  # noqa: E402
+
+from .. import clock  # noqa: E402
+from . import account, sigv4  # noqa: E402
+
+log = logging.getLogger("aws-gateway")
+
+STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
+MSG_SIGNATURE = ("The request signature we calculated does not match the signature you provided. "
+                 "Check your AWS Secret Access Key and signing method. Consult the service documentation for details.")
+
+
+def sts_error(code: str, message: str, status: int, as_json: bool) -> Response:
+    request_id = str(uuid.uuid4())
+    if as_json:
+        body = json.dumps({"Error": {"Code": code, "Message": message, "Type": "Sender"}, "RequestId": request_id})
+        return Response(body, status=status, content_type="application/json")
+    body = (f'<ErrorResponse xmlns="{STS_NS}">\n  <Error>\n    <Type>Sender</Type>\n    <Code>{code}</Code>\n'
+            f"    <Message>{message}</Message>\n  </Error>\n  <RequestId>{request_id}</RequestId>\n</ErrorResponse>\n")
+    return Response(body, status=status, content_type="text/xml")
+
+
+class Credential:
+    """What AWS knows about an access key: its secret, and for temporary keys the session."""
+
+    def __init__(self, secret: str, session_token: str | None, expiration: dt.datetime | None,
+                 user_id: str, arn: str, account_id: str):
+        self.secret, self.session_token, self.expiration = secret, session_token, expiration
+        self.user_id, self.arn, self.account_id = user_id, arn, account_id
+
+
+def lookup(access_key_id: str) -> Credential | None:
+    from moto.iam.models import iam_backends
+    from moto.sts.models import sts_backends
+
+    sts = sts_backends[account.ACCOUNT_ID]["global"]
+    role = sts.get_assumed_role_from_access_key(access_key_id)
+    if role is not None:
+        exp = role.expiration
+        exp = exp.replace(tzinfo=dt.timezone.utc) if exp.tzinfo is None else exp
+        return Credential(role.secret_access_key, role.session_token, exp, role.user_id, role.arn, role.account_id)
+    iam = iam_backends[account.ACCOUNT_ID]["aws"]
+    for user in iam.users.values():
+        for key in user.access_keys:
+            if key.access_key_id == access_key_id and key.status == "Active":
+                return Credential(key.secret_access_key, None, None, user.id, user.arn, user.account_id)
+    return None
+
+
+def _amz(t: dt.datetime) -> str:
+    return t.strftime(sigv4.SIGV4_DATE)
+
+
+class Gateway:
+    def __init__(self, moto_app):
+        self.moto = moto_app
+
+    def __call__(self, environ, start_response):
+        req = Request(environ)
+        try:
+            resp = self.check(req)
+        except Exception as e:  # a malformed request must never take the endpoint down
+            log.exception("gateway check failed")
+            resp = sts_error("InvalidRequest", f"malformed request: {e}", 400, False)
+        if resp is not None:
+            return resp(environ, start_response)
+        return self.moto(environ, start_response)
+
+    def check(self, req: Request) -> Response | None:
+        wants_json = "application/json" in req.headers.get("Accept", "")
+        if "X-Amz-Signature" in req.args:
+            if req.args.get("Action") == "GetCallerIdentity":
+                return self.presigned_get_caller_identity(req, wants_json)
+            return None
+        auth = req.headers.get("Authorization", "")
+        if auth.startswith("AWS4-HMAC-SHA256") and "Credential=" in auth:
+            return self.header_signed(req, auth, wants_json)
+        return None
+
+    def header_signed(self, req: Request, auth: str, wants_json: bool) -> Response | None:
+        """moto checks the signature itself; the gateway adds the age and session checks it skips."""
+        key_id = auth.split("Credential=", 1)[1].split("/", 1)[0]
+        date = req.headers.get("X-Amz-Date")
+        if date:
+            err = _window(dt.datetime.strptime(date, sigv4.SIGV4_DATE).replace(tzinfo=dt.timezone.utc), wants_json)
+            if err is not None:
+                return err
+        cred = lookup(key_id)
+        if cred and cred.expiration and clock.now() >= cred.expiration:
+            return sts_error("ExpiredToken", "The security token included in the request is expired", 400, wants_json)
+        return None
+
+    def presigned_get_caller_identity(self, req: Request, wants_json: bool) -> Response:
+        try:
+            p = sigv4.parse(req.url)
+        except (KeyError, ValueError, IndexError):
+            return sts_error("IncompleteSignature", "Request is missing Authentication Token", 403, wants_json)
+        err = _window(p.amz_date, wants_json)
+        if err is not None:
+            return err
+        cred = lookup(p.access_key_id)
+        if cred is None:
+            return sts_error("InvalidClientTokenId", "The security token included in the request is invalid.",
+                             403, wants_json)
+        if cred.session_token is not None and p.security_token != cred.session_token:
+            return sts_error("InvalidClientTokenId", "The security token included in the request is invalid.",
+                             403, wants_json)
+        if not sigv4.signature_matches(req.method, req.url, dict(req.headers), cred.secret, p):
+            return sts_error("SignatureDoesNotMatch", MSG_SIGNATURE, 403, wants_json)
+        if cred.expiration and clock.now() >= cred.expiration:
+            return sts_error("ExpiredToken", "The security token included in the request is expired", 403, wants_json)
+        return _caller_identity(cred, wants_json)
+
+
+def _window(signed_at: dt.datetime, wants_json: bool) -> Response | None:
+    now = clock.now()
+    if now - signed_at > sigv4.STS_WINDOW:
+        return sts_error("SignatureDoesNotMatch", f"Signature expired: {_amz(signed_at)} is now earlier than "
+                         f"{_amz(now - sigv4.STS_WINDOW)} ({_amz(now)} - 15 min.)", 403, wants_json)
+    if signed_at - now > sigv4.STS_WINDOW:
+        return sts_error("SignatureDoesNotMatch", f"Signature not yet current: {_amz(signed_at)} is still later "
+                         f"than {_amz(now + sigv4.STS_WINDOW)} ({_amz(now)} + 15 min.)", 403, wants_json)
+    return None
+
+
+def _caller_identity(cred: Credential, as_json: bool) -> Response:
+    request_id = str(uuid.uuid4())
+    if as_json:
+        body = {"GetCallerIdentityResponse": {
+            "GetCallerIdentityResult": {"Account": cred.account_id, "Arn": cred.arn, "UserId": cred.user_id},
+            "ResponseMetadata": {"RequestId": request_id}}}
+        return Response(json.dumps(body), content_type="application/json")
+    body = (f'<GetCallerIdentityResponse xmlns="{STS_NS}">\n  <GetCallerIdentityResult>\n'
+            f"    <Arn>{cred.arn}</Arn>\n    <UserId>{cred.user_id}</UserId>\n    <Account>{cred.account_id}</Account>\n"
+            f"  </GetCallerIdentityResult>\n  <ResponseMetadata>\n    <RequestId>{request_id}</RequestId>\n"
+            "  </ResponseMetadata>\n</GetCallerIdentityResponse>\n")
+    return Response(body, content_type="text/xml")
+
+
+def _aws_style_user_ids() -> None:
+    """moto gives IAM users lowercase random ids; AWS's are "AIDA" + 17 characters, and they show
+    up in `aws sts get-caller-identity` and in the authenticator's uid, so make them look right."""
+    import hashlib
+
+    from moto.iam import models as iam_models
+
+    original = iam_models.User.__init__
+
+    def init(self, account_id, region_name, name, *args, **kwargs):
+        original(self, account_id, region_name, name, *args, **kwargs)
+        # stable across restarts of the gateway, so a user's uid in Kubernetes stays the same
+        digest = base64.b32encode(hashlib.sha256(f"{account_id}/{name}".encode()).digest()).decode()
+        self.id = "AIDA" + digest[:17]
+
+    iam_models.User.__init__ = init
+
+
+def bootstrap(state: Path, server: str, issuer: str) -> None:
+    """The account as the lab finds it after `eksctl create cluster`: the creator, the roles, the cluster."""
+    from moto.eks.models import eks_backends
+    from moto.iam.models import iam_backends
+
+    _aws_style_user_ids()
+    iam = iam_backends[account.ACCOUNT_ID]["aws"]
+    keys = account.admin_keys(state / "aws")
+    iam.create_user(account.REGION, account.ADMIN_USER)
+    key = iam.get_user(account.ADMIN_USER).create_access_key(prefix="AKIA")
+    key.access_key_id, key.secret_access_key = keys.access_key_id, keys.secret_access_key
+    iam.attach_user_policy("arn:aws:iam::aws:policy/AdministratorAccess", account.ADMIN_USER)
+
+    iam.create_role(account.NODE_ROLE, json.dumps(account.EC2_TRUST), "/", None, "EKS node instance role", [], None)
+    for name in account.NODE_POLICIES:
+        iam.attach_role_policy(f"arn:aws:iam::aws:policy/{name}", account.NODE_ROLE)
+    iam.create_instance_profile(account.NODE_ROLE, "/", [])
+    iam.add_role_to_instance_profile(account.NODE_ROLE, account.NODE_ROLE)
+    iam.create_role(account.CLUSTER_ROLE, json.dumps(account.EKS_TRUST), "/", None, "EKS cluster role", [], None)
+    iam.attach_role_policy("arn:aws:iam::aws:policy/AmazonEKSClusterPolicy", account.CLUSTER_ROLE)
+
+    eks = eks_backends[account.ACCOUNT_ID][account.REGION]
+    cluster = eks.create_cluster(name=account.CLUSTER_NAME, role_arn=account.arn("role", account.CLUSTER_ROLE),
+                                 resources_vpc_config={"subnetIds": [], "securityGroupIds": [],
+                                                       "endpointPublicAccess": True, "endpointPrivateAccess": False},
+                                 version=".".join(_kube_version().lstrip("v").split(".")[:2]))
+    # The record points at the sandbox's real API server, so `aws eks update-kubeconfig` writes
+    # a kubeconfig that works.
+    cluster.endpoint = server
+    cluster.certificate_authority = {"data": base64.b64encode((state / "pki" / "ca.crt").read_bytes()).decode()}
+    cluster.identity = {"oidc": {"issuer": issuer}}
+
+
+def _kube_version() -> str:
+    from ..versions import pins
+    return pins().kubernetes
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="The sandbox's AWS endpoint")
+    ap.add_argument("--state", type=Path, required=True)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    clock.configure(args.state)
+    cfg = json.loads((args.state / "sandbox.json").read_text())
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+
+    bootstrap(args.state, f"https://127.0.0.1:{cfg['ports']['apiserver']}", cfg.get("issuer")
+              or f"https://127.0.0.1:{cfg['ports']['apiserver']}")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(args.state / "pki" / "aws.crt"), str(args.state / "pki" / "aws.key"))
+    app = Gateway(DomainDispatcherApplication(create_backend_app))
+    server = make_server("127.0.0.1", cfg["ports"]["aws"], app, threaded=True, request_handler=MotoRequestHandler,
+                         ssl_context=ctx)
+    log.info("AWS endpoint on https://127.0.0.1:%s (account %s)", cfg["ports"]["aws"], account.ACCOUNT_ID)
+    print("ready", flush=True, file=sys.stderr)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""Check a SigV4 query-string (pre-signed) request the way AWS does, with botocore's own signer.
+
+The signature is recomputed from the request as received (method, host, path, every query
+parameter but the signature, and exactly the headers the client said it signed) and the
+secret of the access key it names; then compared in constant time.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from botocore.auth import SigV4QueryAuth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+SIGV4_DATE = "%Y%m%dT%H%M%SZ"
+# STS accepts a pre-signed GetCallerIdentity for 15 minutes after X-Amz-Date, whatever X-Amz-Expires says.
+STS_WINDOW = dt.timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class Presigned:
+    access_key_id: str
+    region: str
+    service: str
+    amz_date: dt.datetime
+    expires: int
+    signed_headers: list[str]
+    signature: str
+    security_token: str | None
+
+
+def parse(url: str) -> Presigned:
+    q = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+    cred = q["X-Amz-Credential"].split("/")
+    return Presigned(access_key_id=cred[0], region=cred[2], service=cred[3],
+                     amz_date=dt.datetime.strptime(q["X-Amz-Date"], SIGV4_DATE).replace(tzinfo=dt.timezone.utc),
+                     expires=int(q.get("X-Amz-Expires", "0")), signed_headers=q["X-Amz-SignedHeaders"].split(";"),
+                     signature=q["X-Amz-Signature"], security_token=q.get("X-Amz-Security-Token"))
+
+
+def expected_signature(method: str, url: str, headers: dict[str, str], secret: str, p: Presigned) -> str:
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "X-Amz-Signature"]
+    unsigned = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
+    lower = {k.lower(): v for k, v in headers.items()}
+    signed = {h: lower.get(h, "") for h in p.signed_headers}
+    signed["host"] = lower.get("host", parts.netloc)
+    request = AWSRequest(method=method, url=unsigned, headers=signed)
+    request.context["timestamp"] = p.amz_date.strftime(SIGV4_DATE)
+    auth = SigV4QueryAuth(Credentials(p.access_key_id, secret, p.security_token), p.service, p.region,
+                          expires=p.expires)
+    canonical = auth.canonical_request(request)
+    return auth.signature(auth.string_to_sign(request, canonical), request)
+
+
+def signature_matches(method: str, url: str, headers: dict[str, str], secret: str, p: Presigned) -> bool:
+    return hmac.compare_digest(expected_signature(method, url, headers, secret, p), p.signature)

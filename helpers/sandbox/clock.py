@@ -1,0 +1,42 @@
+"""The time the sandbox's AWS pieces judge signatures and tokens by.
+
+Real time, plus an offset a test (or a curious learner) may set, so that "a token replayed
+after 15 minutes" can be shown in seconds: `set_offset(state_dir, 16 * 60)`. Only the sandbox's
+own gateway and token webhook read it; the Kubernetes binaries keep the machine's clock.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+_FILE = "clock-offset-seconds"
+_state: Path | None = None
+
+
+def configure(state_dir: Path) -> None:
+    global _state
+    _state = Path(state_dir)
+
+
+def offset() -> float:
+    if _state is None:
+        return 0.0
+    try:
+        return float((_state / _FILE).read_text().strip() or 0)
+    except (OSError, ValueError):
+        return 0.0
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=offset())
+
+
+def set_offset(state_dir: Path | str, seconds: float) -> None:
+    path = Path(state_dir) / _FILE
+    if seconds:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(str(seconds))
+        os.replace(tmp, path)
+    else:
+        path.unlink(missing_ok=True)

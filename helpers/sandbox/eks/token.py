@@ -1,0 +1,179 @@
+"""Verify an EKS token (`k8s-aws-v1.` + a pre-signed STS GetCallerIdentity URL) as
+aws-iam-authenticator's pkg/token verifier does: the same checks, in the same order, with the
+same error texts; then ask STS who signed it.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Callable
+from urllib.parse import parse_qsl, urlsplit
+
+V1_PREFIX = "k8s-aws-v1."
+MAX_TOKEN_LEN = 4 * 1024
+CLUSTER_ID_HEADER = "x-k8s-aws-id"
+DATE_FORMAT = "%Y%m%dT%H%M%SZ"
+GO_DATE_LAYOUT = "20060102T150405Z"
+PRESIGNED_URL_EXPIRATION = dt.timedelta(minutes=15)
+ALLOWED_PARAMETERS = {"action", "version", "x-amz-algorithm", "x-amz-credential", "x-amz-date", "x-amz-expires",
+                      "x-amz-security-token", "x-amz-signature", "x-amz-signedheaders"}
+_B64URL = re.compile(r"[A-Za-z0-9_-]")
+
+
+class TokenError(Exception):
+    """Why a token was refused; str() is the text aws-iam-authenticator logs."""
+
+
+class FormatError(TokenError):
+    def __init__(self, message: str):
+        super().__init__("input token was not properly formatted: " + message)
+
+
+class STSError(TokenError):
+    def __init__(self, message: str):
+        super().__init__("sts getCallerIdentity failed: " + message)
+
+
+@dataclass
+class Identity:
+    arn: str
+    canonical_arn: str
+    account_id: str
+    user_id: str
+    session_name: str
+    access_key_id: str
+
+
+def real_sts_hosts() -> set[str]:
+    """Every STS hostname of the aws partition, regional and global, from botocore's endpoint data."""
+    import botocore.session
+    session = botocore.session.get_session()
+    hosts = {"sts.amazonaws.com"}
+    for region in session.get_available_regions("sts", partition_name="aws"):
+        hosts.add(f"sts.{region}.amazonaws.com")
+    return hosts
+
+
+def _go_time(t: dt.datetime) -> str:
+    return t.strftime("%Y-%m-%d %H:%M:%S +0000 UTC")
+
+
+def _raw_url_b64decode(data: str) -> bytes:
+    for i, ch in enumerate(data):
+        if not _B64URL.match(ch):
+            raise FormatError(f"illegal base64 data at input byte {i}")
+    if len(data) % 4 == 1:
+        raise FormatError(f"illegal base64 data at input byte {len(data) - 1}")
+    try:
+        return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+    except (binascii.Error, ValueError) as e:
+        raise FormatError(str(e)) from None
+
+
+def _parse_query(raw: str) -> list[tuple[str, str]]:
+    if ";" in raw or re.search(r"%(?![0-9A-Fa-f]{2})", raw):
+        raise FormatError("malformed query parameter")
+    return parse_qsl(raw, keep_blank_values=True)
+
+
+def parse(token: str, valid_hosts: set[str], now: dt.datetime) -> tuple[str, dict[str, str]]:
+    """Every check before STS is called. Returns the pre-signed URL and its lower-cased parameters."""
+    if len(token) > MAX_TOKEN_LEN:
+        raise FormatError("token is too large")
+    if not token.startswith(V1_PREFIX):
+        raise FormatError(f'token is missing expected "{V1_PREFIX}" prefix')
+    raw = _raw_url_b64decode(token[len(V1_PREFIX):])
+    url = raw.decode("utf-8", errors="replace")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        raise FormatError(f'parse "{url}": net/url: invalid control character in URL')
+    parts = urlsplit(url)
+    if parts.scheme != "https":
+        raise FormatError(f'unexpected scheme "{parts.scheme}" in pre-signed URL')
+    if parts.netloc not in valid_hosts:
+        raise FormatError(f'unexpected hostname "{parts.netloc}" in pre-signed URL')
+    if parts.path != "/":
+        raise FormatError("unexpected path in pre-signed URL")
+    params: dict[str, list[str]] = {}
+    for key, value in _parse_query(parts.query):
+        params.setdefault(key, []).append(value)
+    lower: dict[str, str] = {}
+    for key, values in params.items():
+        if key.lower() not in ALLOWED_PARAMETERS:
+            raise FormatError(f'non-whitelisted query parameter "{key}"')
+        if len(values) != 1:
+            raise FormatError("query parameter with multiple values not supported")
+        lower[key.lower()] = values[0]
+    if lower.get("action") != "GetCallerIdentity":
+        raise FormatError("unexpected action parameter in pre-signed URL")
+    if CLUSTER_ID_HEADER not in [h.lower() for h in lower.get("x-amz-signedheaders", "").split(";")]:
+        raise FormatError(f"client did not sign the {CLUSTER_ID_HEADER} header in the pre-signed URL")
+    try:
+        expires = int(lower.get("x-amz-expires", ""))
+    except ValueError:
+        expires = None
+    if expires is None or expires < 0 or expires > 900:
+        raise FormatError(f"invalid X-Amz-Expires parameter in pre-signed URL: {expires or 0}")
+    date = lower.get("x-amz-date", "")
+    if not date:
+        raise FormatError("X-Amz-Date parameter must be present in pre-signed URL")
+    try:
+        signed_at = dt.datetime.strptime(date, DATE_FORMAT).replace(tzinfo=dt.timezone.utc)
+    except ValueError:
+        raise FormatError(f'error parsing X-Amz-Date parameter {date} into format {GO_DATE_LAYOUT}: '
+                          f'parsing time "{date}" as "{GO_DATE_LAYOUT}": cannot parse "{date}" as "2006"') from None
+    if now > signed_at + PRESIGNED_URL_EXPIRATION:
+        raise FormatError(f"X-Amz-Date parameter is expired (15 minute expiration) {_go_time(signed_at)}")
+    return url, lower
+
+
+def canonicalize(arn: str) -> str:
+    """aws-iam-authenticator's pkg/arn: assumed-role session ARNs become their IAM role ARN."""
+    parts = arn.split(":", 5)
+    if len(parts) != 6 or parts[0] != "arn":
+        raise STSError(f"arn '{arn}' is invalid: 'arn: invalid prefix'")
+    _, partition, service, _region, account_id, resource = parts
+    if partition not in ("aws", "aws-cn", "aws-us-gov"):
+        raise STSError(f"arn '{arn}' does not have a recognized partition")
+    pieces = resource.split("/")
+    if service == "sts":
+        if pieces[0] == "federated-user":
+            return arn
+        if pieces[0] == "assumed-role":
+            if len(pieces) < 3:
+                raise STSError(f"assumed-role arn '{arn}' does not have a role")
+            return f"arn:{partition}:iam::{account_id}:role/{pieces[1]}"
+        raise STSError(f"unrecognized resource {resource} for service sts")
+    if service == "iam":
+        if pieces[0] in ("role", "user", "root"):
+            return arn
+        raise STSError(f"unrecognized resource {resource} for service iam")
+    raise STSError(f"service {service} in arn {arn} is not a valid service for identities")
+
+
+# get(url, headers) -> (status, body bytes)
+HttpGet = Callable[[str, dict[str, str]], tuple[int, bytes]]
+
+
+def verify(token: str, cluster_id: str, valid_hosts: set[str], http_get: HttpGet, now: dt.datetime) -> Identity:
+    import json
+    url, params = parse(token, valid_hosts, now)
+    access_key_id = params.get("x-amz-credential", "").split("/")[0]
+    try:
+        status, body = http_get(url, {CLUSTER_ID_HEADER: cluster_id, "accept": "application/json"})
+    except OSError as e:
+        raise STSError(f"error during GET: {e}") from None
+    if status != 200:
+        raise STSError(f"error from AWS (expected 200, got {status}). Body: {body.decode(errors='replace')}")
+    try:
+        result = json.loads(body)["GetCallerIdentityResponse"]["GetCallerIdentityResult"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise STSError(str(e)) from None
+    user_id_parts = result["UserId"].split(":")
+    if len(user_id_parts) > 2:
+        raise STSError(f'malformed UserID "{result["UserId"]}"')
+    return Identity(arn=result["Arn"], canonical_arn=canonicalize(result["Arn"]), account_id=result["Account"],
+                    user_id=user_id_parts[0], session_name=user_id_parts[1] if len(user_id_parts) == 2 else "",
+                    access_key_id=access_key_id)

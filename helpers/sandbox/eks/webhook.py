@@ -1,0 +1,186 @@
+"""An aws-iam-authenticator-compatible token webhook, on https://127.0.0.1:<port>/authenticate.
+
+kube-apiserver sends it a TokenReview for every bearer token it cannot verify itself. It
+verifies the EKS token (token.py), asks the sandbox's STS who signed it, maps the identity
+through kube-system/aws-auth (awsauth.py, watched so that edits apply at once, as on EKS) and
+answers as aws-iam-authenticator answers: 200 with username, uid, groups and extra, or 403 with
+`{"authenticated": false}`, which the API server turns into 401 Unauthorized.
+
+Every decision is appended to logs/authenticator.jsonl (who, which mapping, or why refused;
+never the token itself) for the notebooks to show.
+
+Run by the sandbox as `python -m helpers.sandbox.eks.webhook --state DIR`.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import ssl
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import urllib3
+from kubernetes import client, config, watch
+
+from .. import clock
+from ..aws import account
+from . import awsauth, token
+
+log = logging.getLogger("aws-iam-authenticator")
+DENY = json.dumps({"metadata": {"creationTimestamp": None}, "spec": {}, "status": {"user": {}}}).encode()
+
+
+class Authenticator:
+    def __init__(self, state: Path):
+        cfg = json.loads((state / "sandbox.json").read_text())
+        self.state = state
+        self.cluster_id = cfg["cluster_name"]
+        self.valid_hosts = token.real_sts_hosts() | {f"127.0.0.1:{cfg['ports']['aws']}"}
+        self.http = urllib3.PoolManager(cert_reqs="CERT_REQUIRED", ca_certs=str(state / "pki" / "ca.crt"),
+                                        maxsize=64, retries=False, timeout=urllib3.Timeout(connect=5, read=10))
+        # The cluster creator is mapped by EKS itself, outside aws-auth (config-map mode).
+        self.static = [awsauth.Mapping(arn=account.arn("user", account.ADMIN_USER), username="kubernetes-admin",
+                                       groups=["system:masters"], source="cluster creator (EKS, not in aws-auth)")]
+        self.auth = awsauth.AuthConfig()
+        self.auth_loaded = threading.Event()
+        self.decisions = state / "logs" / "authenticator.jsonl"
+        self._log_lock = threading.Lock()
+        self.api = client.CoreV1Api(config.new_client_from_config(str(state / "authenticator.kubeconfig")))
+
+    # --- aws-auth -----------------------------------------------------------------------------
+    def _apply(self, cm) -> None:
+        parsed = awsauth.parse(cm.data if cm is not None else None)
+        for err in parsed.errors:
+            log.error(err)
+            self._record({"decision": "config", "error": err})
+        self.auth = parsed
+
+    def watch_aws_auth(self, stop: threading.Event) -> None:
+        selector = "metadata.name=aws-auth"
+        while not stop.is_set():
+            try:
+                lst = self.api.list_namespaced_config_map("kube-system", field_selector=selector)
+                self._apply(lst.items[0] if lst.items else None)
+                self.auth_loaded.set()
+                for ev in watch.Watch().stream(self.api.list_namespaced_config_map, "kube-system",
+                                               field_selector=selector, resource_version=lst.metadata.resource_version,
+                                               timeout_seconds=240):
+                    self._apply(None if ev["type"] == "DELETED" else ev["object"])
+            except Exception as e:  # API server restarting, RBAC not there yet: try again
+                log.debug("aws-auth watch: %s", e)
+                stop.wait(0.5)
+
+    # --- decisions ----------------------------------------------------------------------------
+    def _sts_get(self, url: str, headers: dict[str, str]) -> tuple[int, bytes]:
+        try:
+            r = self.http.request("GET", url, headers=headers, redirect=False)
+        except urllib3.exceptions.HTTPError as e:
+            raise OSError(str(e)) from None
+        return r.status, r.data
+
+    def _private_dns(self, instance_id: str) -> str:
+        import boto3
+        keys = account.admin_keys(self.state / "aws")
+        ec2 = boto3.client("ec2", region_name=account.REGION, endpoint_url=f"https://{sorted(self.valid_hosts)[0]}",
+                           aws_access_key_id=keys.access_key_id, aws_secret_access_key=keys.secret_access_key,
+                           verify=str(self.state / "pki" / "ca.crt"))
+        res = ec2.describe_instances(InstanceIds=[instance_id])
+        return res["Reservations"][0]["Instances"][0]["PrivateDnsName"]
+
+    def review(self, body: dict) -> tuple[int, dict | None]:
+        tok = (body.get("spec") or {}).get("token", "")
+        entry: dict = {"token_sha256": hashlib.sha256(tok.encode()).hexdigest()[:12]}
+        try:
+            ident = token.verify(tok, self.cluster_id, self.valid_hosts, self._sts_get, clock.now())
+        except token.TokenError as e:
+            self._record({**entry, "decision": "denied", "stage": "token", "error": str(e)})
+            return 403, None
+        entry.update(arn=ident.arn, canonicalArn=ident.canonical_arn, accountId=ident.account_id,
+                     userId=ident.user_id, sessionName=ident.session_name, accessKeyId=ident.access_key_id)
+        self.auth_loaded.wait(5)
+        try:
+            username, groups, source = awsauth.map_identity(ident, self.auth, self.static, self._private_dns)
+        except (awsauth.NotMapped, ValueError) as e:
+            self._record({**entry, "decision": "denied", "stage": "mapping", "error": str(e)})
+            return 403, None
+        uid = f"aws-iam-authenticator:{ident.account_id}:{ident.user_id}"
+        self._record({**entry, "decision": "granted", "mapping": source, "username": username, "uid": uid,
+                      "groups": groups})
+        extra = {"arn": [ident.arn], "canonicalArn": [ident.canonical_arn], "sessionName": [ident.session_name],
+                 "accessKeyId": [ident.access_key_id], "principalId": [ident.user_id]}
+        return 200, {"username": username, "uid": uid, "groups": groups, "extra": extra}
+
+    def _record(self, entry: dict) -> None:
+        entry = {"time": clock.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ"), **entry}
+        level = logging.INFO if entry.get("decision") == "granted" else logging.WARNING
+        log.log(level, "%s %s", "access granted" if level == logging.INFO else "access denied",
+                json.dumps({k: v for k, v in entry.items() if k != "time"}))
+        with self._log_lock, open(self.decisions, "a") as fh:
+            fh.write(json.dumps(entry) + "\n")
+
+
+def make_handler(auth: Authenticator):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive: the API server reuses its connection
+
+        def log_message(self, fmt, *args):  # the decision log says what matters
+            pass
+
+        def _send(self, status: int, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=UTF-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):
+            self._send(405, b'"expected POST"') if self.path == "/authenticate" else self._send(
+                200 if self.path == "/healthz" else 404, b"ok" if self.path == "/healthz" else b"not found")
+
+        def do_POST(self):
+            if self.path.split("?")[0].rstrip("/") != "/authenticate":
+                log.warning("POST to unknown path %s", self.path)
+                return self._send(404, b"not found")
+            try:
+                length = int(self.headers.get("Content-Length", "0"))
+                review = json.loads(self.rfile.read(length) or b"null")
+                if not isinstance(review, dict):
+                    raise ValueError("not a TokenReview")
+            except ValueError:
+                return self._send(400, b"expected a request body to be a TokenReview\n")
+            status, user = auth.review(review)
+            if user is None:
+                return self._send(status, DENY)
+            out = {"apiVersion": review.get("apiVersion", "authentication.k8s.io/v1beta1"), "kind": "TokenReview",
+                   "metadata": {"creationTimestamp": None}, "spec": {},
+                   "status": {"authenticated": True, "user": user}}
+            self._send(200, json.dumps(out).encode())
+
+    return Handler
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="aws-iam-authenticator-compatible token webhook")
+    ap.add_argument("--state", type=Path, required=True)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    clock.configure(args.state)
+    cfg = json.loads((args.state / "sandbox.json").read_text())
+    auth = Authenticator(args.state)
+    stop = threading.Event()
+    threading.Thread(target=auth.watch_aws_auth, args=(stop,), daemon=True).start()
+    server = ThreadingHTTPServer(("127.0.0.1", cfg["ports"]["authenticator"]), make_handler(auth))
+    server.daemon_threads = True
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(args.state / "pki" / "authenticator.crt"), str(args.state / "pki" / "authenticator.key"))
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    log.info("listening on https://127.0.0.1:%s/authenticate for cluster %s", cfg["ports"]["authenticator"],
+             auth.cluster_id)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
