@@ -1,0 +1,170 @@
+"""Unit tests of the EKS pieces: the token verifier's checks and texts, ARN canonicalisation,
+aws-auth parsing and templates, the SigV4 checks — no sandbox needed."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from helpers.sandbox.aws import sigv4
+from helpers.sandbox.eks import awsauth, bootstrap, token
+from tests import eks_tokens
+
+HOST = "127.0.0.1:8443"
+NOW = dt.datetime.now(dt.timezone.utc)
+
+
+def good_url(**kw) -> str:
+    args = dict(endpoint=f"https://{HOST}", key="AKIAEXAMPLEEXAMPLE00", secret="s3cr3t")
+    args.update(kw)
+    return eks_tokens.presigned_url(**args)
+
+
+def sts_ok(arn="arn:aws:iam::123456789012:user/alice", user_id="AIDAEXAMPLE"):
+    def get(url, headers):
+        assert headers == {"x-k8s-aws-id": "myeks", "accept": "application/json"}
+        return 200, json.dumps({"GetCallerIdentityResponse": {"GetCallerIdentityResult": {
+            "Account": "123456789012", "Arn": arn, "UserId": user_id}}}).encode()
+    return get
+
+
+def test_a_good_token_verifies_to_its_identity():
+    ident = token.verify(eks_tokens.token_of(good_url()), "myeks", {HOST}, sts_ok(), NOW)
+    assert ident.arn == ident.canonical_arn == "arn:aws:iam::123456789012:user/alice"
+    assert ident.access_key_id == "AKIAEXAMPLEEXAMPLE00" and ident.session_name == ""
+
+
+def test_assumed_role_identity_is_canonicalised_with_its_session():
+    get = sts_ok("arn:aws:sts::123456789012:assumed-role/Admin/bob@example.com", "AROAEXAMPLE:bob@example.com")
+    ident = token.verify(eks_tokens.token_of(good_url()), "myeks", {HOST}, get, NOW)
+    assert ident.canonical_arn == "arn:aws:iam::123456789012:role/Admin"
+    assert (ident.user_id, ident.session_name) == ("AROAEXAMPLE", "bob@example.com")
+
+
+@pytest.mark.parametrize("arn,message", [
+    ("arn:aws:s3:::bucket", "service s3 in arn arn:aws:s3:::bucket is not a valid service for identities"),
+    ("arn:aws:sts::1:assumed-role/OnlyRole", "assumed-role arn 'arn:aws:sts::1:assumed-role/OnlyRole' does not have a role"),
+    ("arn:aws:iam::1:group/x", "unrecognized resource group/x for service iam"),
+    ("arn:nope:iam::1:user/x", "does not have a recognized partition"),
+])
+def test_canonicalize_refuses_what_aws_iam_authenticator_refuses(arn, message):
+    with pytest.raises(token.STSError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        token.canonicalize(arn)
+
+
+def test_sts_error_is_reported_with_status_and_body():
+    def get(url, headers):
+        return 403, b'{"Error":{"Code":"SignatureDoesNotMatch"}}'
+    with pytest.raises(token.STSError, match=r"sts getCallerIdentity failed: error from AWS \(expected 200, got 403\)"):
+        token.verify(eks_tokens.token_of(good_url()), "myeks", {HOST}, get, NOW)
+
+
+def test_checks_run_in_upstream_order():
+    """A token with several defects is refused for the first one aws-iam-authenticator checks."""
+    url = eks_tokens.edit_url(good_url(), scheme="http", netloc="evil.example", path="/x")
+    with pytest.raises(token.FormatError, match="unexpected scheme"):
+        token.parse(eks_tokens.token_of(url), {HOST}, NOW)
+    url = eks_tokens.edit_query(good_url(sign_cluster_header=False), set_={"Action": "Nope"})
+    with pytest.raises(token.FormatError, match="unexpected action parameter"):
+        token.parse(eks_tokens.token_of(url), {HOST}, NOW)
+
+
+def test_expired_and_malformed_dates():
+    old = good_url(at=NOW - dt.timedelta(minutes=16))
+    with pytest.raises(token.FormatError, match=r"X-Amz-Date parameter is expired \(15 minute expiration\) \d{4}-"):
+        token.parse(eks_tokens.token_of(old), {HOST}, NOW)
+    bad = eks_tokens.edit_query(good_url(), set_={"X-Amz-Date": "yesterday"})
+    with pytest.raises(token.FormatError, match='error parsing X-Amz-Date parameter yesterday into format 20060102T150405Z'):
+        token.parse(eks_tokens.token_of(bad), {HOST}, NOW)
+
+
+def test_expires_that_is_not_a_number_reports_zero_like_go():
+    bad = eks_tokens.edit_query(good_url(), set_={"X-Amz-Expires": "soon"})
+    with pytest.raises(token.FormatError, match="invalid X-Amz-Expires parameter in pre-signed URL: 0"):
+        token.parse(eks_tokens.token_of(bad), {HOST}, NOW)
+
+
+def test_real_sts_hosts_cover_regional_endpoints():
+    hosts = token.real_sts_hosts()
+    assert {"sts.amazonaws.com", "sts.ap-northeast-2.amazonaws.com", "sts.us-east-1.amazonaws.com"} <= hosts
+
+
+# --- aws-auth -----------------------------------------------------------------------------------
+
+IDENT = token.Identity(arn="arn:aws:sts::123456789012:assumed-role/NodeRole/i-0123456789abcdef0",
+                       canonical_arn="arn:aws:iam::123456789012:role/NodeRole", account_id="123456789012",
+                       user_id="AROAX", session_name="i-0123456789abcdef0", access_key_id="ASIAX")
+
+
+def test_map_roles_with_templates():
+    cfg = awsauth.parse({"mapRoles": "- rolearn: arn:aws:iam::123456789012:role/noderole\n"
+                                     "  username: system:node:{{EC2PrivateDNSName}}\n"
+                                     "  groups: [system:bootstrappers, 'acct-{{AccountID}}', '{{SessionName}}']\n"})
+    user, groups, source = awsauth.map_identity(IDENT, cfg, private_dns=lambda i: f"ip-10-0-0-1.{i}.internal")
+    assert user == "system:node:ip-10-0-0-1.i-0123456789abcdef0.internal"  # ARNs match case-insensitively
+    assert groups == ["system:bootstrappers", "acct-123456789012", "i-0123456789abcdef0"] and source == "mapRoles[0]"
+
+
+def test_session_name_templates():
+    ident = token.Identity(**{**vars(IDENT), "session_name": "bob@example.com"})
+    assert awsauth.render("{{SessionName}}|{{SessionNameRaw}}|{{AccessKeyID}}", ident) == \
+        "bob-example.com|bob@example.com|ASIAX"
+    with pytest.raises(ValueError, match="SessionName did not contain an instance id"):
+        awsauth.render("{{EC2PrivateDNSName}}", ident)
+
+
+def test_map_accounts_and_not_mapped():
+    assert awsauth.map_identity(IDENT, awsauth.parse({"mapAccounts": "- '123456789012'\n"})) == \
+        ("arn:aws:iam::123456789012:role/NodeRole", [], "mapAccounts")
+    with pytest.raises(awsauth.NotMapped, match="ARN is not mapped"):
+        awsauth.map_identity(IDENT, awsauth.parse({}))
+
+
+def test_a_bad_key_is_skipped_and_reported_the_rest_kept():
+    cfg = awsauth.parse({"mapUsers": "- userarn: x\n  groups: [unclosed\n",
+                         "mapRoles": "- rolearn: arn:aws:iam::123456789012:role/NodeRole\n  username: n\n"})
+    assert len(cfg.roles) == 1 and cfg.users == [] and len(cfg.errors) == 1
+    assert "Only saving data that was good" in cfg.errors[0] and "mapUsers" in cfg.errors[0]
+    assert awsauth.parse({"mapRoles": "- username: no-arn\n"}).errors
+
+
+def test_the_node_role_mapping_eks_creates_parses():
+    cfg = awsauth.parse(bootstrap.aws_auth_configmap()["data"])
+    assert cfg.errors == [] and cfg.roles[0].groups == ["system:bootstrappers", "system:nodes"]
+
+
+def test_kubeconfig_merge_keeps_the_learners_entries():
+    fresh = bootstrap.update_kubeconfig_dict("https://127.0.0.1:1", b"CA")
+    mine = bootstrap.update_kubeconfig_dict("https://127.0.0.1:1", b"CA", user_alias="testuser")
+    merged = bootstrap.merge_kubeconfig(mine, bootstrap.update_kubeconfig_dict("https://127.0.0.1:2", b"CA"))
+    assert [c["name"] for c in merged["contexts"]] == ["testuser", fresh["contexts"][0]["name"]]
+    assert merged["clusters"][0]["cluster"]["server"] == "https://127.0.0.1:2"
+    assert merged["current-context"] == "testuser"
+
+
+# --- SigV4 --------------------------------------------------------------------------------------
+
+def test_presigned_signature_check():
+    url = good_url()
+    p = sigv4.parse(url)
+    headers = {"host": HOST, "x-k8s-aws-id": "myeks"}
+    assert sigv4.signature_matches("GET", url, headers, "s3cr3t", p)
+    assert not sigv4.signature_matches("GET", url, {**headers, "x-k8s-aws-id": "other"}, "s3cr3t", p)
+    assert not sigv4.signature_matches("GET", url, headers, "wrong", p)
+    assert not sigv4.signature_matches("GET", eks_tokens.edit_query(url, set_={"Version": "2011-06-16"}),
+                                       headers, "s3cr3t", p)
+
+
+def test_header_signature_check_over_the_exact_bytes():
+    import botocore.auth
+    import botocore.credentials
+    from botocore.awsrequest import AWSRequest
+    body = b'{"name": "x"}'
+    req = AWSRequest(method="POST", url=f"https://{HOST}/clusters?maxResults=5", data=body,
+                     headers={"Content-Type": "application/json"})
+    botocore.auth.SigV4Auth(botocore.credentials.Credentials("AKIA1", "sec"), "eks", "ap-northeast-2").add_auth(req)
+    headers = {**dict(req.headers.items()), "Host": HOST}
+    assert sigv4.header_signature_matches("POST", "/clusters?maxResults=5", HOST, headers, body, "sec", None)
+    assert not sigv4.header_signature_matches("POST", "/clusters?maxResults=6", HOST, headers, body, "sec", None)
+    assert not sigv4.header_signature_matches("POST", "/clusters?maxResults=5", HOST, headers, body + b" ", "sec", None)
