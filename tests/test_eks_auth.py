@@ -248,18 +248,45 @@ def test_expired_session_credentials_are_refused(env, sb, bare_kubeconfig, signe
     assert "ExpiredToken" in decision["error"]
 
 
-def test_malformed_aws_auth_denies_and_the_webhook_survives(env, sb):
-    original = run(["kubectl", "get", "cm", "-n", "kube-system", "aws-auth", "-o", "json"], env).stdout
+def test_aws_auth_edits_are_validated(env, sb):
     arn = f"arn:aws:iam::{account.ACCOUNT_ID}:user/s3reader"
     patch = {"data": {"mapUsers": f"- userarn: {arn}\n  groups: [unclosed\n"}}
-    run(["kubectl", "patch", "cm", "-n", "kube-system", "aws-auth", "--type", "merge", "-p", json.dumps(patch)], env)
+    r = run(["kubectl", "patch", "cm", "-n", "kube-system", "aws-auth", "--type", "merge", "-p", json.dumps(patch)],
+            env, check=False)
+    assert r.returncode == 1
+    assert 'admission webhook "eks-aws-auth-configmap-validation-webhook.amazonaws.com" denied the request: ' \
+           "aws-auth ConfigMap is not valid: mapUsers:" in r.stderr
+    vwc = json.loads(run(["kubectl", "get", "validatingwebhookconfigurations",
+                          "eks-aws-auth-configmap-validation-webhook", "-o", "json"], env).stdout)
+    assert vwc["webhooks"][0]["failurePolicy"] == "Ignore"
+
+
+def test_malformed_aws_auth_denies_and_the_webhook_survives(env, sb):
+    """With the validation out of the way (an admin can remove it), a broken aws-auth is logged, never fatal."""
+    original = run(["kubectl", "get", "cm", "-n", "kube-system", "aws-auth", "-o", "json"], env).stdout
+    vwc = json.loads(run(["kubectl", "get", "validatingwebhookconfigurations",
+                          "eks-aws-auth-configmap-validation-webhook", "-o", "json"], env).stdout)
+    run(["kubectl", "delete", "validatingwebhookconfigurations", "eks-aws-auth-configmap-validation-webhook"], env)
+    arn = f"arn:aws:iam::{account.ACCOUNT_ID}:user/s3reader"
+    patch = {"data": {"mapUsers": f"- userarn: {arn}\n  groups: [unclosed\n"}}
     try:
-        time.sleep(0.5)
-        errors = [json.loads(x) for x in (sb.state_dir / "logs" / "authenticator.jsonl").read_text().splitlines()]
-        assert any(e.get("decision") == "config" and "mapUsers" in e.get("error", "") for e in errors)
+        run(["kubectl", "patch", "cm", "-n", "kube-system", "aws-auth", "--type", "merge", "-p", json.dumps(patch)],
+            env)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            log = [json.loads(x) for x in (sb.state_dir / "logs" / "authenticator.jsonl").read_text().splitlines()]
+            if any(e.get("decision") == "config" and "mapUsers" in e.get("error", "") for e in log):
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the authenticator did not report the broken aws-auth")
         # the creator's access does not depend on aws-auth, and the webhook still answers
         assert run(["kubectl", "get", "nodes"], env).returncode == 0
     finally:
         cm = json.loads(original)
         run(["kubectl", "patch", "cm", "-n", "kube-system", "aws-auth", "--type", "merge", "-p",
              json.dumps({"data": {"mapUsers": cm["data"].get("mapUsers", "[]\n")}})], env)
+        for k in ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields"):
+            vwc["metadata"].pop(k, None)
+        subprocess.run(
+            ["kubectl", "create", "-f", "-"], input=json.dumps(vwc), env=env, capture_output=True, text=True)

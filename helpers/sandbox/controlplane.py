@@ -424,7 +424,7 @@ def _start_all(bins: gobuild.Binaries, lay: Layout, cfg: Config, keys: pki.Clust
     _wait("kube-apiserver /readyz (RBAC roles bootstrapped)", lambda: _api_ready(lay, cfg), timeout, lay,
           "kube-apiserver")
     procs.start(lay.run, lay.logs, "kube-controller-manager", _controller_manager_argv(bins, lay, cfg, keys))
-    _apply_eks_objects(bins, lay)
+    _apply_eks_objects(bins, lay, cfg)
     _wait("the `default` ServiceAccount (made by kube-controller-manager)", lambda: _api_get_json(
         lay, cfg, "/api/v1/namespaces/default/serviceaccounts/default") is not None, timeout, lay,
           "kube-controller-manager")
@@ -436,12 +436,15 @@ def _start_all(bins: gobuild.Binaries, lay: Layout, cfg: Config, keys: pki.Clust
     _wait("the EKS token webhook", lambda: _healthy(lay, cfg, "authenticator"), timeout, lay, "authenticator")
 
 
-def _apply_eks_objects(bins: gobuild.Binaries, lay: Layout) -> None:
-    """EKS's objects: RBAC for the authenticator (ours, re-applied) and aws-auth (created once, then the learner's)."""
+def _apply_eks_objects(bins: gobuild.Binaries, lay: Layout, cfg: Config) -> None:
+    """EKS's objects: RBAC and the aws-auth validation webhook (ours, re-applied on every start) and
+    aws-auth itself (created once, then the learner's)."""
     import subprocess
     env = dict(os.environ, KUBECONFIG=str(lay.admin_kubeconfig))
+    webhook = json.dumps(eks_bootstrap.validation_webhook(cfg.ports["authenticator"], (lay.pki / "ca.crt").read_bytes()))
+    manifests = "\n---\n".join([eks_bootstrap.RBAC, eks_bootstrap.NODE_BOOTSTRAPPER, webhook])
     r = subprocess.run([str(bins.kubectl), "apply", "--server-side", "--force-conflicts", "-f", "-"],
-                       input=eks_bootstrap.RBAC, env=env, capture_output=True, text=True, timeout=30)
+                       input=manifests, env=env, capture_output=True, text=True, timeout=30)
     if r.returncode:
         raise SandboxError(f"could not create EKS's RBAC objects: {r.stderr.strip()}")
     r = subprocess.run([str(bins.kubectl), "create", "-f", "-"], input=json.dumps(eks_bootstrap.aws_auth_configmap()),

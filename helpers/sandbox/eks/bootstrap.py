@@ -47,6 +47,51 @@ subjects:
 """
 
 
+# What the aws-auth node mapping's system:bootstrappers group is for on EKS: a joining node may
+# ask for its client certificate.
+NODE_BOOTSTRAPPER = """
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: eks:node-bootstrapper
+  labels: {eks.amazonaws.com/component: node}
+rules:
+- apiGroups: [certificates.k8s.io]
+  resources: [certificatesigningrequests/selfnodeclient]
+  verbs: [create]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: eks:node-bootstrapper
+  labels: {eks.amazonaws.com/component: node}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: eks:node-bootstrapper}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: Group, name: system:bootstrappers}
+- {apiGroup: rbac.authorization.k8s.io, kind: Group, name: system:nodes}
+"""
+
+VALIDATION_WEBHOOK_NAME = "eks-aws-auth-configmap-validation-webhook"
+
+
+def validation_webhook(port: int, ca_pem: bytes) -> dict:
+    """EKS's check of aws-auth edits, served by the sandbox's authenticator process."""
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": VALIDATION_WEBHOOK_NAME, "labels": {"eks.amazonaws.com/component": "authenticator"}},
+        "webhooks": [{
+            "name": f"{VALIDATION_WEBHOOK_NAME}.amazonaws.com",
+            "admissionReviewVersions": ["v1"],
+            "clientConfig": {"url": f"https://127.0.0.1:{port}/validate",
+                             "caBundle": base64.b64encode(ca_pem).decode()},
+            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+                       "resources": ["configmaps"], "scope": "Namespaced"}],
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "failurePolicy": "Ignore", "matchPolicy": "Equivalent", "sideEffects": "None", "timeoutSeconds": 5,
+        }],
+    }
+
+
 def aws_auth_configmap() -> dict:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "aws-auth", "namespace": "kube-system"},
             "data": {"mapRoles": AWS_AUTH_MAP_ROLES}}

@@ -113,6 +113,20 @@ class Authenticator:
                  "accessKeyId": [ident.access_key_id], "principalId": [ident.user_id]}
         return 200, {"username": username, "uid": uid, "groups": groups, "extra": extra}
 
+    def validate(self, review: dict) -> dict:
+        """AdmissionReview for a ConfigMap in kube-system: aws-auth must parse as the authenticator parses it."""
+        req = review.get("request") or {}
+        obj = req.get("object") or {}
+        response = {"uid": req.get("uid", ""), "allowed": True}
+        if (obj.get("metadata") or {}).get("name") == "aws-auth":
+            errors = awsauth.parse(obj.get("data")).errors
+            if errors:
+                message = "aws-auth ConfigMap is not valid: " + "; ".join(e.split(", ", 1)[-1] for e in errors)
+                response.update(allowed=False, status={"code": 400, "reason": "Invalid", "message": message})
+                self._record({"decision": "rejected aws-auth edit", "error": message,
+                              "user": (req.get("userInfo") or {}).get("username")})
+        return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
+
     def _record(self, entry: dict) -> None:
         entry = {"time": clock.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ"), **entry}
         level = logging.INFO if entry.get("decision") == "granted" else logging.WARNING
@@ -141,16 +155,19 @@ def make_handler(auth: Authenticator):
                 200 if self.path == "/healthz" else 404, b"ok" if self.path == "/healthz" else b"not found")
 
         def do_POST(self):
-            if self.path.split("?")[0].rstrip("/") != "/authenticate":
+            path = self.path.split("?")[0].rstrip("/")
+            if path not in ("/authenticate", "/validate"):
                 log.warning("POST to unknown path %s", self.path)
                 return self._send(404, b"not found")
             try:
                 length = int(self.headers.get("Content-Length", "0"))
                 review = json.loads(self.rfile.read(length) or b"null")
                 if not isinstance(review, dict):
-                    raise ValueError("not a TokenReview")
+                    raise ValueError("not a review")
             except ValueError:
                 return self._send(400, b"expected a request body to be a TokenReview\n")
+            if path == "/validate":
+                return self._send(200, json.dumps(auth.validate(review)).encode())
             status, user = auth.review(review)
             if user is None:
                 return self._send(status, DENY)
