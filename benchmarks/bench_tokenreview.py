@@ -1,0 +1,137 @@
+"""TokenReview latency: EKS tokens (through the token webhook and the sandbox STS) beside the API
+server's own ServiceAccount tokens, measured in the same run against the same API server.
+
+    python benchmarks/bench_tokenreview.py [--clients 50] [--per-client 40]
+
+Each of --clients threads keeps one connection to the API server and posts --per-client
+TokenReviews (a bounded loop on loopback), first with ServiceAccount tokens, then with EKS tokens
+made as `aws eks get-token` makes them. Every token is used once: the API server caches a
+successful authentication for 10 s, and a repeated token would measure that cache, not the
+authenticators. Prints p50/p99 for both and the ratio.
+Target (issue #3): EKS p99 <= 3x the ServiceAccount p99.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import ssl
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from helpers.sandbox import controlplane  # noqa: E402
+
+
+def review(token: str) -> str:
+    return json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}})
+
+
+def run_clients(port: int, ctx: ssl.SSLContext, tokens: list[str], clients: int, per_client: int) -> list[float]:
+    assert len(tokens) >= clients * per_client
+    latencies: list[float] = []
+    lock = threading.Lock()
+    failures: list[str] = []
+
+    def client(mine_tokens: list[str]) -> None:
+        conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=30)
+        mine = []
+        for token in mine_tokens:
+            body = review(token)
+            t0 = time.perf_counter()
+            conn.request("POST", "/apis/authentication.k8s.io/v1/tokenreviews", body,
+                         {"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            data = json.loads(resp.read())
+            mine.append(time.perf_counter() - t0)
+            if not data.get("status", {}).get("authenticated"):
+                failures.append(json.dumps(data.get("status")))
+        conn.close()
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=client, args=(tokens[i * per_client:(i + 1) * per_client],))
+               for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failures:
+        raise SystemExit(f"{len(failures)} TokenReviews were not authenticated, e.g. {failures[0]}")
+    return latencies
+
+
+def service_account_tokens(port: int, ctx: ssl.SSLContext, n: int) -> list[str]:
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=30)
+    out = []
+    for _ in range(n):
+        conn.request("POST", "/api/v1/namespaces/default/serviceaccounts/default/token",
+                     json.dumps({"spec": {"expirationSeconds": 3600}}), {"Content-Type": "application/json"})
+        out.append(json.loads(conn.getresponse().read())["status"]["token"])
+    conn.close()
+    return out
+
+
+def eks_token_batch(sb, n: int) -> list[str]:
+    """Distinct EKS tokens for the cluster creator, as `aws eks get-token` makes them (X-Amz-Expires varies)."""
+    import base64
+
+    import boto3
+    from helpers.sandbox.aws import account
+    cfg = json.loads((sb.state_dir / "sandbox.json").read_text())
+    keys = account.admin_keys(sb.state_dir / "aws")
+    sts = boto3.session.Session(aws_access_key_id=keys.access_key_id, aws_secret_access_key=keys.secret_access_key,
+                                region_name=sb.region).client(
+        "sts", endpoint_url=f"https://127.0.0.1:{cfg['ports']['aws']}", verify=str(sb.state_dir / "pki" / "ca.crt"))
+    sts.meta.events.register("before-sign.sts.GetCallerIdentity",
+                             lambda request, **_: request.headers.__setitem__("x-k8s-aws-id", sb.cluster_name))
+    tokens = set()
+    while len(tokens) < n:
+        url = sts.generate_presigned_url("get_caller_identity", Params={}, ExpiresIn=1 + len(tokens) % 900,
+                                         HttpMethod="GET")
+        tokens.add("k8s-aws-v1." + base64.urlsafe_b64encode(url.encode()).decode().rstrip("="))
+    return sorted(tokens)
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))] * 1000
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--per-client", type=int, default=40)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-tokenreview-") as tmp:
+        sb = controlplane.up(Path(tmp) / "sbx", progress=lambda m: None)
+        try:
+            lay = controlplane.layout(sb.state_dir)
+            ctx = controlplane._admin_ctx(lay)
+            port = int(sb.server.rsplit(":", 1)[1])
+            n = args.clients * args.per_client + 25
+            sa_tokens = service_account_tokens(port, ctx, n)
+            eks_tokens = eks_token_batch(sb, n)
+            run_clients(port, ctx, sa_tokens[-25:], 5, 5)  # warm both paths up
+            run_clients(port, ctx, eks_tokens[-25:], 5, 5)
+            results = {}
+            for name, toks in (("ServiceAccount", sa_tokens), ("EKS (webhook)", eks_tokens)):
+                t0 = time.perf_counter()
+                lat = run_clients(port, ctx, toks, args.clients, args.per_client)
+                wall = time.perf_counter() - t0
+                results[name] = lat
+                print(f"{name:15} n={len(lat)}  p50 {pct(lat, 50):7.1f} ms  p99 {pct(lat, 99):7.1f} ms  "
+                      f"mean {statistics.mean(lat) * 1000:7.1f} ms  {len(lat) / wall:6.0f} reviews/s")
+            ratio = pct(results["EKS (webhook)"], 99) / pct(results["ServiceAccount"], 99)
+            print(f"p99 ratio EKS / ServiceAccount: {ratio:.2f}x  (target <= 3x; {args.clients} concurrent clients)")
+        finally:
+            controlplane.down(sb.state_dir, purge=True, progress=lambda m: None)
+
+
+if __name__ == "__main__":
+    main()
