@@ -123,3 +123,115 @@ def _table(rows: list[dict], cols: list[str]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+
+
+# --- IRSA: the OIDC provider and iamserviceaccount ---------------------------------------------------
+
+def _aws(args: list[str]) -> dict:
+    r = subprocess.run(["aws", *args, "--output", "json"], capture_output=True, text=True, env=dict(os.environ),
+                       timeout=120)
+    if r.returncode:
+        raise EksctlError(r.stderr.strip())
+    return json.loads(r.stdout) if r.stdout.strip() else {}
+
+
+def _issuer(cluster: str) -> str:
+    return _aws(["eks", "describe-cluster", "--name", cluster])["cluster"]["identity"]["oidc"]["issuer"]
+
+
+def _thumbprint(ca_file: str) -> str:
+    """SHA-1 of the issuer's root CA certificate, as IAM wants it for an OIDC provider."""
+    import hashlib
+    import ssl
+    pem = open(ca_file).read()
+    return hashlib.sha1(ssl.PEM_cert_to_DER_cert(pem)).hexdigest()
+
+
+def oidc_provider_arn(cluster: str) -> str | None:
+    bare = _issuer(cluster).split("://", 1)[1]
+    for p in _aws(["iam", "list-open-id-connect-providers"]).get("OpenIDConnectProviderList", []):
+        if p["Arn"].endswith(f":oidc-provider/{bare}"):
+            return p["Arn"]
+    return None
+
+
+def associate_iam_oidc_provider(cluster: str, approve: bool = True) -> Result:
+    cmd = f"eksctl utils associate-iam-oidc-provider --cluster {cluster}" + (" --approve" if approve else "")
+    issuer = _issuer(cluster)
+    existing = oidc_provider_arn(cluster)
+    if existing:
+        return Result(cmd, [f'[ℹ]  IAM Open ID Connect provider is already associated with cluster "{cluster}"'])
+    if not approve:
+        return Result(cmd, [f'[ℹ]  (plan) would create IAM Open ID Connect provider for cluster "{cluster}"',
+                            "[!]  no changes were applied, run again with '--approve' to apply the changes"])
+    _aws(["iam", "create-open-id-connect-provider", "--url", issuer, "--client-id-list", "sts.amazonaws.com",
+          "--thumbprint-list", _thumbprint(os.environ.get("AWS_CA_BUNDLE", ""))])
+    return Result(cmd, [f'[✔]  created IAM Open ID Connect provider for cluster "{cluster}"'])
+
+
+def irsa_trust_policy(provider_arn: str, namespace: str, name: str) -> dict:
+    """The trust policy eksctl writes for an iamserviceaccount."""
+    bare = provider_arn.split(":oidc-provider/", 1)[1]
+    return {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Federated": provider_arn}, "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {f"{bare}:aud": "sts.amazonaws.com",
+                                       f"{bare}:sub": f"system:serviceaccount:{namespace}:{name}"}}}]}
+
+
+def _role_name(cluster: str, namespace: str, name: str) -> str:
+    import hashlib
+    suffix = hashlib.sha256(f"{cluster}/{namespace}/{name}".encode()).hexdigest()[:12].upper()
+    return f"eksctl-{cluster}-addon-iamserviceaccount-{namespace}-{name}-Role1-{suffix}"[:64]
+
+
+def create_iamserviceaccount(cluster: str, name: str, namespace: str = "default",
+                             attach_policy_arns: list[str] = (), approve: bool = True,
+                             kubeconfig: str | None = None) -> Result:
+    cmd = (f"eksctl create iamserviceaccount --name {name} --namespace {namespace} --cluster {cluster}"
+           + (" --approve" if approve else "") + "".join(f" --attach-policy-arn {p}" for p in attach_policy_arns))
+    provider = oidc_provider_arn(cluster)
+    if provider is None:
+        raise EksctlError(f'Error: unable to create iamserviceaccount(s) without IAM OIDC provider enabled '
+                          f'(run `eksctl utils associate-iam-oidc-provider --cluster {cluster} --approve`)')
+    if not approve:
+        return Result(cmd, ["[!]  no tasks were executed, run again with '--approve' to apply the changes"])
+    role = _role_name(cluster, namespace, name)
+    role_arn = _aws(["iam", "create-role", "--role-name", role, "--assume-role-policy-document",
+                     json.dumps(irsa_trust_policy(provider, namespace, name)), "--tags",
+                     f"Key=alpha.eksctl.io/cluster-name,Value={cluster}",
+                     f"Key=alpha.eksctl.io/iamserviceaccount-name,Value={namespace}/{name}"])["Role"]["Arn"]
+    for policy in attach_policy_arns:
+        _aws(["iam", "attach-role-policy", "--role-name", role, "--policy-arn", policy])
+    sa = {"apiVersion": "v1", "kind": "ServiceAccount",
+          "metadata": {"name": name, "namespace": namespace,
+                       "labels": {"app.kubernetes.io/managed-by": "eksctl"},
+                       "annotations": {"eks.amazonaws.com/role-arn": role_arn}}}
+    _kubectl(["apply", "-f", "-"], stdin=json.dumps(sa), kubeconfig=kubeconfig)
+    return Result(cmd, [f'[ℹ]  1 iamserviceaccount ({namespace}/{name}) was included',
+                        f'[ℹ]  created IAM role "{role}" (trust: {provider})',
+                        f'[ℹ]  created serviceaccount "{namespace}/{name}"'], [{"roleArn": role_arn}])
+
+
+def get_iamserviceaccount(cluster: str, kubeconfig: str | None = None) -> Result:
+    sas = json.loads(_kubectl(["get", "serviceaccounts", "-A", "-l", "app.kubernetes.io/managed-by=eksctl",
+                               "-o", "json"], kubeconfig=kubeconfig))["items"]
+    rows = [{"NAMESPACE": s["metadata"]["namespace"], "NAME": s["metadata"]["name"],
+             "ROLE ARN": (s["metadata"].get("annotations") or {}).get("eks.amazonaws.com/role-arn", "")}
+            for s in sas]
+    return Result(f"eksctl get iamserviceaccount --cluster {cluster}",
+                  _table(rows, ["NAMESPACE", "NAME", "ROLE ARN"]).splitlines(), rows)
+
+
+def delete_iamserviceaccount(cluster: str, name: str, namespace: str = "default",
+                             kubeconfig: str | None = None) -> Result:
+    role = _role_name(cluster, namespace, name)
+    try:
+        for p in _aws(["iam", "list-attached-role-policies", "--role-name", role]).get("AttachedPolicies", []):
+            _aws(["iam", "detach-role-policy", "--role-name", role, "--policy-arn", p["PolicyArn"]])
+        _aws(["iam", "delete-role", "--role-name", role])
+    except EksctlError as e:
+        if "NoSuchEntity" not in str(e):
+            raise
+    _kubectl(["delete", "serviceaccount", name, "-n", namespace, "--ignore-not-found"], kubeconfig=kubeconfig)
+    return Result(f"eksctl delete iamserviceaccount --cluster {cluster} --name {name} --namespace {namespace}",
+                  [f'[ℹ]  deleted serviceaccount "{namespace}/{name}" and IAM role "{role}"'])

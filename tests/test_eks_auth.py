@@ -26,11 +26,13 @@ def env(sb):
     return {**os.environ, **sb.env()}
 
 
-@pytest.fixture(autouse=True)
-def learner_environment(env, monkeypatch):
+@pytest.fixture(scope="module", autouse=True)
+def learner_environment(env):
     """Helpers run kubectl and aws as a notebook kernel would: with the sandbox's environment."""
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        yield
 
 
 def run(args: list[str], env: dict, check: bool = True) -> subprocess.CompletedProcess:

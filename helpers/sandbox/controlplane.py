@@ -50,6 +50,7 @@ class Config:
     region: str = REGION
     node_name: str = NODE_NAME
     ports: dict[str, int] = field(default_factory=dict)
+    oidc_id: str = ""  # like EKS's 32-hex-digit issuer id, one per sandbox
 
     @property
     def server(self) -> str:
@@ -57,8 +58,11 @@ class Config:
 
     @property
     def issuer(self) -> str:
-        # The API server serves its own OIDC discovery document and JWKS at this issuer.
-        return self.server
+        # EKS: https://oidc.eks.<region>.amazonaws.com/id/<ID>; served here by the AWS gateway process.
+        return f"https://127.0.0.1:{self.ports['oidc']}/id/{self.oidc_id}"
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "issuer": self.issuer}, indent=2)
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,8 @@ def _locked(lay: Layout) -> Iterator[None]:
 
 def load_config(lay: Layout) -> Config | None:
     try:
-        return Config(**json.loads(lay.config.read_text()))
+        raw = json.loads(lay.config.read_text())
+        return Config(**{k: v for k, v in raw.items() if k in Config.__dataclass_fields__})
     except (OSError, ValueError, TypeError):
         return None
 
@@ -140,6 +145,8 @@ def _write_kubeconfigs(lay: Layout, cfg: Config, keys: pki.ClusterPKI) -> None:
         paths.write_private(path, yaml.safe_dump(kubeconfig_dict(cfg, keys.ca.cert, user, cert_user(pair))))
     paths.write_private(lay.component_kubeconfig("authenticator"), yaml.safe_dump(kubeconfig_dict(
         cfg, keys.ca.cert, "eks:authenticator", cert_user(keys.authenticator))))
+    paths.write_private(lay.component_kubeconfig("pod-identity-webhook"), yaml.safe_dump(kubeconfig_dict(
+        cfg, keys.ca.cert, "eks:pod-identity-mutating-webhook", cert_user(keys.pod_identity_webhook))))
     # How the API server reaches the token webhook (--authentication-token-webhook-config-file).
     webhook = {"apiVersion": "v1", "kind": "Config",
                "clusters": [{"name": "aws-iam-authenticator", "cluster": {
@@ -241,7 +248,7 @@ def _apiserver_argv(bins: gobuild.Binaries, lay: Layout, cfg: Config, k: pki.Clu
             "--authorization-mode=Node,RBAC",
             "--enable-admission-plugins=NodeRestriction",
             "--enable-bootstrap-token-auth=true",
-            f"--service-account-issuer={cfg.issuer}",
+            f"--service-account-issuer={cfg.issuer}", f"--service-account-jwks-uri={cfg.issuer}/keys",
             f"--service-account-key-file={k.sa_pub}", f"--service-account-signing-key-file={k.sa_key}",
             f"--api-audiences={API_AUDIENCE}",
             f"--service-cluster-ip-range={pki.SERVICE_CIDR}",
@@ -364,7 +371,8 @@ def _sweep(lay: Layout) -> list[int]:
 
 def _choose_ports(cfg: Config | None) -> dict[str, int]:
     """Keep last time's ports when they are free (the issuer URL stays the same), else pick new ones."""
-    names = ("apiserver", "etcd", "etcd_peer", "etcd_metrics", "controller_manager", "aws", "authenticator")
+    names = ("apiserver", "etcd", "etcd_peer", "etcd_metrics", "controller_manager", "aws", "authenticator", "oidc",
+             "imds")
     old = (cfg.ports if cfg else {}) or {}
     chosen: dict[str, int] = {}
     for n in names:
@@ -394,8 +402,9 @@ def up(state_dir: Path | str | None = None, progress: Progress | None = None, ti
             progress(f"[sandbox] stopped {len(strays)} process(es) left over from an earlier run")
         for d in (lay.run, lay.logs, lay.pods):
             paths.private_dir(d)
-        cfg = Config(state_dir=str(lay.root), ports=_choose_ports(cfg))
-        paths.write_private(lay.config, json.dumps(asdict(cfg), indent=2))
+        oidc_id = (cfg.oidc_id if cfg and cfg.oidc_id else os.urandom(16).hex().upper())
+        cfg = Config(state_dir=str(lay.root), ports=_choose_ports(cfg), oidc_id=oidc_id)
+        paths.write_private(lay.config, cfg.to_json())
         keys = pki.ensure(lay.pki, cfg.node_name)
         _write_kubeconfigs(lay, cfg, keys)
         progress(f"[sandbox] starting etcd, kube-apiserver {pins().kubernetes}, kube-controller-manager "
@@ -441,8 +450,11 @@ def _apply_eks_objects(bins: gobuild.Binaries, lay: Layout, cfg: Config) -> None
     aws-auth itself (created once, then the learner's)."""
     import subprocess
     env = dict(os.environ, KUBECONFIG=str(lay.admin_kubeconfig))
-    webhook = json.dumps(eks_bootstrap.validation_webhook(cfg.ports["authenticator"], (lay.pki / "ca.crt").read_bytes()))
-    manifests = "\n---\n".join([eks_bootstrap.RBAC, eks_bootstrap.NODE_BOOTSTRAPPER, webhook])
+    ca = (lay.pki / "ca.crt").read_bytes()
+    webhooks = [json.dumps(eks_bootstrap.validation_webhook(cfg.ports["authenticator"], ca)),
+                json.dumps(eks_bootstrap.pod_identity_webhook(cfg.ports["authenticator"], ca))]
+    manifests = "\n---\n".join([eks_bootstrap.RBAC_AUTHENTICATOR, eks_bootstrap.POD_IDENTITY_RBAC,
+                                 eks_bootstrap.NODE_BOOTSTRAPPER, *webhooks])
     r = subprocess.run([str(bins.kubectl), "apply", "--server-side", "--force-conflicts", "-f", "-"],
                        input=manifests, env=env, capture_output=True, text=True, timeout=30)
     if r.returncode:

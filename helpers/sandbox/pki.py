@@ -118,6 +118,7 @@ class ClusterPKI:
     node: Pair
     aws: Pair
     authenticator: Pair
+    pod_identity_webhook: Pair
     sa_key: Path
     sa_pub: Path
 
@@ -128,6 +129,7 @@ def _layout(d: Path) -> ClusterPKI:
                       apiserver_etcd_client=p("apiserver-etcd-client"), apiserver=p("apiserver"),
                       admin=p("admin"), controller_manager=p("controller-manager"), scheduler=p("scheduler"),
                       node=p("node"), aws=p("aws"), authenticator=p("authenticator"),
+                      pod_identity_webhook=p("pod-identity-webhook"),
                       sa_key=d / "sa.key", sa_pub=d / "sa.pub")
 
 
@@ -158,6 +160,7 @@ def ensure(d: Path, node_name: str) -> ClusterPKI:
         "authenticator": (pki.ca, "eks:authenticator", dict(server=True, client=True, dns=("localhost",),
                                                             ips=("127.0.0.1",))),
     }
+    leaves["pod-identity-webhook"] = (pki.ca, "eks:pod-identity-mutating-webhook", dict(client=True))
     for stem, (ca, cn, kw) in leaves.items():
         if not _exists(Pair(d / f"{stem}.crt", d / f"{stem}.key")):
             issue(d, stem, ca, cn, **kw)

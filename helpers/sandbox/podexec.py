@@ -28,6 +28,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -335,6 +336,22 @@ def service_env(api_port: int) -> dict[str, str]:
             "KUBERNETES_PORT_443_TCP_ADDR": host}
 
 
+def lay_region(lay: controlplane.Layout) -> str:
+    return controlplane.load_config(lay).region
+
+
+def aws_env(lay: controlplane.Layout, root: Path) -> dict[str, str]:
+    """Where an AWS SDK in the pod finds AWS: on EKS the real endpoints and 169.254.169.254; here the
+    sandbox's endpoint, its CA, and its instance metadata service, all on loopback. No credentials:
+    the SDK finds them as in a pod (web identity from the webhook's env, else the node role via IMDS)."""
+    cfg = controlplane.load_config(lay)
+    return {"AWS_ENDPOINT_URL": f"https://127.0.0.1:{cfg.ports['aws']}",
+            "AWS_CA_BUNDLE": str(lay.pki / "ca.crt"),
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT": f"http://127.0.0.1:{cfg.ports['imds']}/",
+            "AWS_CONFIG_FILE": str(root / "home" / ".aws" / "config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(root / "home" / ".aws" / "credentials")}
+
+
 # --- paths --------------------------------------------------------------------------------------
 
 def map_paths(text: str, mounts: dict[str, Path]) -> str:
@@ -384,10 +401,15 @@ def prepare(namespace: str, name: str, container: str | None = None, state_dir: 
 
     home = root / "home"
     home.mkdir(exist_ok=True)
-    env = {"PATH": f"{sb.kubectl.parent}{os.pathsep}/usr/local/bin:/usr/bin:/bin", "HOSTNAME": name,
-           "HOME": str(home), "LANG": os.environ.get("LANG", "C.UTF-8")}
+    env = {"PATH": os.pathsep.join([str(sb.kubectl.parent), str(Path(sys.executable).parent),
+                                    "/usr/local/bin", "/usr/bin", "/bin"]),
+           "HOSTNAME": name, "HOME": str(home), "LANG": os.environ.get("LANG", "C.UTF-8")}
     env.update(service_env(int(sb.server.rsplit(":", 1)[1])))
+    env.update(aws_env(lay, root))
     env.update(container_env(api, pod, c))
+    if not {"AWS_REGION", "AWS_DEFAULT_REGION"} & set(env):
+        # The image's AWS CLI v2 reads the region from instance metadata; the v1 CLI here cannot.
+        env["AWS_DEFAULT_REGION"] = lay_region(lay)
 
     kubeconfig: Path | None = None
     sa_dir = mounts.get(SA_MOUNT)

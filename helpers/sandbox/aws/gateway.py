@@ -27,6 +27,7 @@ import ssl
 import sys
 import uuid
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 # moto reads these when it is imported: enforce IAM on every request, and know AWS's managed policies.
 os.environ.setdefault("INITIAL_NO_AUTH_ACTION_COUNT", "0")
@@ -36,7 +37,7 @@ from werkzeug.serving import make_server  # noqa: E402
 from werkzeug.wrappers import Request, Response  # noqa: E402
 
 from .. import clock  # noqa: E402
-from . import account, sigv4  # noqa: E402
+from . import account, imds, sigv4, webidentity  # noqa: E402
 
 log = logging.getLogger("aws-gateway")
 
@@ -87,8 +88,10 @@ def _amz(t: dt.datetime) -> str:
 
 
 class Gateway:
-    def __init__(self, moto_app):
+    def __init__(self, moto_app, ca_file: str):
         self.moto = moto_app
+        self.ca_file = ca_file
+        self._jwks: dict[str, dict] = {}
 
     def __call__(self, environ, start_response):
         req = Request(environ)
@@ -104,11 +107,20 @@ class Gateway:
             return self.moto(environ, start_response)
         answer = Response.from_app(self.moto, environ, buffered=True)
         if answer.status_code == 403:
-            answer = _aws_style_denial(answer, service)
+            answer = _aws_style_denial(answer, service, req)
         return answer(environ, start_response)
 
     def check(self, req: Request) -> Response | None:
         wants_json = "application/json" in req.headers.get("Accept", "")
+        if req.method == "POST" and not req.args and "Authorization" not in req.headers:
+            # unsigned, as SDKs send AssumeRoleWithWebIdentity: moto would answer HTTP 500
+            body = req.get_data(cache=True)
+            req.environ["wsgi.input"] = io.BytesIO(body)
+            form = dict(parse_qsl(body.decode(errors="replace"), keep_blank_values=True))
+            if form.get("Action") == "AssumeRoleWithWebIdentity":
+                return self.assume_role_with_web_identity(form)
+        elif req.args.get("Action") == "AssumeRoleWithWebIdentity" and "X-Amz-Signature" not in req.args:
+            return self.assume_role_with_web_identity(dict(req.args))
         if "X-Amz-Signature" in req.args:
             if req.args.get("Action") == "GetCallerIdentity":
                 return self.presigned_get_caller_identity(req, wants_json)
@@ -117,6 +129,37 @@ class Gateway:
         if auth.startswith("AWS4-HMAC-SHA256") and "Credential=" in auth:
             return self.header_signed(req, auth, wants_json)
         return None
+
+    def assume_role_with_web_identity(self, params: dict) -> Response:
+        from moto.sts.models import sts_backends
+        role_arn = params.get("RoleArn", "")
+        try:
+            claims, provider = webidentity.validate(params.get("WebIdentityToken", ""), role_arn,
+                                                    webidentity.moto_providers(), webidentity.moto_role_trust,
+                                                    self.jwks, clock.now())
+        except webidentity.STSFault as f:
+            log.warning("AssumeRoleWithWebIdentity %s refused: %s %s", role_arn, f.code, f.message)
+            return sts_error(f.code, f.message, f.status, False)
+        session = params.get("RoleSessionName") or f"botocore-session-{int(clock.now().timestamp())}"
+        duration = int(params.get("DurationSeconds") or 3600)
+        sts = sts_backends[account.ACCOUNT_ID]["global"]
+        role = sts.assume_role_with_web_identity(region_name=account.REGION, role_session_name=session,
+                                                 role_arn=role_arn, policy=params.get("Policy"), duration=duration,
+                                                 external_id=None)
+        exp = role.expiration.replace(tzinfo=dt.timezone.utc) if role.expiration.tzinfo is None else role.expiration
+        creds = {"AccessKeyId": role.access_key_id, "SecretAccessKey": role.secret_access_key,
+                 "SessionToken": role.session_token, "Expiration": exp.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        auds = claims.get("aud", [])
+        auds = auds if isinstance(auds, list) else [auds]
+        audience = next((a for a in auds if a in provider.client_ids), "")
+        log.info("AssumeRoleWithWebIdentity %s granted to %s as %s", role_arn, claims.get("sub"), role.arn)
+        return Response(webidentity.response_xml(role.user_id, role.arn, creds, claims, provider, audience),
+                        content_type="text/xml")
+
+    def jwks(self, issuer: str) -> dict:
+        if issuer not in self._jwks:
+            self._jwks[issuer] = webidentity.fetch_jwks(issuer, self.ca_file)
+        return self._jwks[issuer]
 
     def header_signed(self, req: Request, auth: str, wants_json: bool) -> Response | None:
         """moto checks the signature itself; the gateway adds the age and session checks it skips."""
@@ -176,10 +219,21 @@ def _service_of(req: Request) -> str | None:
     return parts[3] if len(parts) >= 4 else None
 
 
-def _aws_style_denial(resp: Response, service: str) -> Response:
+def _aws_style_denial(resp: Response, service: str, req: Request) -> Response:
     """moto says "User: X is not authorized to perform: Y"; AWS says why, and EC2 says it in its own code."""
     body = resp.get_data()
     m = _DENIAL.search(body)
+    if not m and service == "s3" and req.method == "GET" and req.path == "/" and b"<Message>Access Denied" in body:
+        # moto's S3 says only "Access Denied"; for ListBuckets S3 names the caller and the action
+        auth = req.headers.get("Authorization", "")
+        cred = lookup(auth.split("Credential=", 1)[1].split("/", 1)[0]) if "Credential=" in auth else None
+        if cred is not None:
+            action = "s3:ListAllMyBuckets"
+            message = (f"User: {cred.arn} is not authorized to perform: {action} because no identity-based policy "
+                       f"allows the {action} action")
+            return Response(body.replace(b"<Message>Access Denied</Message>", f"<Message>{message}</Message>".encode()),
+                            status=403, headers=[(k, v) for k, v in resp.headers.items()
+                                                 if k.lower() != "content-length"])
     if not m:
         return resp
     who, action = m.group(1).decode(), m.group(2).decode()
@@ -287,6 +341,22 @@ def bootstrap(state: Path, server: str, issuer: str) -> None:
     cluster.identity = {"oidc": {"issuer": issuer}}
 
 
+def _static_json(docs: dict[str, bytes]):
+    def app(environ, start_response):
+        body = docs.get(environ.get("PATH_INFO", ""))
+        if body is None:
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"not found"]
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+    return app
+
+
+def _serve_in_thread(server) -> None:
+    import threading
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+
 def _kube_version() -> str:
     from ..versions import pins
     return pins().kubernetes
@@ -302,11 +372,18 @@ def main() -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 
     _trust_gateway_signature_check()
-    bootstrap(args.state, f"https://127.0.0.1:{cfg['ports']['apiserver']}", cfg.get("issuer")
-              or f"https://127.0.0.1:{cfg['ports']['apiserver']}")
+    issuer = cfg["issuer"]
+    bootstrap(args.state, f"https://127.0.0.1:{cfg['ports']['apiserver']}", issuer)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(str(args.state / "pki" / "aws.crt"), str(args.state / "pki" / "aws.key"))
-    app = Gateway(DomainDispatcherApplication(create_backend_app))
+    # The cluster's OIDC issuer (what EKS serves at oidc.eks.<region>.amazonaws.com) and the node's
+    # instance metadata service, each on a port of its own, in this process.
+    from ..eks import oidc
+    docs = oidc.documents(issuer, args.state / "pki" / "sa.pub")
+    _serve_in_thread(make_server("127.0.0.1", cfg["ports"]["oidc"], _static_json(docs), threaded=True,
+                                 ssl_context=ctx))
+    _serve_in_thread(make_server("127.0.0.1", cfg["ports"]["imds"], imds.App(), threaded=True))
+    app = Gateway(DomainDispatcherApplication(create_backend_app), str(args.state / "pki" / "ca.crt"))
     server = make_server("127.0.0.1", cfg["ports"]["aws"], app, threaded=True, request_handler=MotoRequestHandler,
                          ssl_context=ctx)
     log.info("AWS endpoint on https://127.0.0.1:%s (account %s)", cfg["ports"]["aws"], account.ACCOUNT_ID)

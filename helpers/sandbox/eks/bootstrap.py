@@ -23,7 +23,7 @@ AWS_AUTH_MAP_ROLES = f"""- groups:
   username: system:node:{{{{EC2PrivateDNSName}}}}
 """
 
-RBAC = """
+RBAC_AUTHENTICATOR = """
 apiVersion: rbac.authorization.k8s.io/v1
 kind: Role
 metadata:
@@ -88,6 +88,49 @@ def validation_webhook(port: int, ca_pem: bytes) -> dict:
                        "resources": ["configmaps"], "scope": "Namespaced"}],
             "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
             "failurePolicy": "Ignore", "matchPolicy": "Equivalent", "sideEffects": "None", "timeoutSeconds": 5,
+        }],
+    }
+
+
+# The pod-identity webhook reads ServiceAccounts (their eks.amazonaws.com/* annotations) as EKS's
+# own `eks:pod-identity-mutating-webhook` user.
+POD_IDENTITY_RBAC = """
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: eks:pod-identity-mutating-webhook
+  labels: {eks.amazonaws.com/component: pod-identity-webhook}
+rules:
+- apiGroups: [""]
+  resources: [serviceaccounts]
+  verbs: [get, watch, list]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: eks:pod-identity-mutating-webhook
+  labels: {eks.amazonaws.com/component: pod-identity-webhook}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: eks:pod-identity-mutating-webhook}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: eks:pod-identity-mutating-webhook}
+"""
+
+
+def pod_identity_webhook(port: int, ca_pem: bytes) -> dict:
+    """EKS's `pod-identity-webhook` MutatingWebhookConfiguration (served by the sandbox's EKS webhook process)."""
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": "pod-identity-webhook"},
+        "webhooks": [{
+            "name": "iam-for-pods.amazonaws.com",
+            "admissionReviewVersions": ["v1beta1"],
+            "clientConfig": {"url": f"https://127.0.0.1:{port}/mutate", "caBundle": base64.b64encode(ca_pem).decode()},
+            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"],
+                       "scope": "*"}],
+            "objectSelector": {"matchExpressions": [{"key": "eks.amazonaws.com/skip-pod-identity-webhook",
+                                                     "operator": "DoesNotExist"}]},
+            "namespaceSelector": {}, "failurePolicy": "Ignore", "matchPolicy": "Equivalent",
+            "reinvocationPolicy": "IfNeeded", "sideEffects": "None", "timeoutSeconds": 10,
         }],
     }
 

@@ -1,4 +1,6 @@
-"""An aws-iam-authenticator-compatible token webhook, on https://127.0.0.1:<port>/authenticate.
+"""EKS's control-plane webhooks, on https://127.0.0.1:<port>: an aws-iam-authenticator-compatible
+token webhook (/authenticate), the aws-auth validation webhook (/validate) and the pod-identity
+webhook (/mutate, see podidentity.py; its decisions go to logs/pod-identity-webhook.jsonl).
 
 kube-apiserver sends it a TokenReview for every bearer token it cannot verify itself. It
 verifies the EKS token (token.py), asks the sandbox's STS who signed it, maps the identity
@@ -27,7 +29,7 @@ from kubernetes import client, config, watch
 
 from .. import clock
 from ..aws import account
-from . import awsauth, token
+from . import awsauth, podidentity, token
 
 log = logging.getLogger("aws-iam-authenticator")
 DENY = json.dumps({"metadata": {"creationTimestamp": None}, "spec": {}, "status": {"user": {}}}).encode()
@@ -136,7 +138,44 @@ class Authenticator:
             fh.write(json.dumps(entry) + "\n")
 
 
-def make_handler(auth: Authenticator):
+class PodIdentity:
+    """EKS's pod-identity webhook: reads the pod's ServiceAccount, answers with podidentity's JSON patch."""
+
+    def __init__(self, state: Path):
+        self.api = client.CoreV1Api(config.new_client_from_config(str(state / "pod-identity-webhook.kubeconfig")))
+        self.region = account.REGION
+        self.decisions = state / "logs" / "pod-identity-webhook.jsonl"
+        self._lock = threading.Lock()
+
+    def mutate(self, review: dict) -> dict:
+        import base64
+        req = review.get("request") or {}
+        pod = req.get("object") or {}
+        ns = req.get("namespace") or (pod.get("metadata") or {}).get("namespace") or "default"
+        sa_name = (pod.get("spec") or {}).get("serviceAccountName") or "default"
+        name = (pod.get("metadata") or {}).get("name") or (pod.get("metadata") or {}).get("generateName", "")
+        response: dict = {"uid": req.get("uid", ""), "allowed": True}
+        entry = {"pod": f"{ns}/{name}", "serviceAccount": sa_name}
+        try:
+            sa = self.api.read_namespaced_service_account(sa_name, ns)
+            cfg = podidentity.sa_config(sa.metadata.annotations)
+        except Exception as e:  # not found, API trouble: the pod is admitted unchanged, as failurePolicy Ignore
+            cfg = None
+            entry["note"] = f"service account not read: {getattr(e, 'reason', e)}"
+        if cfg is None:
+            entry.setdefault("decision", "not mutated: the service account has no eks.amazonaws.com/role-arn")
+        else:
+            patch, changed = podidentity.patch_for(pod, cfg, self.region)
+            response.update(patch=base64.b64encode(json.dumps(patch).encode()).decode(), patchType="JSONPatch")
+            entry.update(decision="mutated" if changed else "not mutated: already has the env and volume",
+                         roleArn=cfg.role_arn, audience=cfg.audience, patch=patch)
+        with self._lock, open(self.decisions, "a") as fh:
+            fh.write(json.dumps({"time": clock.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ"), **entry}) + "\n")
+        return {"apiVersion": review.get("apiVersion", "admission.k8s.io/v1beta1"), "kind": "AdmissionReview",
+                "response": response}
+
+
+def make_handler(auth: Authenticator, pods: PodIdentity):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive: the API server reuses its connection
 
@@ -156,7 +195,7 @@ def make_handler(auth: Authenticator):
 
         def do_POST(self):
             path = self.path.split("?")[0].rstrip("/")
-            if path not in ("/authenticate", "/validate"):
+            if path not in ("/authenticate", "/validate", "/mutate"):
                 log.warning("POST to unknown path %s", self.path)
                 return self._send(404, b"not found")
             try:
@@ -168,6 +207,8 @@ def make_handler(auth: Authenticator):
                 return self._send(400, b"expected a request body to be a TokenReview\n")
             if path == "/validate":
                 return self._send(200, json.dumps(auth.validate(review)).encode())
+            if path == "/mutate":
+                return self._send(200, json.dumps(pods.mutate(review)).encode())
             status, user = auth.review(review)
             if user is None:
                 return self._send(status, DENY)
@@ -189,7 +230,8 @@ def main() -> None:
     auth = Authenticator(args.state)
     stop = threading.Event()
     threading.Thread(target=auth.watch_aws_auth, args=(stop,), daemon=True).start()
-    server = ThreadingHTTPServer(("127.0.0.1", cfg["ports"]["authenticator"]), make_handler(auth))
+    server = ThreadingHTTPServer(("127.0.0.1", cfg["ports"]["authenticator"]),
+                                 make_handler(auth, PodIdentity(args.state)))
     server.daemon_threads = True
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(str(args.state / "pki" / "authenticator.crt"), str(args.state / "pki" / "authenticator.key"))
