@@ -221,3 +221,11 @@ def test_cli_status_of_a_stopped_sandbox(tmp_path):
     r = subprocess.run([sys.executable, "-m", "helpers", "sandbox", "nonsense"], env=env, capture_output=True,
                        text=True)
     assert r.returncode == 2 and "invalid choice" in r.stderr
+
+
+def test_stand_in_kubelet_knows_which_containers_ignore_sigterm():
+    from helpers.sandbox.kubelet import seconds_to_exit
+    assert seconds_to_exit({"containers": [{"name": "a", "image": "nginx"}]}) == 0.5
+    assert seconds_to_exit({"containers": [{"name": "a", "command": ["tail"], "args": ["-f", "/dev/null"]}]}) == float("inf")
+    assert seconds_to_exit({"containers": [{"name": "a", "image": "nginx"},
+                                           {"name": "b", "command": ["/bin/sleep", "3600"]}]}) == float("inf")

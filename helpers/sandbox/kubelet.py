@@ -136,6 +136,24 @@ def running_status(pod: dict, started: dt.datetime) -> dict:
     return {"status": status}
 
 
+# Commands that, run as a container's PID 1, have no SIGTERM handler: the kernel does not apply the
+# default action to PID 1, so they live until SIGKILL at the end of the grace period. This is why
+# the lab's pods set terminationGracePeriodSeconds: 0.
+IGNORES_SIGTERM = {"sleep", "tail"}
+PROMPT_EXIT_SECONDS = 0.5
+
+
+def seconds_to_exit(spec: dict) -> float:
+    """How long the pod's containers take to exit after SIGTERM, as far as the stand-in can tell:
+    an image's own entrypoint (nginx, most servers) exits at once; `sleep`/`tail -f` never do."""
+    slowest = 0.0
+    for c in spec.get("containers", []):
+        cmd = (c.get("command") or [])[:1]
+        stubborn = bool(cmd) and cmd[0].rsplit("/", 1)[-1] in IGNORES_SIGTERM
+        slowest = max(slowest, float("inf") if stubborn else PROMPT_EXIT_SECONDS)
+    return slowest
+
+
 class StandInKubelet:
     def __init__(self, state_dir: Path):
         cfg = json.loads((state_dir / "sandbox.json").read_text())
@@ -255,8 +273,9 @@ class StandInKubelet:
         uid = meta["uid"]
         if uid in self._timers:
             return
-        # Like kubelet: the containers get the whole grace period from the moment the deletion is seen.
-        wait = float(meta.get("deletionGracePeriodSeconds") or 0)
+        # Like kubelet: the containers get the grace period from the moment the deletion is seen, and
+        # the pod goes as soon as they have exited.
+        wait = min(float(meta.get("deletionGracePeriodSeconds") or 0), seconds_to_exit(pod["spec"]))
         timer = threading.Timer(wait, self._finish_delete, args=(meta["namespace"], meta["name"], uid))
         timer.daemon = True
         self._timers[uid] = timer

@@ -1,0 +1,177 @@
+"""Run a command line the way the learner would type it, and keep everything it said.
+
+`run("kubectl get pods -n kube-system")` runs the real binary and returns a `Result`: exit code,
+stdout, stderr, the output parsed (JSON or YAML, when it is), the HTTP exchanges kubectl logged
+at -v6 and above, and one sentence on what a failure means. In a notebook a Result renders
+itself: the command, its output, and the failure explained.
+"""
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import shlex
+import subprocess
+from dataclasses import dataclass, field
+
+import yaml
+
+# kubectl -v6: I1128 ... round_trippers.go:632] "Response" verb="GET" url="https://…" status="200 OK" milliseconds=4
+_TRACE_STRUCTURED = re.compile(r'"Response" verb="(?P<verb>\w+)" url="(?P<url>[^"]+)" status="(?P<status>[^"]*)"'
+                               r'(?: headers=.*?)? milliseconds=(?P<ms>\d+)')
+# older form: round_trippers.go:553] GET https://… 200 OK in 4 milliseconds
+_TRACE_PLAIN = re.compile(r"\] (?P<verb>GET|POST|PUT|PATCH|DELETE|HEAD) (?P<url>https?://\S+) (?P<status>\d{3}[^\n]*?) "
+                          r"in (?P<ms>\d+) milliseconds")
+_BODY = re.compile(r'"Response Body" body=(?P<body>.*)$|\] Response Body: (?P<plain>.*)$')
+
+MEANINGS = {
+    "401": "401 Unauthorized: the API server could not tell who you are (authentication, 인증, failed).",
+    "403": "403 Forbidden: the API server knows who you are, but no RBAC rule allows this (authorization, 인가).",
+    "404": "404 Not Found: the object (or the API) does not exist.",
+    "409": "409 Conflict: it already exists, or it changed under you.",
+    "AccessDenied": "AWS knows who you are (IAM authenticated you), but no policy allows this action.",
+    "UnauthorizedOperation": "AWS knows who you are, but no IAM policy allows this EC2 action.",
+    "InvalidClientTokenId": "AWS does not know these credentials (wrong or deleted access key).",
+    "SignatureDoesNotMatch": "The request was signed with the wrong secret, or changed after signing.",
+    "InvalidIdentityToken": "STS refused the web-identity token itself (issuer, audience or signature).",
+}
+
+
+class CommandError(RuntimeError):
+    pass
+
+
+@dataclass
+class Exchange:
+    verb: str
+    url: str
+    status: str
+    ms: int
+    body: str | None = None
+
+
+@dataclass
+class Result:
+    command: str
+    returncode: int
+    stdout: str
+    stderr: str
+    data: object = None
+    exchanges: list[Exchange] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    @property
+    def meaning(self) -> str | None:
+        """One sentence on what a failure means, from the real error text."""
+        if self.ok:
+            return None
+        text = self.stderr + self.stdout
+        for ex in self.exchanges:
+            code = ex.status.split()[0] if ex.status else ""
+            if code in MEANINGS and code in ("401", "403"):
+                return MEANINGS[code]
+        if "You must be logged in to the server (Unauthorized)" in text:
+            return MEANINGS["401"]
+        if "(Forbidden)" in text or " is forbidden: " in text:
+            return MEANINGS["403"]
+        m = re.search(r"An error occurred \((\w+)\)", text)
+        if m and m.group(1) in MEANINGS:
+            return MEANINGS[m.group(1)]
+        if "(NotFound)" in text:
+            return MEANINGS["404"]
+        if "(AlreadyExists)" in text or "(Conflict)" in text:
+            return MEANINGS["409"]
+        return None
+
+    def check(self) -> "Result":
+        if not self.ok:
+            raise CommandError(f"`{self.command}` failed ({self.returncode}): {self.stderr.strip()}")
+        return self
+
+    def exchanges_table(self):
+        import pandas as pd
+        return pd.DataFrame([{"method": e.verb, "url": e.url, "status": e.status, "ms": e.ms} for e in self.exchanges],
+                            columns=["method", "url", "status", "ms"])
+
+    def _repr_html_(self) -> str:
+        parts = [f'<div><code style="font-weight:bold">$ {html.escape(self.command)}</code>']
+        out = self.stdout if self.stdout.strip() else ""
+        err = "\n".join(line for line in self.stderr.splitlines() if not _is_trace(line))
+        if out:
+            parts.append(f"<pre>{html.escape(out.rstrip())}</pre>")
+        if err.strip():
+            colour = "#b00020" if not self.ok else "#555"
+            parts.append(f'<pre style="color:{colour}">{html.escape(err.rstrip())}</pre>')
+        if self.exchanges:
+            rows = "".join(f"<tr><td>{e.verb}</td><td><code>{html.escape(e.url)}</code></td><td>{html.escape(e.status)}"
+                           f"</td><td style='text-align:right'>{e.ms}</td></tr>" for e in self.exchanges)
+            parts.append("<table><tr><th>method</th><th>url</th><th>status</th><th>ms</th></tr>" + rows + "</table>")
+        if self.meaning:
+            parts.append(f"<p>⚠️ <b>exit {self.returncode}</b> — {html.escape(self.meaning)}</p>")
+        elif not self.ok:
+            parts.append(f"<p>⚠️ <b>exit {self.returncode}</b></p>")
+        return "".join(parts) + "</div>"
+
+    def __str__(self) -> str:
+        return (self.stdout + self.stderr).rstrip()
+
+
+def _is_trace(line: str) -> bool:
+    return bool(re.match(r"^[IWE]\d{4} ", line))
+
+
+def parse_trace(stderr: str) -> list[Exchange]:
+    """The HTTP requests kubectl logged at -v6 (and their bodies at -v8)."""
+    exchanges: list[Exchange] = []
+    for line in stderr.splitlines():
+        m = _TRACE_STRUCTURED.search(line) or _TRACE_PLAIN.search(line)
+        if m:
+            exchanges.append(Exchange(m.group("verb"), m.group("url"), m.group("status").strip(), int(m.group("ms"))))
+            continue
+        b = _BODY.search(line)
+        if b and exchanges:
+            body = b.group("body") or b.group("plain") or ""
+            if body.startswith('"') and body.endswith('"'):
+                try:
+                    body = json.loads(body)
+                except ValueError:
+                    pass
+            exchanges[-1].body = body
+    return exchanges
+
+
+def _parse(stdout: str, argv: list[str]):
+    text = stdout.strip()
+    if not text:
+        return None
+    wants = " ".join(argv)
+    if text[0] in "[{" or "-o json" in wants or "--output json" in wants or "-ojson" in wants:
+        try:
+            return json.loads(text)
+        except ValueError:
+            return None
+    if "-o yaml" in wants or "-oyaml" in wants or "--output yaml" in wants:
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError:
+            return None
+    return None
+
+
+def run(command: str | list[str], *, input: str | None = None, env: dict[str, str] | None = None,
+        timeout: float = 120) -> Result:
+    """Run a kubectl/aws (or any) command line as typed; never raises for a non-zero exit."""
+    argv = shlex.split(command) if isinstance(command, str) else list(command)
+    shown = command if isinstance(command, str) else shlex.join(argv)
+    try:
+        p = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout,
+                           env={**os.environ, **(env or {})})
+    except FileNotFoundError:
+        return Result(shown, 127, "", f"{argv[0]}: command not found (is the lab's environment active?)\n")
+    except subprocess.TimeoutExpired:
+        return Result(shown, 124, "", f"timed out after {timeout:.0f}s\n")
+    return Result(shown, p.returncode, p.stdout, p.stderr, _parse(p.stdout, argv), parse_trace(p.stderr))

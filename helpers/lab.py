@@ -1,0 +1,84 @@
+"""The one set-up line of every notebook: `sb = lab.start()`.
+
+It starts the sandbox (or reuses the running one), points this kernel's kubectl, aws and
+KUBECONFIG at it the way `eval "$(./lab sandbox env)"` does in a terminal, and registers the
+cell magics (%kubectl, %%kubectl, %aws, and pod aliases such as %k1). Commands in notebooks
+then read exactly as the learner would type them.
+"""
+from __future__ import annotations
+
+import os
+
+from . import sandbox
+
+TARGET = os.environ.get("EKS_LAB_TARGET", "sandbox")
+
+
+def start(quiet: bool = True) -> sandbox.Sandbox:
+    if TARGET != "sandbox":
+        raise RuntimeError(f"EKS_LAB_TARGET={TARGET!r}: only the sandbox is supported so far (a real cluster comes "
+                           "with issue #7); unset EKS_LAB_TARGET")
+    sb = sandbox.up(progress=(lambda m: None) if quiet else None)
+    os.environ.update(sb.env())
+    try:
+        from IPython import get_ipython
+        ip = get_ipython()
+    except ImportError:
+        ip = None
+    if ip is not None:
+        from . import magics
+        magics.register(ip)
+    return sb
+
+
+def alias(name: str, namespace: str, pod: str) -> str:
+    """Register %NAME as kubectl run inside POD (the note's k1/k2); returns the alias the note used."""
+    from . import magics
+    magics.alias(name, namespace, pod)
+    return f"alias {name}='kubectl exec -it {pod} -n {namespace} -- kubectl'"
+
+
+def wait_for_pods(namespace: str, *names: str, timeout: float = 30) -> None:
+    """Wait until each pod is Running (what `kubectl wait --for=condition=Ready` shows)."""
+    from . import commands
+    for name in names:
+        commands.run(["kubectl", "wait", "--for=condition=Ready", f"pod/{name}", "-n", namespace,
+                      f"--timeout={int(timeout)}s"]).check()
+
+
+def fresh_namespaces(*names: str) -> None:
+    """Delete what an earlier run left behind, so every cell below can run again."""
+    from . import commands
+    commands.run(["kubectl", "delete", "namespace", *names, "--ignore-not-found", "--wait=true",
+                  "--timeout=120s"]).check()
+
+
+class Check:
+    """An exercise check: ✔ when the condition holds, otherwise a hint (never an exception)."""
+
+    def __init__(self, ok: bool, passed: str, hint: str):
+        self.ok, self.passed, self.hint = bool(ok), passed, hint
+
+    def _repr_html_(self) -> str:
+        import html
+        if self.ok:
+            return f"<p>✔ <b>{html.escape(self.passed)}</b></p>"
+        return f"<p>✖ not yet. Hint: {html.escape(self.hint)}</p>"
+
+    def __repr__(self) -> str:
+        return f"✔ {self.passed}" if self.ok else f"✖ not yet. Hint: {self.hint}"
+
+
+def check(ok: bool, passed: str, hint: str) -> Check:
+    return Check(ok, passed, hint)
+
+
+def can_i(verb: str, resource: str, namespace: str | None = None, as_user: str | None = None) -> bool:
+    """`kubectl auth can-i`, answered by the API server (every authorizer)."""
+    from . import commands
+    argv = ["kubectl", "auth", "can-i", verb, resource]
+    if namespace:
+        argv += ["-n", namespace]
+    if as_user:
+        argv += ["--as", as_user]
+    return commands.run(argv).stdout.strip() == "yes"
