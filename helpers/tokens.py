@@ -40,8 +40,10 @@ def _when(ts: int | None, now: dt.datetime) -> dict | None:
 def _human(seconds: float) -> str:
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
         if seconds >= size:
-            n = seconds / size
-            return f"{n:.1f} {unit}s" if n < 10 and n != int(n) else f"{int(n)} {unit}{'s' if int(n) != 1 else ''}"
+            n = round(seconds / size, 1) if seconds < 10 * size else round(seconds / size)
+            if n == int(n):
+                return f"{int(n)} {unit}{'s' if int(n) != 1 else ''}"
+            return f"{n} {unit}s"
     return f"{int(seconds)} seconds"
 
 

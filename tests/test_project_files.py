@@ -65,3 +65,11 @@ def test_readme_has_the_differences_table():
     assert "## Differences from EKS" in text
     section = text.split("## Differences from EKS", 1)[1].split("\n## ", 1)[0]
     assert section.count("\n|") >= 6
+
+
+def test_notebook_navigation_is_current():
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "add_navigation.py"), "--check"], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, f"{r.stdout} — run `python tools/add_navigation.py`"

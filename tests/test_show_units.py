@@ -1,0 +1,110 @@
+"""Unit tests of what notebooks call: command results, -v6 traces, token decoding, magics' parsing."""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+
+import pytest
+
+from helpers import commands, lab, magics, tokens
+from tests import eks_tokens
+
+V6 = """I1128 11:59:44.960476    5965 loader.go:402] Config loaded from file:  /x/kubeconfig
+I1128 11:59:44.960476    5965 round_trippers.go:632] "Response" verb="GET" url="https://127.0.0.1:1/api/v1/nodes?limit=500" status="401 Unauthorized" milliseconds=419
+I1128 11:59:44.99        5965 helper.go:105] "Response Body" body="{\\"kind\\":\\"Status\\",\\"code\\":401}"
+error: You must be logged in to the server (Unauthorized)
+"""
+
+
+def test_v6_trace_becomes_a_table_with_bodies():
+    ex = commands.parse_trace(V6)
+    assert [(e.verb, e.status, e.ms) for e in ex] == [("GET", "401 Unauthorized", 419)]
+    assert json.loads(ex[0].body)["code"] == 401
+    r = commands.Result("kubectl get node -v6", 1, "", V6, None, ex)
+    assert r.meaning.startswith("401 Unauthorized") and list(r.exchanges_table().columns) == ["method", "url",
+                                                                                             "status", "ms"]
+    html = r._repr_html_()
+    assert "round_trippers" not in html and "You must be logged in" in html and "401 Unauthorized" in html
+
+
+@pytest.mark.parametrize("stderr,start", [
+    ('Error from server (Forbidden): pods is forbidden: User "x" cannot list resource "pods"', "403 Forbidden"),
+    ("An error occurred (AccessDenied) when calling the ListBuckets operation: nope", "AWS knows who you are"),
+    ('Error from server (NotFound): pods "x" not found', "404"),
+    ("something else entirely", None),
+])
+def test_failures_are_explained(stderr, start):
+    meaning = commands.Result("c", 1, "", stderr).meaning
+    assert (meaning or None) is None if start is None else meaning.startswith(start)
+
+
+def test_run_parses_json_and_never_raises():
+    r = commands.run(["python3", "-c", "import json; print(json.dumps({'a': 1}))"])
+    assert r.ok and r.data == {"a": 1}
+    missing = commands.run("no-such-binary-here --flag")
+    assert missing.returncode == 127 and "command not found" in missing.stderr
+    bad = commands.run(["python3", "-c", "print('not json {')"])
+    assert bad.ok and bad.data is None
+    with pytest.raises(commands.CommandError, match="failed"):
+        commands.run(["python3", "-c", "raise SystemExit(3)"]).check()
+
+
+def _jwt(claims: dict) -> str:
+    enc = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).decode().rstrip("=")  # noqa: E731
+    return f"{enc({'alg': 'RS256', 'kid': 'k'})}.{enc(claims)}.c2lnbmF0dXJl"
+
+
+def test_decode_a_serviceaccount_token():
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    iat = int(now.timestamp())
+    d = tokens.decode_jwt(_jwt({"sub": "system:serviceaccount:a:b", "iat": iat, "exp": iat + 7200,
+                                "kubernetes.io": {"namespace": "a", "warnafter": iat + 3607}}), now=now)
+    assert d["header"]["kid"] == "k" and d["kubernetes.io"]["namespace"] == "a"
+    assert d["times"]["exp"]["relative"] == "in 2 hours" and d["times"]["warnafter"]["relative"] == "in 1 hour"
+    assert tokens.decode_jwt(_jwt({"a": 1}), reveal=False)["signature"].endswith("masked)")
+    assert tokens.show_jwt(_jwt({"sub": "x"}))._repr_html_().count("<table>") == 4
+
+
+@pytest.mark.parametrize("bad,message", [
+    ("only.two", "3 dot-separated parts"),
+    ("k8s-aws-v1.abc", "EKS token"),
+    ("a.b.c", "not JSON"),
+    ("!!!.???.x", "not base64url|not JSON"),
+])
+def test_malformed_jwts_say_what_they_are(bad, message):
+    with pytest.raises(tokens.TokenFormatError, match=message):
+        tokens.decode_jwt(bad)
+
+
+def test_decode_an_eks_token_and_mask_it():
+    url = eks_tokens.presigned_url("https://127.0.0.1:9", "AKIAEXAMPLE", "secret")
+    token = eks_tokens.token_of(url)
+    d = tokens.decode_eks_token(token)
+    assert d["parameters"]["Action"] == "GetCallerIdentity" and "x-k8s-aws-id" in d["signed_headers"]
+    assert d["credential_scope"]["region"] == "ap-northeast-2" and d["credential_scope"]["service"] == "sts"
+    assert d["valid_until"] - d["signed_at"] == dt.timedelta(minutes=15)
+    masked = tokens.decode_eks_token(token, reveal=False)
+    assert masked["parameters"]["X-Amz-Signature"].endswith("chars masked)") and "masked" not in d["url"]
+    with pytest.raises(tokens.TokenFormatError, match="starts with"):
+        tokens.decode_eks_token("eyJhbGciOi.x.y")
+
+
+def test_exec_credential():
+    text = json.dumps({"kind": "ExecCredential", "apiVersion": "client.authentication.k8s.io/v1beta1",
+                       "status": {"expirationTimestamp": "2026-01-01T00:14:00Z", "token": "k8s-aws-v1.x"}})
+    assert tokens.decode_exec_credential(text)["token"] == "k8s-aws-v1.x"
+    with pytest.raises(tokens.TokenFormatError, match="not JSON"):
+        tokens.decode_exec_credential("error: nope")
+
+
+def test_exec_argument_parsing_without_a_cluster():
+    r = magics.pod_exec(["-it", "dev-kubectl", "-n", "dev-team", "ls"])
+    assert r.returncode == 1 and "after `--`" in r.stderr
+    r = magics.pod_exec(["-it", "-n", "dev-team", "--", "ls"])
+    assert r.returncode == 1 and "expected 'exec (POD" in r.stderr
+
+
+def test_exercise_check_renders_pass_and_hint():
+    assert "✔" in lab.check(True, "done", "h")._repr_html_()
+    assert "Hint: try again" in lab.check(False, "done", "try again")._repr_html_()
