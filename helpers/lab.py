@@ -82,3 +82,51 @@ def can_i(verb: str, resource: str, namespace: str | None = None, as_user: str |
     if as_user:
         argv += ["--as", as_user]
     return commands.run(argv).stdout.strip() == "yes"
+
+
+def decisions(last: int = 5, log: str = "authenticator"):
+    """The token webhook's (or the pod-identity webhook's) latest decisions, newest last.
+
+    On EKS these are the aws-iam-authenticator logs in CloudWatch (control-plane logging)."""
+    import json
+
+    import pandas as pd
+    path = sandbox.current().state_dir / "logs" / f"{log}.jsonl"
+    lines = path.read_text().splitlines()[-last:] if path.exists() else []
+    rows = [json.loads(x) for x in lines]
+    cols = ["time", "decision", "arn", "mapping", "username", "groups", "error"] if log == "authenticator" else \
+        ["time", "pod", "serviceAccount", "decision", "roleArn"]
+    return pd.DataFrame(rows).reindex(columns=cols).fillna("")
+
+
+class Workstation:
+    """Another machine of the lab ("bastion host 2"): its own AWS credentials and its own kubeconfig."""
+
+    def __init__(self, name: str, access_key_id: str, secret_access_key: str):
+        import tempfile
+        from pathlib import Path
+        self.name = name
+        self.home = Path(tempfile.mkdtemp(prefix=f"{name}-"))
+        self.env = {"AWS_ACCESS_KEY_ID": access_key_id, "AWS_SECRET_ACCESS_KEY": secret_access_key,
+                    "AWS_SHARED_CREDENTIALS_FILE": str(self.home / "credentials"),
+                    "KUBECONFIG": str(self.home / "kubeconfig")}
+
+    def run(self, command: str):
+        from . import commands
+        r = commands.run(command, env=self.env)
+        r.command = f"[{self.name}] {r.command}"
+        return r
+
+
+def remove_iam_user(name: str) -> None:
+    """Delete an IAM user with its keys and attached policies (what an earlier run may have left)."""
+    from . import commands
+    keys = commands.run(["aws", "iam", "list-access-keys", "--user-name", name, "--output", "json"])
+    if not keys.ok:
+        return
+    for k in keys.data.get("AccessKeyMetadata", []):
+        commands.run(["aws", "iam", "delete-access-key", "--user-name", name, "--access-key-id", k["AccessKeyId"]])
+    attached = commands.run(["aws", "iam", "list-attached-user-policies", "--user-name", name, "--output", "json"])
+    for p in (attached.data or {}).get("AttachedPolicies", []):
+        commands.run(["aws", "iam", "detach-user-policy", "--user-name", name, "--policy-arn", p["PolicyArn"]])
+    commands.run(["aws", "iam", "delete-user", "--user-name", name]).check()

@@ -108,3 +108,40 @@ def test_exec_argument_parsing_without_a_cluster():
 def test_exercise_check_renders_pass_and_hint():
     assert "✔" in lab.check(True, "done", "h")._repr_html_()
     assert "Hint: try again" in lab.check(False, "done", "try again")._repr_html_()
+
+
+RBAC_OBJECTS = {
+    "bindings": [
+        {"kind": "ClusterRoleBinding", "metadata": {"name": "cluster-admin"},
+         "roleRef": {"kind": "ClusterRole", "name": "cluster-admin"},
+         "subjects": [{"kind": "Group", "name": "system:masters"}]},
+        {"kind": "RoleBinding", "metadata": {"name": "roleB-dev-team", "namespace": "dev-team"},
+         "roleRef": {"kind": "Role", "name": "role-dev-team"},
+         "subjects": [{"kind": "ServiceAccount", "name": "dev-k8s", "namespace": "dev-team"}]},
+    ],
+    "roles": [
+        {"kind": "ClusterRole", "metadata": {"name": "cluster-admin"},
+         "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}, {"nonResourceURLs": ["*"], "verbs": ["*"]}]},
+        {"kind": "Role", "metadata": {"name": "role-dev-team", "namespace": "dev-team"},
+         "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]},
+    ],
+}
+
+
+def test_rbac_lookup_has_rbac_tools_columns():
+    from helpers import rbac
+    df = rbac.lookup("system:masters", RBAC_OBJECTS["bindings"])
+    assert list(df.columns) == ["SUBJECT", "SUBJECT TYPE", "SCOPE", "NAMESPACE", "ROLE", "BINDING"]
+    assert df.iloc[0].tolist() == ["system:masters", "Group", "ClusterRole", "", "cluster-admin", "cluster-admin"]
+    assert rbac.lookup("dev-.*", RBAC_OBJECTS["bindings"]).iloc[0]["SCOPE"] == "Role"
+    assert rbac.lookup("nobody", RBAC_OBJECTS["bindings"]).empty
+
+
+def test_rolesum_verb_table():
+    from helpers import rbac
+    s = rbac.rolesum("ServiceAccount", "dev-k8s", "dev-team", RBAC_OBJECTS)
+    assert s["bindings"].iloc[0].tolist() == ["dev-team/roleB-dev-team", "Role/role-dev-team", "dev-team"]
+    row = s["policies"].iloc[0]
+    assert (row["resource"], row["get"], row["list"], row["delete"]) == ("pods", "✔", "✔", "✖")
+    admin = rbac.rolesum("Group", "system:masters", objects=RBAC_OBJECTS)["policies"]
+    assert set(admin["resource"]) == {"*.*", "*"} and (admin[rbac.VERBS] == "✔").all().all()
