@@ -36,7 +36,19 @@ def main(argv: list[str] | None = None) -> int:
     s = cmds.add_parser("status", help="components, versions, ports, PIDs, health")
     s.add_argument("--json", action="store_true")
     cmds.add_parser("env", help="`export` lines that point a terminal's kubectl at the sandbox")
+    series = sub.add_parser("series", help="the notebooks, all at once")
+    scmds = series.add_subparsers(dest="cmd", required=True)
+    srun = scmds.add_parser("run", help="execute every notebook headless; write executed copies and HTML")
+    srun.add_argument("--out", default="build/series", help="output folder (default build/series)")
     args = parser.parse_args(argv)
+    if args.area == "series":
+        from pathlib import Path
+
+        from .. import series as series_mod
+        report = series_mod.run(Path(args.out))
+        print("\n".join(f"{r['notebook']:40} {r['seconds']:6.1f}s  {r['error'] or 'ok'}" for r in report))
+        print(f"{'total':40} {sum(r['seconds'] for r in report):6.1f}s   -> {args.out}")
+        return 1 if any(r["error"] for r in report) else 0
 
     try:
         if args.cmd == "build":

@@ -1,0 +1,45 @@
+"""Run the whole series headless and keep the result: an instructor's handout.
+
+    python -m helpers series run [--out build/series]
+
+Executes every notebook in order against the sandbox (started if needed), with progress, and
+writes the executed notebooks and an HTML page for each into the output folder. The committed
+notebooks are never touched.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def run(out: Path, progress=lambda m: print(m, file=sys.stderr, flush=True)) -> list[dict]:
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+    from nbconvert import HTMLExporter
+
+    from . import sandbox
+    sandbox.up(progress=progress)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    report = []
+    for i, path in enumerate(paths, 1):
+        progress(f"[series] {i}/{len(paths)} {path.stem} …")
+        nb = nbformat.read(path, as_version=4)
+        started = time.monotonic()
+        error = None
+        try:
+            NotebookClient(nb, timeout=300, kernel_name="python3",
+                           resources={"metadata": {"path": str(out)}}).execute()
+        except CellExecutionError as e:
+            error = str(e).splitlines()[0] if str(e) else "a cell failed"
+        seconds = time.monotonic() - started
+        nbformat.write(nb, out / path.name)
+        html, _ = HTMLExporter().from_notebook_node(nb)
+        (out / f"{path.stem}.html").write_text(html)
+        report.append({"notebook": path.stem, "seconds": round(seconds, 1), "error": error})
+        progress(f"[series] {i}/{len(paths)} {path.stem}: {'FAILED: ' + error if error else 'ok'} ({seconds:.0f}s)")
+    return report
