@@ -98,14 +98,16 @@ class Result:
                             columns=["method", "url", "status", "ms"])
 
     def _repr_html_(self) -> str:
+        pre = "font-family:monospace;white-space:pre;text-align:left;margin:0.3em 0"
         parts = [f'<div><code style="font-weight:bold">$ {html.escape(self.command)}</code>']
         out = self.stdout if self.stdout.strip() else ""
-        err = "\n".join(line for line in self.stderr.splitlines() if not _is_trace(line))
+        err = "\n".join(line for line in self.stderr.splitlines()
+                         if not _is_trace(line) and not (self.exchanges and _is_logged_body(line)))
         if out:
-            parts.append(f"<pre>{html.escape(out.rstrip())}</pre>")
+            parts.append(f'<pre style="{pre}">{html.escape(out.rstrip())}</pre>')
         if err.strip():
             colour = "#b00020" if not self.ok else "#555"
-            parts.append(f'<pre style="color:{colour}">{html.escape(err.rstrip())}</pre>')
+            parts.append(f'<pre style="{pre};color:{colour}">{html.escape(err.rstrip())}</pre>')
         if self.exchanges:
             rows = "".join(f"<tr><td>{e.verb}</td><td><code>{html.escape(e.url)}</code></td><td>{html.escape(e.status)}"
                            f"</td><td style='text-align:right'>{e.ms}</td></tr>" for e in self.exchanges)
@@ -122,6 +124,11 @@ class Result:
 
 def _is_trace(line: str) -> bool:
     return bool(re.match(r"^[IWE]\d{4} ", line))
+
+
+def _is_logged_body(line: str) -> bool:
+    """The continuation lines of a JSON body kubectl logged at -v6 and above (shown in the table instead)."""
+    return bool(re.match(r'^\s*(?:[\]\[{}]|"[\w-]+": |\}\])', line))
 
 
 def parse_trace(stderr: str) -> list[Exchange]:

@@ -13,6 +13,10 @@ from tests import eks_tokens
 V6 = """I1128 11:59:44.960476    5965 loader.go:402] Config loaded from file:  /x/kubeconfig
 I1128 11:59:44.960476    5965 round_trippers.go:632] "Response" verb="GET" url="https://127.0.0.1:1/api/v1/nodes?limit=500" status="401 Unauthorized" milliseconds=419
 I1128 11:59:44.99        5965 helper.go:105] "Response Body" body="{\\"kind\\":\\"Status\\",\\"code\\":401}"
+E1128 11:59:45.000000    5965 memcache.go:265] "Unhandled Error" err=<
+  "kind": "Status",
+  "code": 401
+}]
 error: You must be logged in to the server (Unauthorized)
 """
 
@@ -26,6 +30,7 @@ def test_v6_trace_becomes_a_table_with_bodies():
                                                                                              "status", "ms"]
     html = r._repr_html_()
     assert "round_trippers" not in html and "You must be logged in" in html and "401 Unauthorized" in html
+    assert "&quot;kind&quot;: &quot;Status&quot;" not in html  # the logged body is in the table, not repeated
 
 
 @pytest.mark.parametrize("stderr,start", [
