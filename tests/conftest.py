@@ -64,3 +64,18 @@ def namespace(kubectl, request):
     kubectl("create", "namespace", name)
     yield name
     kubectl("delete", "namespace", name, "--wait=false")
+
+
+@pytest.fixture(scope="module")
+def env(sb) -> dict[str, str]:
+    """This process's environment plus the sandbox's: what `eval "$(./lab sandbox env)"` gives a shell."""
+    return {**os.environ, **sb.env()}
+
+
+@pytest.fixture(scope="module")
+def learner_environment(env):
+    """Helpers run kubectl and aws as a notebook kernel would: with the sandbox's environment."""
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        yield

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 import subprocess
 import time
 
@@ -17,22 +16,10 @@ from helpers.sandbox import clock
 from helpers.sandbox.aws import account
 from tests import eks_tokens
 
-pytestmark = pytest.mark.sandbox
+pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("learner_environment")]
 UNAUTHORIZED = "error: You must be logged in to the server (Unauthorized)"
 
 
-@pytest.fixture(scope="module")
-def env(sb):
-    return {**os.environ, **sb.env()}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def learner_environment(env):
-    """Helpers run kubectl and aws as a notebook kernel would: with the sandbox's environment."""
-    with pytest.MonkeyPatch.context() as mp:
-        for k, v in env.items():
-            mp.setenv(k, v)
-        yield
 
 
 def run(args: list[str], env: dict, check: bool = True) -> subprocess.CompletedProcess:

@@ -2,9 +2,7 @@
 tokens as AWS does, EKS's pod-identity webhook, and the real `aws` CLI inside pods."""
 from __future__ import annotations
 
-import datetime as dt
 import json
-import os
 import subprocess
 import time
 
@@ -20,22 +18,10 @@ from helpers import eksctl
 from helpers.sandbox import clock, podexec
 from helpers.sandbox.aws import account
 
-pytestmark = pytest.mark.sandbox
+pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("learner_environment")]
 S3_READ_ONLY = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"
 
 
-@pytest.fixture(scope="module")
-def env(sb):
-    return {**os.environ, **sb.env()}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def learner_environment(env):
-    """Helpers run kubectl and aws as a notebook kernel would: with the sandbox's environment."""
-    with pytest.MonkeyPatch.context() as mp:
-        for k, v in env.items():
-            mp.setenv(k, v)
-        yield
 
 
 def kubectl(env, *args, input=None, check=True):
@@ -75,7 +61,7 @@ def running(env, name, ns="default"):
 
 
 @pytest.fixture(scope="module")
-def irsa(env, sb):
+def irsa(env, sb, learner_environment):
     """Part 4's set-up: the OIDC provider, my-sa with S3 read-only, a bucket to see."""
     eksctl.associate_iam_oidc_provider("myeks")
     created = eksctl.create_iamserviceaccount("myeks", "my-sa", "default", [S3_READ_ONLY])

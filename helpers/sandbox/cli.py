@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "up":
             sbx = controlplane.up()
             print(f"sandbox {'already running' if sbx.reused else 'ready'}: {sbx.server}")
-            print(f"use it from this shell:  eval \"$(python -m helpers sandbox env)\"")
+            print("use it from this shell:  eval \"$(python -m helpers sandbox env)\"")
         elif args.cmd == "down":
             controlplane.down(purge=args.purge)
         elif args.cmd == "status":

@@ -38,7 +38,6 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from . import controlplane, paths
-from .pki import KUBERNETES_SERVICE_IP
 
 SA_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 # /var/run is a symlink to /run on every current distribution; the note uses both spellings.
@@ -331,7 +330,7 @@ def service_env(api_port: int) -> dict[str, str]:
     """
     host, port = "127.0.0.1", str(api_port)
     return {"KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": port, "KUBERNETES_SERVICE_PORT_HTTPS": port,
-            "KUBERNETES_PORT": f"tcp://{host}:{port}", f"KUBERNETES_PORT_443_TCP": f"tcp://{host}:{port}",
+            "KUBERNETES_PORT": f"tcp://{host}:{port}", "KUBERNETES_PORT_443_TCP": f"tcp://{host}:{port}",
             "KUBERNETES_PORT_443_TCP_PROTO": "tcp", "KUBERNETES_PORT_443_TCP_PORT": port,
             "KUBERNETES_PORT_443_TCP_ADDR": host}
 
