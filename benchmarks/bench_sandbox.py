@@ -50,12 +50,19 @@ def bare_start(base: Path) -> float:
         paths.private_dir(d)
     cfg = controlplane.Config(state_dir=str(state), ports=controlplane._choose_ports(None))
     keys = pki.ensure(lay.pki, cfg.node_name)  # not timed: a cold `up` pays for this, the bare start does not
+    paths.write_private(lay.config, cfg.to_json())
+    controlplane._write_kubeconfigs(lay, cfg, keys)  # the API server's flags name the token-webhook config
     bins = gobuild.binaries()
     ctx = controlplane._admin_ctx(lay)
     t0 = time.monotonic()
     procs.start(lay.run, lay.logs, "etcd", controlplane._etcd_argv(bins, lay, cfg, keys))
     procs.start(lay.run, lay.logs, "kube-apiserver", controlplane._apiserver_argv(bins, lay, cfg, keys))
+    deadline = time.monotonic() + 90
     while True:
+        api = procs.load(lay.run, "kube-apiserver")
+        if time.monotonic() > deadline or api is None or not api.alive():
+            procs.stop(lay.run, "etcd", timeout=10)
+            raise SystemExit(f"the bare kube-apiserver did not become ready; see {lay.logs / 'kube-apiserver.log'}")
         try:
             status, body = controlplane.https_get(cfg.ports["apiserver"], "/readyz", ctx)
             if status == 200 and body.strip() == b"ok":
