@@ -32,7 +32,7 @@ def main() -> None:
     print(f"sandbox cold start        {start:6.1f} s")
     print(f"{'notebook':32} {'first run':>10} {'second run':>11}")
     for c, w in zip(cold, warm):
-        flag = "" if not (c["error"] or w["error"]) else "  FAILED"
+        flag = "" if not (c["error"] or w["error"]) else f"  FAILED: {c['error'] or w['error']}"
         print(f"{c['notebook']:32} {c['seconds']:9.1f}s {w['seconds']:10.1f}s{flag}")
     total_c, total_w = sum(r["seconds"] for r in cold), sum(r["seconds"] for r in warm)
     print(f"{'total':32} {total_c:9.1f}s {total_w:10.1f}s   target <= 180 s")

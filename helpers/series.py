@@ -21,7 +21,13 @@ def run(out: Path, progress=lambda m: print(m, file=sys.stderr, flush=True)) -> 
     from nbclient.exceptions import CellExecutionError
     from nbconvert import HTMLExporter
 
+    import os
+
     from . import sandbox
+    # The kernels import `helpers` from this checkout, however this process was started.
+    root = str(NOTEBOOKS.parent)
+    if root not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
     sandbox.up(progress=progress)
     out.mkdir(parents=True, exist_ok=True)
     paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
