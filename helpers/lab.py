@@ -130,3 +130,33 @@ def remove_iam_user(name: str) -> None:
     for p in (attached.data or {}).get("AttachedPolicies", []):
         commands.run(["aws", "iam", "detach-user-policy", "--user-name", name, "--policy-arn", p["PolicyArn"]])
     commands.run(["aws", "iam", "delete-user", "--user-name", name]).check()
+
+
+def ensure_irsa_pod(manifest: str, sa: str = "my-sa", policy: str = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess",
+                    cluster: str = "myeks") -> None:
+    """Re-create what notebook 04 leaves for 05 (OIDC provider, IRSA ServiceAccount, pod) if it is missing."""
+    import yaml
+
+    from . import commands, eksctl
+    if not eksctl.oidc_provider_arn(cluster):
+        eksctl.associate_iam_oidc_provider(cluster)
+    if commands.run(["kubectl", "get", "sa", sa]).returncode:
+        eksctl.create_iamserviceaccount(cluster, sa, "default", [policy])
+    name = yaml.safe_load(manifest)["metadata"]["name"]
+    if commands.run(["kubectl", "get", "pod", name]).returncode:
+        commands.run("kubectl apply -f -", input=manifest).check()
+
+
+def spec_diff(submitted: dict, stored: dict, volume: str = "aws-iam-token") -> list[str]:
+    """A unified diff of the containers' env and mounts, and of one volume, before and after admission."""
+    import difflib
+
+    import yaml
+
+    def keep(spec: dict) -> dict:
+        return {"containers": [{k: c.get(k) for k in ("name", "env", "volumeMounts") if c.get(k)}
+                               for c in spec["containers"]],
+                "volumes": [v for v in spec.get("volumes") or [] if v["name"] == volume]}
+    before = yaml.safe_dump(keep(submitted["spec"]), sort_keys=False).splitlines()
+    after = yaml.safe_dump(keep(stored["spec"]), sort_keys=False).splitlines()
+    return list(difflib.unified_diff(before, after, "submitted", "stored", lineterm=""))

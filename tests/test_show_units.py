@@ -150,3 +150,13 @@ def test_rolesum_verb_table():
     assert (row["resource"], row["get"], row["list"], row["delete"]) == ("pods", "✔", "✔", "✖")
     admin = rbac.rolesum("Group", "system:masters", objects=RBAC_OBJECTS)["policies"]
     assert set(admin["resource"]) == {"*.*", "*"} and (admin[rbac.VERBS] == "✔").all().all()
+
+
+def test_spec_diff_shows_only_what_admission_added():
+    submitted = {"spec": {"containers": [{"name": "c", "image": "x"}]}}
+    stored = {"spec": {"containers": [{"name": "c", "image": "x", "env": [{"name": "AWS_ROLE_ARN", "value": "r"}]}],
+                       "volumes": [{"name": "aws-iam-token", "projected": {}}, {"name": "other", "emptyDir": {}}]}}
+    diff = lab.spec_diff(submitted, stored)
+    added = [line for line in diff if line.startswith("+") and not line.startswith("+++")]
+    assert any("AWS_ROLE_ARN" in line for line in added) and any("aws-iam-token" in line for line in added)
+    assert not any("other" in line for line in diff) and not any("image" in line for line in diff)

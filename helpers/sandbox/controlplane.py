@@ -230,14 +230,6 @@ def _etcd_argv(bins: gobuild.Binaries, lay: Layout, cfg: Config, k: pki.ClusterP
             "--unsafe-no-fsync=false", "--log-level=warn"]
 
 
-def apiserver_extra_args(lay: Layout) -> list[str]:
-    """Flags that sandbox add-ons (e.g. the EKS token webhook) contribute, one per line."""
-    extra = lay.root / "apiserver-extra-args"
-    if not extra.exists():
-        return []
-    return [line.strip() for line in extra.read_text().splitlines() if line.strip() and not line.startswith("#")]
-
-
 def _apiserver_argv(bins: gobuild.Binaries, lay: Layout, cfg: Config, k: pki.ClusterPKI) -> list[str]:
     return [str(bins.kube_apiserver),
             "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={cfg.ports['apiserver']}",
@@ -257,8 +249,7 @@ def _apiserver_argv(bins: gobuild.Binaries, lay: Layout, cfg: Config, k: pki.Clu
             # EKS authentication: bearer tokens the API server cannot verify go to the
             # aws-iam-authenticator-compatible webhook. No caching, so aws-auth edits apply at once.
             f"--authentication-token-webhook-config-file={lay.root / 'authn-webhook.kubeconfig'}",
-            "--authentication-token-webhook-version=v1beta1", "--authentication-token-webhook-cache-ttl=0s",
-            *apiserver_extra_args(lay)]
+            "--authentication-token-webhook-version=v1beta1", "--authentication-token-webhook-cache-ttl=0s"]
 
 
 def _controller_manager_argv(bins: gobuild.Binaries, lay: Layout, cfg: Config, k: pki.ClusterPKI) -> list[str]:
@@ -493,15 +484,6 @@ def current(state_dir: Path | str | None = None) -> Sandbox:
     return _sandbox(lay, cfg, reused=True, seconds=0.0)
 
 
-def _version_of(binary: str, args: list[str]) -> str:
-    import subprocess
-    try:
-        out = subprocess.run([binary, *args], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        return "?"
-    return out.strip().splitlines()[0] if out.strip() else "?"
-
-
 def status(state_dir: Path | str | None = None) -> dict:
     lay = layout(state_dir)
     cfg = load_config(lay)
@@ -561,22 +543,23 @@ def _healthy(lay: Layout, cfg: Config | None, component: str) -> bool:
     return False
 
 
-def env_vars(sb: Sandbox | None = None, state_dir: Path | str | None = None) -> dict[str, str]:
-    lay = layout(sb.state_dir if sb else state_dir)
-    bins = gobuild.binaries()
+def _own_env(lay: Layout) -> dict[str, str]:
+    """What points kubectl and aws at this sandbox (PATH aside)."""
     return {"KUBECONFIG": str(lay.kubeconfig), "EKS_LAB_STATE": str(lay.root),
             "AWS_CONFIG_FILE": str(lay.root / "aws" / "config"),
             "AWS_SHARED_CREDENTIALS_FILE": str(lay.root / "aws" / "credentials"),
             # the AWS CLI v1 reads its CA bundle from the environment, not from the config file
-            "AWS_CA_BUNDLE": str(lay.root / "pki" / "ca.crt"),
-            "PATH": f"{bins.kubectl_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+            "AWS_CA_BUNDLE": str(lay.root / "pki" / "ca.crt")}
+
+
+def env_vars(sb: Sandbox | None = None, state_dir: Path | str | None = None) -> dict[str, str]:
+    lay = layout(sb.state_dir if sb else state_dir)
+    path = f"{gobuild.binaries().kubectl_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+    return {**_own_env(lay), "PATH": path}
 
 
 def env_lines(state_dir: Path | str | None = None) -> str:
+    import shlex
     lay = layout(state_dir)
-    bins = gobuild.binaries()
-    return "\n".join([f"export KUBECONFIG={lay.kubeconfig}", f"export EKS_LAB_STATE={lay.root}",
-                      f"export AWS_CONFIG_FILE={lay.root / 'aws' / 'config'}",
-                      f"export AWS_SHARED_CREDENTIALS_FILE={lay.root / 'aws' / 'credentials'}",
-                      f"export AWS_CA_BUNDLE={lay.root / 'pki' / 'ca.crt'}",
-                      f'export PATH="{bins.kubectl_dir}:$PATH"'])
+    lines = [f"export {k}={shlex.quote(v)}" for k, v in _own_env(lay).items()]
+    return "\n".join(lines + [f'export PATH="{gobuild.binaries().kubectl_dir}:$PATH"'])

@@ -335,15 +335,10 @@ def service_env(api_port: int) -> dict[str, str]:
             "KUBERNETES_PORT_443_TCP_ADDR": host}
 
 
-def lay_region(lay: controlplane.Layout) -> str:
-    return controlplane.load_config(lay).region
-
-
-def aws_env(lay: controlplane.Layout, root: Path) -> dict[str, str]:
+def aws_env(lay: controlplane.Layout, cfg: controlplane.Config, root: Path) -> dict[str, str]:
     """Where an AWS SDK in the pod finds AWS: on EKS the real endpoints and 169.254.169.254; here the
     sandbox's endpoint, its CA, and its instance metadata service, all on loopback. No credentials:
     the SDK finds them as in a pod (web identity from the webhook's env, else the node role via IMDS)."""
-    cfg = controlplane.load_config(lay)
     return {"AWS_ENDPOINT_URL": f"https://127.0.0.1:{cfg.ports['aws']}",
             "AWS_CA_BUNDLE": str(lay.pki / "ca.crt"),
             "AWS_EC2_METADATA_SERVICE_ENDPOINT": f"http://127.0.0.1:{cfg.ports['imds']}/",
@@ -404,11 +399,12 @@ def prepare(namespace: str, name: str, container: str | None = None, state_dir: 
                                     "/usr/local/bin", "/usr/bin", "/bin"]),
            "HOSTNAME": name, "HOME": str(home), "LANG": os.environ.get("LANG", "C.UTF-8")}
     env.update(service_env(int(sb.server.rsplit(":", 1)[1])))
-    env.update(aws_env(lay, root))
+    cfg = controlplane.load_config(lay)
+    env.update(aws_env(lay, cfg, root))
     env.update(container_env(api, pod, c))
     if not {"AWS_REGION", "AWS_DEFAULT_REGION"} & set(env):
         # The image's AWS CLI v2 reads the region from instance metadata; the v1 CLI here cannot.
-        env["AWS_DEFAULT_REGION"] = lay_region(lay)
+        env["AWS_DEFAULT_REGION"] = cfg.region
 
     kubeconfig: Path | None = None
     sa_dir = mounts.get(SA_MOUNT)

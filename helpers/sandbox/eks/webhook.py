@@ -40,7 +40,8 @@ class Authenticator:
         cfg = json.loads((state / "sandbox.json").read_text())
         self.state = state
         self.cluster_id = cfg["cluster_name"]
-        self.valid_hosts = token.real_sts_hosts() | {f"127.0.0.1:{cfg['ports']['aws']}"}
+        self.aws_endpoint = f"https://127.0.0.1:{cfg['ports']['aws']}"
+        self.valid_hosts = token.real_sts_hosts() | {self.aws_endpoint.split("://", 1)[1]}
         self.http = urllib3.PoolManager(cert_reqs="CERT_REQUIRED", ca_certs=str(state / "pki" / "ca.crt"),
                                         maxsize=64, retries=False, timeout=urllib3.Timeout(connect=5, read=10))
         # The cluster creator is mapped by EKS itself, outside aws-auth (config-map mode).
@@ -86,7 +87,7 @@ class Authenticator:
     def _private_dns(self, instance_id: str) -> str:
         import boto3
         keys = account.admin_keys(self.state / "aws")
-        ec2 = boto3.client("ec2", region_name=account.REGION, endpoint_url=f"https://{sorted(self.valid_hosts)[0]}",
+        ec2 = boto3.client("ec2", region_name=account.REGION, endpoint_url=self.aws_endpoint,
                            aws_access_key_id=keys.access_key_id, aws_secret_access_key=keys.secret_access_key,
                            verify=str(self.state / "pki" / "ca.crt"))
         res = ec2.describe_instances(InstanceIds=[instance_id])
