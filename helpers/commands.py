@@ -151,6 +151,14 @@ def parse_trace(stderr: str) -> list[Exchange]:
     return exchanges
 
 
+# A bearer token typed on the command line is noise on screen and a secret in a handout.
+_SECRET_FLAG = re.compile(r"(--token[= ]|--secret-access-key[= ])(\S+)")
+
+
+def _masked(value: str) -> str:
+    return value if len(value) <= 12 else value[:8] + "…"
+
+
 def _parse(stdout: str, argv: list[str]):
     text = stdout.strip()
     if not text:
@@ -173,7 +181,8 @@ def run(command: str | list[str], *, input: str | None = None, env: dict[str, st
         timeout: float = 120) -> Result:
     """Run a kubectl/aws (or any) command line as typed; never raises for a non-zero exit."""
     argv = shlex.split(command) if isinstance(command, str) else list(command)
-    shown = command if isinstance(command, str) else shlex.join(argv)
+    shown = _SECRET_FLAG.sub(lambda m: m.group(1) + _masked(m.group(2)),
+                             command if isinstance(command, str) else shlex.join(argv))
     try:
         p = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout,
                            env={**os.environ, **(env or {})})

@@ -160,3 +160,17 @@ def spec_diff(submitted: dict, stored: dict, volume: str = "aws-iam-token") -> l
     before = yaml.safe_dump(keep(submitted["spec"]), sort_keys=False).splitlines()
     after = yaml.safe_dump(keep(stored["spec"]), sort_keys=False).splitlines()
     return list(difflib.unified_diff(before, after, "submitted", "stored", lineterm=""))
+
+
+def until(command: str, holds, timeout: float = 20, interval: float = 0.5, input: str | None = None):
+    """Run COMMAND until `holds(result)` (for what the API server applies a moment after it is
+    written, e.g. a new admission policy); the last Result either way, so the cell can assert it."""
+    import time
+
+    from . import commands
+    deadline = time.monotonic() + timeout
+    while True:
+        r = commands.run(command, input=input)
+        if holds(r) or time.monotonic() > deadline:
+            return r
+        time.sleep(interval)

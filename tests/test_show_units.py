@@ -55,6 +55,11 @@ def test_run_parses_json_and_never_raises():
         commands.run(["python3", "-c", "raise SystemExit(3)"]).check()
 
 
+def test_a_token_on_the_command_line_is_not_shown():
+    r = commands.run(["true", "--token", "eyJhbGciOiJSUzI1NiJ9.payload.signature", "get", "pods"])
+    assert r.command == "true --token eyJhbGci… get pods" and "signature" not in r._repr_html_()
+
+
 def _jwt(claims: dict) -> str:
     enc = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).decode().rstrip("=")  # noqa: E731
     return f"{enc({'alg': 'RS256', 'kid': 'k'})}.{enc(claims)}.c2lnbmF0dXJl"

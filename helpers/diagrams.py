@@ -1,0 +1,74 @@
+"""Mermaid diagrams: the fixed ones a lesson starts from, and sequences drawn from what really ran.
+
+JupyterLab (>= 4.1) renders a ```mermaid block in Markdown output, so `show(text)` is all a
+notebook needs. `sequence(result, decisions)` turns a kubectl run at -v6 (its HTTP exchanges)
+and the token webhook's decisions into the sequence that actually happened, status codes and
+milliseconds included.
+"""
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+CHAIN = """flowchart LR
+    R[request] --> N[authentication<br/>인증: who are you?] --> Z[authorization<br/>인가: may you?]
+    Z --> M[mutating admission<br/>change it] --> V[validating admission<br/>accept it?] --> E[(etcd)]
+    N -. 401 Unauthorized .-> X1[refused]
+    Z -. 403 Forbidden .-> X2[refused]
+    V -. denied by webhook .-> X3[refused]"""
+
+EKS_TOKEN_FLOW = """sequenceDiagram
+    participant K as kubectl
+    participant P as aws eks get-token
+    participant A as kube-apiserver
+    participant W as aws-iam-authenticator
+    participant S as STS
+    K->>P: exec plugin (kubeconfig users[].exec)
+    P-->>K: k8s-aws-v1.<pre-signed GetCallerIdentity URL>
+    K->>A: request + Authorization: Bearer k8s-aws-v1.…
+    A->>W: TokenReview
+    W->>S: GET pre-signed URL (x-k8s-aws-id: cluster)
+    S-->>W: Arn, UserId, Account
+    W->>W: aws-auth mapRoles / mapUsers → username, groups
+    W-->>A: authenticated user (or 401)
+    A->>A: RBAC (403 if no rule allows)"""
+
+
+def _text(s: str) -> str:
+    """Mermaid ends a message at ';' and reads '#' as an entity: escape both."""
+    return s.replace("#", "#35;").replace(";", "#59;")
+
+
+def _path(url: str) -> str:
+    u = urlsplit(url)
+    query = f"?{u.query}" if u.query and len(u.query) <= 40 else ("?…" if u.query else "")
+    return u.path + query
+
+
+def sequence(result, decisions=None) -> str:
+    """A sequenceDiagram of RESULT's HTTP exchanges (run kubectl with -v6), with the token webhook's
+    decision (rows of `lab.decisions()`) shown where the API server asked it."""
+    if not getattr(result, "exchanges", None):
+        raise ValueError("no HTTP exchanges to draw: run the kubectl command with -v6 (or higher)")
+    rows = [] if decisions is None else (decisions.to_dict("records") if hasattr(decisions, "to_dict") else
+                                         list(decisions))
+    lines = ["sequenceDiagram", "    participant K as kubectl", "    participant A as kube-apiserver"]
+    if rows:
+        lines.append("    participant W as token webhook")
+    for i, ex in enumerate(result.exchanges):
+        lines.append(f"    K->>A: {_text(ex.verb + ' ' + _path(ex.url))}")
+        if i == 0:
+            for d in rows:
+                lines.append("    A->>W: TokenReview")
+                who = d.get("username") or d.get("error") or d.get("decision", "")
+                lines.append(f"    W-->>A: {_text(str(d.get('decision', '')) + ': ' + str(who))}")
+        code = ex.status.split()[0] if ex.status else "?"
+        if code == "403":
+            lines.append("    A->>A: RBAC: no rule allows it")
+        lines.append(f"    A-->>K: {_text(ex.status)} ({ex.ms} ms)")
+    return "\n".join(lines)
+
+
+def show(text: str):
+    """Display Mermaid source as a diagram (a Markdown output JupyterLab renders)."""
+    from IPython.display import Markdown
+    return Markdown(f"```mermaid\n{text}\n```")
