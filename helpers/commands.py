@@ -98,18 +98,20 @@ class Result:
                             columns=["method", "url", "status", "ms"])
 
     def _repr_html_(self) -> str:
+        from .target import masking, redact
+        hide = redact if masking() else (lambda text: text)
         pre = "font-family:monospace;white-space:pre;text-align:left;margin:0.3em 0"
-        parts = [f'<div><code style="font-weight:bold">$ {html.escape(self.command)}</code>']
-        out = self.stdout if self.stdout.strip() else ""
-        err = "\n".join(line for line in self.stderr.splitlines()
-                         if not _is_trace(line) and not (self.exchanges and _is_logged_body(line)))
+        parts = [f'<div><code style="font-weight:bold">$ {html.escape(hide(self.command))}</code>']
+        out = hide(self.stdout) if self.stdout.strip() else ""
+        err = hide("\n".join(line for line in self.stderr.splitlines()
+                              if not _is_trace(line) and not (self.exchanges and _is_logged_body(line))))
         if out:
             parts.append(f'<pre style="{pre}">{html.escape(out.rstrip())}</pre>')
         if err.strip():
             colour = "#b00020" if not self.ok else "#555"
             parts.append(f'<pre style="{pre};color:{colour}">{html.escape(err.rstrip())}</pre>')
         if self.exchanges:
-            rows = "".join(f"<tr><td>{e.verb}</td><td><code>{html.escape(e.url)}</code></td><td>{html.escape(e.status)}"
+            rows = "".join(f"<tr><td>{e.verb}</td><td><code>{html.escape(hide(e.url))}</code></td><td>{html.escape(e.status)}"
                            f"</td><td style='text-align:right'>{e.ms}</td></tr>" for e in self.exchanges)
             parts.append("<table><tr><th>method</th><th>url</th><th>status</th><th>ms</th></tr>" + rows + "</table>")
         if self.meaning:
@@ -119,7 +121,9 @@ class Result:
         return "".join(parts) + "</div>"
 
     def __str__(self) -> str:
-        return (self.stdout + self.stderr).rstrip()
+        from .target import masking, redact
+        text = (self.stdout + self.stderr).rstrip()
+        return redact(text) if masking() else text
 
 
 def _is_trace(line: str) -> bool:
@@ -179,10 +183,14 @@ def _parse(stdout: str, argv: list[str]):
 
 def run(command: str | list[str], *, input: str | None = None, env: dict[str, str] | None = None,
         timeout: float = 120) -> Result:
-    """Run a kubectl/aws (or any) command line as typed; never raises for a non-zero exit."""
+    """Run a kubectl/aws (or any) command line as typed; never raises for a non-zero exit (but an
+    `aws` command that would change a real account without the learner's opt-in raises OptInRequired)."""
+    from .target import guard_aws
     argv = shlex.split(command) if isinstance(command, str) else list(command)
+    typed = argv
+    argv = guard_aws(argv)   # on a real account: opt-in first, and the series' tag on what is created
     shown = _SECRET_FLAG.sub(lambda m: m.group(1) + _masked(m.group(2)),
-                             command if isinstance(command, str) else shlex.join(argv))
+                             command if isinstance(command, str) and argv == typed else shlex.join(argv))
     try:
         p = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout,
                            env={**os.environ, **(env or {})})

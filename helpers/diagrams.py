@@ -49,8 +49,8 @@ def sequence(result, decisions=None) -> str:
     decision (rows of `lab.decisions()`) shown where the API server asked it."""
     if not getattr(result, "exchanges", None):
         raise ValueError("no HTTP exchanges to draw: run the kubectl command with -v6 (or higher)")
-    rows = [] if decisions is None else (decisions.to_dict("records") if hasattr(decisions, "to_dict") else
-                                         list(decisions))
+    rows = decisions.to_dict("records") if hasattr(decisions, "to_dict") else \
+        list(decisions) if isinstance(decisions, list) else []   # e.g. lab.NotShownHere on a real cluster
     lines = ["sequenceDiagram", "    participant K as kubectl", "    participant A as kube-apiserver"]
     if rows:
         lines.append("    participant W as token webhook")

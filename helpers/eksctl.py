@@ -1,5 +1,9 @@
 """What `eksctl … iamidentitymapping` does, for a machine without eksctl.
 
+On a real cluster (helpers.target) every change needs the learner's opt-in (aws-auth for
+mappings, iam-roles for the OIDC provider and IRSA roles), IAM objects get the series' tag,
+and when a real `eksctl` is installed the iamidentitymapping commands run it instead.
+
 Each function edits kube-system/aws-auth exactly as eksctl does (same keys, same entry layout,
 mapRoles for role ARNs and mapUsers for user ARNs), through the real kubectl and whatever
 kubeconfig the caller uses, so only an identity the cluster lets edit aws-auth can do it.
@@ -14,6 +18,8 @@ import subprocess
 from dataclasses import dataclass, field
 
 import yaml
+
+from . import target
 
 
 class EksctlError(RuntimeError):
@@ -66,12 +72,28 @@ def _key_for(arn: str) -> tuple[str, str]:
     raise EksctlError(f"unsupported ARN {arn!r}: an IAM role or user ARN is expected")
 
 
+def _real_eksctl(cmd: str) -> Result | None:
+    """Run the real eksctl for CMD on a real cluster when it is installed; None otherwise."""
+    import shlex
+    import shutil
+    if not target.current().on_cluster or shutil.which("eksctl") is None:
+        return None
+    r = subprocess.run([*shlex.split(cmd), "--region", target.current().region], capture_output=True, text=True,
+                       timeout=300)
+    if r.returncode:
+        raise EksctlError(r.stderr.strip() or r.stdout.strip())
+    return Result(cmd, (r.stdout + r.stderr).strip().splitlines())
+
+
 def create_iamidentitymapping(cluster: str, arn: str, username: str | None = None, groups: list[str] = (),
                               kubeconfig: str | None = None) -> Result:
     cmd = f"eksctl create iamidentitymapping --cluster {cluster} --arn {arn}"
     if username:
         cmd += f" --username {username}"
     cmd += "".join(f" --group {g}" for g in groups)
+    target.require("aws-auth", f"adding {arn} to aws-auth")
+    if kubeconfig is None and (real := _real_eksctl(cmd)) is not None:
+        return real
     key, arn_key = _key_for(arn)
     cm = _load(kubeconfig)
     entries = _entries(cm, key)
@@ -100,6 +122,9 @@ def get_iamidentitymapping(cluster: str, kubeconfig: str | None = None) -> Resul
 def delete_iamidentitymapping(cluster: str, arn: str, all_matches: bool = False,
                               kubeconfig: str | None = None) -> Result:
     cmd = f"eksctl delete iamidentitymapping --cluster {cluster} --arn {arn}" + (" --all" if all_matches else "")
+    target.require("aws-auth", f"removing {arn} from aws-auth")
+    if kubeconfig is None and (real := _real_eksctl(cmd)) is not None:
+        return real
     key, arn_key = _key_for(arn)
     cm = _load(kubeconfig)
     entries = _entries(cm, key)
@@ -164,9 +189,17 @@ def associate_iam_oidc_provider(cluster: str, approve: bool = True) -> Result:
     if not approve:
         return Result(cmd, [f'[ℹ]  (plan) would create IAM Open ID Connect provider for cluster "{cluster}"',
                             "[!]  no changes were applied, run again with '--approve' to apply the changes"])
+    target.require("iam-roles", f"creating the IAM OIDC provider of cluster {cluster}")
+    # IAM fetches the thumbprint itself when none is given; the sandbox's issuer is signed by its own CA.
+    ca = os.environ.get("AWS_CA_BUNDLE", "")
     _aws(["iam", "create-open-id-connect-provider", "--url", issuer, "--client-id-list", "sts.amazonaws.com",
-          "--thumbprint-list", _thumbprint(os.environ.get("AWS_CA_BUNDLE", ""))])
+          *(["--thumbprint-list", _thumbprint(ca)] if ca else []), *_tags()])
     return Result(cmd, [f'[✔]  created IAM Open ID Connect provider for cluster "{cluster}"'])
+
+
+def _tags() -> list[str]:
+    """The series' tag on what it creates in a real account (so `./lab cleanup` can find it)."""
+    return ["--tags", f"Key={target.TAG},Value={target.tag_value()}"] if target.current().on_cluster else []
 
 
 def irsa_trust_policy(provider_arn: str, namespace: str, name: str) -> dict:
@@ -195,11 +228,13 @@ def create_iamserviceaccount(cluster: str, name: str, namespace: str = "default"
                           f'(run `eksctl utils associate-iam-oidc-provider --cluster {cluster} --approve`)')
     if not approve:
         return Result(cmd, ["[!]  no tasks were executed, run again with '--approve' to apply the changes"])
+    target.require("iam-roles", f"creating an IAM role for ServiceAccount {namespace}/{name}")
     role = _role_name(cluster, namespace, name)
+    tags = _tags()[1:]
     role_arn = _aws(["iam", "create-role", "--role-name", role, "--assume-role-policy-document",
                      json.dumps(irsa_trust_policy(provider, namespace, name)), "--tags",
                      f"Key=alpha.eksctl.io/cluster-name,Value={cluster}",
-                     f"Key=alpha.eksctl.io/iamserviceaccount-name,Value={namespace}/{name}"])["Role"]["Arn"]
+                     f"Key=alpha.eksctl.io/iamserviceaccount-name,Value={namespace}/{name}", *tags])["Role"]["Arn"]
     for policy in attach_policy_arns:
         _aws(["iam", "attach-role-policy", "--role-name", role, "--policy-arn", policy])
     sa = {"apiVersion": "v1", "kind": "ServiceAccount",
@@ -225,6 +260,7 @@ def get_iamserviceaccount(cluster: str, kubeconfig: str | None = None) -> Result
 def delete_iamserviceaccount(cluster: str, name: str, namespace: str = "default",
                              kubeconfig: str | None = None) -> Result:
     role = _role_name(cluster, namespace, name)
+    target.require("iam-roles", f"deleting IAM role {role}")
     try:
         for p in _aws(["iam", "list-attached-role-policies", "--role-name", role]).get("AttachedPolicies", []):
             _aws(["iam", "detach-role-policy", "--role-name", role, "--policy-arn", p["PolicyArn"]])

@@ -1,25 +1,65 @@
 """The one set-up line of every notebook: `sb = lab.start()`.
 
-It starts the sandbox (or reuses the running one), points this kernel's kubectl, aws and
-KUBECONFIG at it the way `eval "$(./lab sandbox env)"` does in a terminal, and registers the
-cell magics (%kubectl, %%kubectl, %aws, and pod aliases such as %k1). Commands in notebooks
-then read exactly as the learner would type them.
+On the sandbox (the default) it starts it (or reuses the running one) and points this kernel's
+kubectl, aws and KUBECONFIG at it the way `eval "$(./lab sandbox env)"` does in a terminal. On a
+real cluster (`EKS_LAB_TARGET=cluster`, see helpers.target) it starts nothing: it checks that
+kubectl reaches the cluster and aws the account, with this kernel's own copy of the chosen
+kubeconfig context. Either way it registers the cell magics (%kubectl, %%kubectl, %aws, and pod
+aliases such as %k1), so commands read exactly as the learner would type them.
 """
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from pathlib import Path
 
-from . import sandbox
+from . import sandbox, target
+from .target import configure  # noqa: F401  (the configuration cell: lab.configure(target="cluster", ...))
 
-TARGET = os.environ.get("EKS_LAB_TARGET", "sandbox")
+
+@dataclass
+class Cluster:
+    """What `lab.start()` returns on a real cluster: the kubeconfig this kernel uses."""
+    kubeconfig: Path
+    target: target.Target
 
 
-def start(quiet: bool = True) -> sandbox.Sandbox:
-    if TARGET != "sandbox":
-        raise RuntimeError(f"EKS_LAB_TARGET={TARGET!r}: only the sandbox is supported so far (a real cluster comes "
-                           "with issue #7); unset EKS_LAB_TARGET")
-    sb = sandbox.up(progress=(lambda m: None) if quiet else None)
-    os.environ.update(sb.env())
+def on_sandbox() -> bool:
+    return not target.current().on_cluster
+
+
+def _start_cluster(t: target.Target) -> Cluster:
+    import subprocess
+    from . import commands
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "eks-security-lab"
+    cache.mkdir(parents=True, exist_ok=True, mode=0o700)
+    view = ["kubectl", "config", "view", "--minify", "--flatten"] + (["--context", t.context] if t.context else [])
+    r = subprocess.run(view, capture_output=True, text=True, timeout=60)
+    if r.returncode or "clusters:" not in r.stdout:
+        raise RuntimeError(f"EKS_LAB_TARGET=cluster: no usable kubeconfig context ({r.stderr.strip() or 'empty'}). "
+                           f"Run `aws eks update-kubeconfig --name {t.cluster} --region {t.region}` first, "
+                           "or set EKS_LAB_CONTEXT to one of `kubectl config get-contexts`.")
+    own = cache / f"kubeconfig-{t.context or 'current'}".replace("/", "_").replace(":", "_")
+    fd = os.open(own, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)   # it may embed credentials
+    with os.fdopen(fd, "w") as fh:
+        fh.write(r.stdout)
+    os.environ["KUBECONFIG"] = str(own)
+    reach = commands.run(["kubectl", "get", "--raw", "/version"], timeout=30)
+    if not reach.ok:
+        raise RuntimeError(f"the cluster does not answer: {reach.stderr.strip()}")
+    me = commands.run(["aws", "sts", "get-caller-identity", "--output", "json"], timeout=30)
+    if not me.ok:
+        raise RuntimeError(f"AWS credentials do not work: {me.stderr.strip()} (set AWS_PROFILE, or run `aws configure`)")
+    return Cluster(own, t)
+
+
+def start(quiet: bool = True):
+    t = target.current()
+    if t.on_cluster:
+        sb = _start_cluster(t)
+    else:
+        sb = sandbox.up(progress=(lambda m: None) if quiet else None)
+        os.environ.update(sb.env())
     try:
         from IPython import get_ipython
         ip = get_ipython()
@@ -47,8 +87,16 @@ def wait_for_pods(namespace: str, *names: str, timeout: float = 30) -> None:
 
 
 def fresh_namespaces(*names: str) -> None:
-    """Delete what an earlier run left behind, so every cell below can run again."""
+    """Delete what an earlier run left behind, so every cell below can run again. On a real
+    cluster only namespaces the series created (labelled) are deleted; a namespace of yours
+    with the same name stops the notebook instead."""
     from . import commands
+    if target.current().on_cluster:
+        for name in names:
+            r = commands.run(["kubectl", "get", "namespace", name, "-o", "json"])
+            if r.ok and target.TAG not in (r.data["metadata"].get("labels") or {}):
+                raise target.OptInRequired(f"namespace {name} exists on this cluster and was not created by the "
+                                           "series: not deleting it. Remove or rename it, then re-run this cell.")
     commands.run(["kubectl", "delete", "namespace", *names, "--ignore-not-found", "--wait=true",
                   "--timeout=120s"]).check()
 
@@ -84,6 +132,89 @@ def can_i(verb: str, resource: str, namespace: str | None = None, as_user: str |
     return commands.run(argv).stdout.strip() == "yes"
 
 
+class NotShownHere:
+    """What a sandbox-only view gives on a real cluster: where to look instead."""
+
+    def __init__(self, message: str):
+        self.message = message
+
+    def _repr_html_(self) -> str:
+        import html
+        return f"<p>ℹ️ {html.escape(self.message)}</p>"
+
+    def __repr__(self) -> str:
+        return f"ℹ️ {self.message}"
+
+
+def expect_decision(d, timeout: float = 120, **fields):
+    """Assert that one of the shown decisions has FIELDS (a value, or a test such as
+    `lambda arn: arn.endswith(...)`). Read from CloudWatch, the view is fetched again until the
+    line arrives (EKS delivers control-plane logs after a delay); a view that is not available
+    on this target explains itself instead."""
+    import time
+    if isinstance(d, NotShownHere):
+        return d
+
+    def matches(row) -> bool:
+        return all(v(row.get(k, "")) if callable(v) else row.get(k) == v for k, v in fields.items())
+    deadline = time.monotonic() + timeout
+    while not any(matches(r) for r in d.to_dict("records")) and "refresh" in d.attrs and time.monotonic() < deadline:
+        time.sleep(2)
+        d = d.attrs["refresh"]()
+    assert any(matches(r) for r in d.to_dict("records")), f"no decision with {fields} among:\n{d.to_string()}"
+    return d
+
+
+_DECISION_COLUMNS = ["time", "decision", "arn", "mapping", "username", "groups", "error"]
+
+
+def _cloudwatch_decisions(t: target.Target, last: int, minutes: int = 30):
+    """aws-iam-authenticator's lines from EKS control-plane logging, as the same table."""
+    import datetime as dt
+    import time
+
+    import boto3
+    import pandas as pd
+
+    from .sandbox.eks.cwlogs import parse_logrus
+    logs = boto3.client("logs", region_name=t.region)
+    group = f"/aws/eks/{t.cluster}/cluster"
+    events, kw = [], {"logGroupName": group, "logStreamNamePrefix": "authenticator",
+                      "startTime": int((time.time() - minutes * 60) * 1000)}
+    try:
+        while True:
+            page = logs.filter_log_events(**kw)
+            events += page.get("events", [])
+            if not page.get("nextToken"):
+                break
+            kw["nextToken"] = page["nextToken"]
+    except logs.exceptions.ResourceNotFoundException:
+        return NotShownHere(
+            f"no control-plane logs for {t.cluster}: EKS writes the authenticator's decisions to CloudWatch Logs only "
+            f"when that log type is on: `aws eks update-cluster-config --name {t.cluster} --logging "
+            "'{\"clusterLogging\":[{\"types\":[\"authenticator\"],\"enabled\":true}]}'` (billed by CloudWatch)")
+    rows = []
+    for e in sorted(events, key=lambda e: e["timestamp"]):
+        f = parse_logrus(e["message"])
+        if f.get("msg") not in ("access granted", "access denied"):
+            continue
+        rows.append({"time": dt.datetime.fromtimestamp(e["timestamp"] / 1000, dt.timezone.utc).strftime(
+                         "%Y-%m-%dT%H:%M:%S.%fZ"),
+                     "decision": "granted" if f["msg"] == "access granted" else "denied", "arn": f.get("arn", ""),
+                     "mapping": "", "username": f.get("username", ""), "groups": f.get("groups", ""),
+                     "error": f.get("error", "")})
+    df = pd.DataFrame(rows[-last:], columns=_DECISION_COLUMNS).fillna("")
+    df.attrs["refresh"] = lambda: _cloudwatch_decisions(t, last, minutes)
+    df.attrs["source"] = f"CloudWatch Logs {group}"
+    return df
+
+
+def account_id() -> str:
+    """The AWS account the series runs in (the sandbox's is 123456789012)."""
+    from . import commands
+    return commands.run(["aws", "sts", "get-caller-identity", "--output", "json"]).check().data["Account"]
+
+
 def decisions(last: int = 5, log: str = "authenticator"):
     """The token webhook's (or the pod-identity webhook's) latest decisions, newest last.
 
@@ -91,6 +222,12 @@ def decisions(last: int = 5, log: str = "authenticator"):
     import json
 
     import pandas as pd
+    t = target.current()
+    if t.on_cluster:
+        if log != "authenticator":
+            return NotShownHere(f"this view reads the sandbox's {log} log; on EKS the pod-identity webhook runs in "
+                                "the managed control plane and its log is not published")
+        return _cloudwatch_decisions(t, last)
     path = sandbox.current().state_dir / "logs" / f"{log}.jsonl"
     lines = path.read_text().splitlines()[-last:] if path.exists() else []
     rows = [json.loads(x) for x in lines]
@@ -119,11 +256,18 @@ class Workstation:
 
 
 def remove_iam_user(name: str) -> None:
-    """Delete an IAM user with its keys and attached policies (what an earlier run may have left)."""
+    """Delete an IAM user with its keys and attached policies (what an earlier run may have left).
+    On a real account only a user the series created (tagged) is touched, and only with the opt-in."""
     from . import commands
     keys = commands.run(["aws", "iam", "list-access-keys", "--user-name", name, "--output", "json"])
     if not keys.ok:
         return
+    if target.current().on_cluster:
+        tags = commands.run(["aws", "iam", "list-user-tags", "--user-name", name, "--output", "json"]).check()
+        if not any(tg["Key"] == target.TAG for tg in tags.data.get("Tags", [])):
+            raise target.OptInRequired(f"IAM user {name} exists on this account but was not created by the series "
+                                       f"(no {target.TAG} tag): not deleting it. Rename or remove it yourself.")
+        target.require("iam-users", f"deleting IAM user {name}")
     for k in keys.data.get("AccessKeyMetadata", []):
         commands.run(["aws", "iam", "delete-access-key", "--user-name", name, "--access-key-id", k["AccessKeyId"]])
     attached = commands.run(["aws", "iam", "list-attached-user-policies", "--user-name", name, "--output", "json"])
@@ -174,3 +318,41 @@ def until(command: str, holds, timeout: float = 20, interval: float = 0.5, input
         if holds(r) or time.monotonic() > deadline:
             return r
         time.sleep(interval)
+
+
+def preflight(notebook: str):
+    """Where this notebook will run and what it will create there (with the opt-ins each needs)."""
+    import pandas as pd
+
+    from . import commands
+    t = target.current()
+    me = commands.run(["aws", "sts", "get-caller-identity", "--output", "json"])
+    ident = me.data or {}
+    cluster = commands.run(["aws", "eks", "describe-cluster", "--name", t.cluster, "--output", "json"])
+    info = (cluster.data or {}).get("cluster", {})
+    ctx = commands.run(["kubectl", "config", "current-context"]).stdout.strip()
+    rows = [("target", "sandbox (on this machine, nothing leaves it)" if not t.on_cluster else "cluster (real AWS)"),
+            ("account", ident.get("Account", f"? {me.stderr.strip()}")), ("caller", ident.get("Arn", "?")),
+            ("cluster", f"{t.cluster} ({info.get('status', cluster.stderr.strip() or '?')}, "
+                        f"Kubernetes {info.get('version', '?')})"),
+            ("region", t.region), ("kubeconfig context", ctx)]
+    for what, opt_in in target.PLAN.get(notebook, []):
+        state = "" if opt_in is None else (f"✔ {opt_in}" if t.allows(opt_in) else f"✖ needs EKS_LAB_ALLOW={opt_in}")
+        rows.append(("will create", f"{what}" + (f"  [{state}]" if state else "")))
+    return pd.DataFrame(rows, columns=["", "value"]).set_index("")
+
+
+def caller_arn() -> str:
+    from . import commands
+    return commands.run(["aws", "sts", "get-caller-identity", "--output", "json"]).check().data["Arn"]
+
+
+def components():
+    """What runs where: the sandbox's processes (all healthy, or an error), or on EKS where they are."""
+    import pandas as pd
+    if target.current().on_cluster:
+        return NotShownHere("on EKS the control plane (API server, etcd, controller manager, the token and "
+                            "pod-identity webhooks) is run by AWS; `kubectl get nodes` shows your worker nodes")
+    status = sandbox.status()
+    assert status["healthy"], status
+    return pd.DataFrame(status["components"])[["component", "running", "healthy", "pid", "port", "version"]]

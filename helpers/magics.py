@@ -3,29 +3,37 @@
     %kubectl get pods -n kube-system          the real kubectl
     %%kubectl create -f -                      the note's `cat <<EOF | kubectl create -f -`
     %aws sts get-caller-identity --query Arn  the real aws CLI
-    %kubectl exec -it POD -n NS -- CMD        runs CMD as that pod would (helpers.sandbox.podexec)
+    %kubectl exec -it POD -n NS -- CMD        runs CMD as that pod would (helpers.sandbox.podexec;
+                                               on a real cluster, the real kubectl exec)
     %k1 get pods                               kubectl inside a pod, once `alias("k1", NS, POD)`
 
 Each returns a helpers.commands.Result, which renders itself; assign it to assert on it.
+On a real cluster (helpers.target), `aws` commands that create IAM users, keys or roles need the
+learner's opt-in and get the series' tag; a namespace the series creates gets its label.
 """
 from __future__ import annotations
 
 import shlex
 
-from . import commands
+from . import commands, target
 
 _aliases: dict[str, tuple[str, str]] = {}
 
 
 def kubectl(line: str, cell: str | None = None) -> commands.Result:
     argv = shlex.split(line)
-    if argv and argv[0] == "exec":
+    on_cluster = target.current().on_cluster
+    if argv and argv[0] == "exec" and not on_cluster:
         return pod_exec(argv[1:])
-    return commands.run(["kubectl", *argv], input=cell)
+    r = commands.run(["kubectl", *argv], input=cell)
+    if on_cluster and r.ok and argv[:2] in (["create", "namespace"], ["create", "ns"]) and len(argv) > 2:
+        # so that `./lab cleanup` can tell the series' namespaces from the learner's own
+        commands.run(["kubectl", "label", "namespace", argv[2], f"{target.TAG}=true", "--overwrite"]).check()
+    return r
 
 
 def aws(line: str, cell: str | None = None) -> commands.Result:
-    return commands.run(["aws", *shlex.split(line)], input=cell)
+    return commands.run(["aws", *shlex.split(line)], input=cell)   # guarded there (helpers.target)
 
 
 def pod_exec(argv: list[str]) -> commands.Result:
@@ -68,7 +76,8 @@ def alias(name: str, namespace: str, pod: str, ip=None) -> None:
 
 def _alias_call(name: str, line: str) -> commands.Result:
     ns, pod = _aliases[name]
-    r = pod_exec(["-it", pod, "-n", ns, "--", "kubectl", *shlex.split(line)])
+    argv = ["-it", pod, "-n", ns, "--", "kubectl", *shlex.split(line)]
+    r = commands.run(["kubectl", "exec", *argv]) if target.current().on_cluster else pod_exec(argv)
     r.command = f"{name} {line}".strip()
     return r
 

@@ -107,7 +107,7 @@ def identity(subject: str | Identity, groups: tuple[str, ...] | list[str] = ()) 
     return Identity.of(subject, groups)
 
 
-def whoami(data: dict | None = None, reveal: bool = True) -> pd.DataFrame:
+def whoami(data: dict | None = None, reveal: bool | None = None) -> pd.DataFrame:
     """`kubectl auth whoami` (a SelfSubjectReview): ATTRIBUTE / VALUE, extras included."""
     from . import tokens
     if data is None:
@@ -115,6 +115,7 @@ def whoami(data: dict | None = None, reveal: bool = True) -> pd.DataFrame:
         if out.returncode:
             raise RuntimeError(out.stderr.strip())
         data = json.loads(out.stdout)
+    reveal = tokens._reveal(reveal)
     info = (data.get("status") or {}).get("userInfo")
     if info is None:
         raise ValueError("not a SelfSubjectReview: no status.userInfo")

@@ -47,12 +47,21 @@ def _human(seconds: float) -> str:
     return f"{int(seconds)} seconds"
 
 
+def _reveal(reveal: bool | None) -> bool:
+    """Unless told, reveal on the sandbox and mask on a real account (helpers.target)."""
+    if reveal is not None:
+        return reveal
+    from .target import masking
+    return not masking()
+
+
 def mask(value: str, keep: int = 6) -> str:
     return value if len(value) <= keep else value[:keep] + "…" + f"({len(value)} chars masked)"
 
 
-def decode_jwt(token: str, now: dt.datetime | None = None, reveal: bool = True) -> dict:
+def decode_jwt(token: str, now: dt.datetime | None = None, reveal: bool | None = None) -> dict:
     """Header, claims, the `kubernetes.io` block and the times of a ServiceAccount token."""
+    reveal = _reveal(reveal)
     now = now or dt.datetime.now(dt.timezone.utc)
     token = token.strip()
     if token.startswith(EKS_PREFIX):
@@ -71,8 +80,9 @@ def decode_jwt(token: str, now: dt.datetime | None = None, reveal: bool = True) 
             "signature": parts[2] if reveal else mask(parts[2])}
 
 
-def decode_eks_token(token: str, reveal: bool = True) -> dict:
+def decode_eks_token(token: str, reveal: bool | None = None) -> dict:
     """An EKS token is `k8s-aws-v1.` + a base64url pre-signed STS GetCallerIdentity URL: open it up."""
+    reveal = _reveal(reveal)
     token = token.strip()
     if not token.startswith(EKS_PREFIX):
         raise TokenFormatError(f'an EKS token starts with "{EKS_PREFIX}"; this starts with {token[:12]!r}')
@@ -124,7 +134,7 @@ class _HTML:
         return self.markup
 
 
-def show_jwt(token: str, reveal: bool = True) -> _HTML:
+def show_jwt(token: str, reveal: bool | None = None) -> _HTML:
     d = decode_jwt(token, reveal=reveal)
     times = [(k, f"{v['utc']} ({v['relative']})") for k, v in d["times"].items() if v]
     k8s = d["kubernetes.io"]
@@ -138,7 +148,7 @@ def show_jwt(token: str, reveal: bool = True) -> _HTML:
     return _HTML(markup, d)
 
 
-def show_eks_token(token: str, reveal: bool = True) -> _HTML:
+def show_eks_token(token: str, reveal: bool | None = None) -> _HTML:
     d = decode_eks_token(token, reveal=reveal)
     rows = [("URL", d["url"]), ("host", d["host"])] + list(d["parameters"].items())
     rows += [("credential scope", " / ".join(d["credential_scope"].values())),

@@ -168,3 +168,20 @@ def test_header_signature_check_over_the_exact_bytes():
     assert sigv4.header_signature_matches("POST", "/clusters?maxResults=5", HOST, headers, body, "sec", None)
     assert not sigv4.header_signature_matches("POST", "/clusters?maxResults=6", HOST, headers, body, "sec", None)
     assert not sigv4.header_signature_matches("POST", "/clusters?maxResults=5", HOST, headers, body + b" ", "sec", None)
+
+
+def test_control_plane_log_lines_are_logrus_text():
+    import datetime as dt
+
+    from helpers.sandbox.eks import cwlogs
+    when = dt.datetime(2026, 11, 28, 13, 0, tzinfo=dt.timezone.utc)
+    line = cwlogs.logrus_line(when, "warning", "access denied", {
+        "path": "/authenticate", "method": "POST", "client": "127.0.0.1:5555",
+        "arn": "arn:aws:iam::123456789012:user/testuser", "error": "ARN is not mapped"})
+    assert line == ('time="2026-11-28T13:00:00Z" level=warning msg="access denied" '
+                    'arn="arn:aws:iam::123456789012:user/testuser" client="127.0.0.1:5555" '
+                    'error="ARN is not mapped" method=POST path=/authenticate')
+    granted = cwlogs.logrus_line(when, "info", "access granted", {"groups": ["system:masters"], "username": "a\"b"})
+    assert 'groups="[system:masters]"' in granted
+    assert cwlogs.parse_logrus(granted) == {"time": "2026-11-28T13:00:00Z", "level": "info", "msg": "access granted",
+                                            "groups": "[system:masters]", "username": 'a"b'}

@@ -40,7 +40,13 @@ def main(argv: list[str] | None = None) -> int:
     scmds = series.add_subparsers(dest="cmd", required=True)
     srun = scmds.add_parser("run", help="execute every notebook headless; write executed copies and HTML")
     srun.add_argument("--out", default="build/series", help="output folder (default build/series)")
+    clean = sub.add_parser("cleanup", help="list (or, with --yes, remove) what the series created on a real "
+                                           "account and cluster: everything tagged/labelled eks-security-lab")
+    clean.add_argument("--yes", action="store_true", help="remove them (default: only list)")
     args = parser.parse_args(argv)
+    if args.area == "cleanup":
+        from .. import cleanup
+        return cleanup.main(["--yes"] if args.yes else [])
     if args.area == "series":
         from pathlib import Path
 

@@ -9,7 +9,8 @@ answers as aws-iam-authenticator answers: 200 with username, uid, groups and ext
 `{"authenticated": false}`, which the API server turns into 401 Unauthorized.
 
 Every decision is appended to logs/authenticator.jsonl (who, which mapping, or why refused;
-never the token itself) for the notebooks to show.
+never the token itself) for the notebooks to show, and written as aws-iam-authenticator's own
+log lines to CloudWatch Logs (cwlogs.py), where EKS's control-plane logging puts them.
 
 Run by the sandbox as `python -m helpers.sandbox.eks.webhook --state DIR`.
 """
@@ -29,7 +30,7 @@ from kubernetes import client, config, watch
 
 from .. import clock
 from ..aws import account
-from . import awsauth, podidentity, token
+from . import awsauth, cwlogs, podidentity, token
 
 log = logging.getLogger("aws-iam-authenticator")
 DENY = json.dumps({"metadata": {"creationTimestamp": None}, "spec": {}, "status": {"user": {}}}).encode()
@@ -51,6 +52,8 @@ class Authenticator:
         self.auth_loaded = threading.Event()
         self.decisions = state / "logs" / "authenticator.jsonl"
         self._log_lock = threading.Lock()
+        stream = "authenticator-" + hashlib.sha256(f"{self.cluster_id}:{state}".encode()).hexdigest()[:32]
+        self.cloudwatch = cwlogs.Shipper(self._logs_client, f"/aws/eks/{self.cluster_id}/cluster", stream)
         self.api = client.CoreV1Api(config.new_client_from_config(str(state / "authenticator.kubeconfig")))
 
     # --- aws-auth -----------------------------------------------------------------------------
@@ -84,34 +87,52 @@ class Authenticator:
             raise OSError(str(e)) from None
         return r.status, r.data
 
-    def _private_dns(self, instance_id: str) -> str:
+    def _aws_client(self, service: str):
         import boto3
         keys = account.admin_keys(self.state / "aws")
-        ec2 = boto3.client("ec2", region_name=account.REGION, endpoint_url=self.aws_endpoint,
-                           aws_access_key_id=keys.access_key_id, aws_secret_access_key=keys.secret_access_key,
-                           verify=str(self.state / "pki" / "ca.crt"))
+        return boto3.client(service, region_name=account.REGION, endpoint_url=self.aws_endpoint,
+                            aws_access_key_id=keys.access_key_id, aws_secret_access_key=keys.secret_access_key,
+                            verify=str(self.state / "pki" / "ca.crt"))
+
+    def _logs_client(self):
+        return self._aws_client("logs")
+
+    def _cw(self, level: str, msg: str, fields: dict) -> None:
+        now = clock.now()
+        self.cloudwatch.put(now, cwlogs.logrus_line(now, level, msg, fields))
+
+    def _private_dns(self, instance_id: str) -> str:
+        ec2 = self._aws_client("ec2")
         res = ec2.describe_instances(InstanceIds=[instance_id])
         return res["Reservations"][0]["Instances"][0]["PrivateDnsName"]
 
-    def review(self, body: dict) -> tuple[int, dict | None]:
+    def review(self, body: dict, client_addr: str = "") -> tuple[int, dict | None]:
         tok = (body.get("spec") or {}).get("token", "")
         entry: dict = {"token_sha256": hashlib.sha256(tok.encode()).hexdigest()[:12]}
+        req = {"client": client_addr, "method": "POST", "path": "/authenticate"}
         try:
             ident = token.verify(tok, self.cluster_id, self.valid_hosts, self._sts_get, clock.now())
         except token.TokenError as e:
             self._record({**entry, "decision": "denied", "stage": "token", "error": str(e)})
+            self._cw("warning", "access denied", {**req, "error": str(e)})
             return 403, None
         entry.update(arn=ident.arn, canonicalArn=ident.canonical_arn, accountId=ident.account_id,
                      userId=ident.user_id, sessionName=ident.session_name, accessKeyId=ident.access_key_id)
+        self._cw("info", "STS response", {**req, "accesskeyid": ident.access_key_id, "arn": ident.arn,
+                                          "accountid": ident.account_id, "userid": ident.user_id,
+                                          "session": ident.session_name})
+        req["arn"] = ident.canonical_arn
         self.auth_loaded.wait(5)
         try:
             username, groups, source = awsauth.map_identity(ident, self.auth, self.static, self._private_dns)
         except (awsauth.NotMapped, ValueError) as e:
             self._record({**entry, "decision": "denied", "stage": "mapping", "error": str(e)})
+            self._cw("warning", "access denied", {**req, "error": str(e)})
             return 403, None
         uid = f"aws-iam-authenticator:{ident.account_id}:{ident.user_id}"
         self._record({**entry, "decision": "granted", "mapping": source, "username": username, "uid": uid,
                       "groups": groups})
+        self._cw("info", "access granted", {**req, "username": username, "uid": uid, "groups": groups})
         extra = {"arn": [ident.arn], "canonicalArn": [ident.canonical_arn], "sessionName": [ident.session_name],
                  "accessKeyId": [ident.access_key_id], "principalId": [ident.user_id]}
         return 200, {"username": username, "uid": uid, "groups": groups, "extra": extra}
@@ -210,7 +231,7 @@ def make_handler(auth: Authenticator, pods: PodIdentity):
                 return self._send(200, json.dumps(auth.validate(review)).encode())
             if path == "/mutate":
                 return self._send(200, json.dumps(pods.mutate(review)).encode())
-            status, user = auth.review(review)
+            status, user = auth.review(review, "%s:%s" % self.client_address[:2])
             if user is None:
                 return self._send(status, DENY)
             out = {"apiVersion": review.get("apiVersion", "authentication.k8s.io/v1beta1"), "kind": "TokenReview",

@@ -1,0 +1,145 @@
+"""Find and remove what the series created on a real account and cluster — and nothing else.
+
+    ./lab cleanup            list what would be removed
+    ./lab cleanup --yes      remove it
+
+It looks for the tag `eks-security-lab` (helpers.target.TAG) on IAM users, roles, OIDC
+providers and policies, and for the label of the same name on namespaces, so it also finds
+what a crashed run left. With a tagged user go its access keys, attached and inline policies;
+with a tagged role, its policies; aws-auth entries naming a tagged user or role are removed.
+Anything without the tag is never touched, whatever its name.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+
+from .target import TAG
+
+
+def _iam():
+    import boto3
+    return boto3.client("iam")
+
+
+def _tagged(tags: list[dict]) -> bool:
+    return any(t.get("Key") == TAG for t in tags or [])
+
+
+def _kubectl(*args: str, input: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["kubectl", *args], capture_output=True, text=True, input=input, timeout=120)
+
+
+def plan() -> pd.DataFrame:
+    """Everything cleanup would remove: kind, name, and the tag value (when it was created)."""
+    iam, rows = _iam(), []
+    for page in iam.get_paginator("list_users").paginate():
+        for u in page["Users"]:
+            tags = iam.list_user_tags(UserName=u["UserName"])["Tags"]
+            if _tagged(tags):
+                rows.append(("IAM user", u["UserName"], u["Arn"], _value(tags)))
+    for page in iam.get_paginator("list_roles").paginate():
+        for r in page["Roles"]:
+            tags = iam.list_role_tags(RoleName=r["RoleName"])["Tags"]
+            if _tagged(tags):
+                rows.append(("IAM role", r["RoleName"], r["Arn"], _value(tags)))
+    for p in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]:
+        tags = iam.list_open_id_connect_provider_tags(OpenIDConnectProviderArn=p["Arn"])["Tags"]
+        if _tagged(tags):
+            rows.append(("IAM OIDC provider", p["Arn"].split("/", 1)[1], p["Arn"], _value(tags)))
+    for page in iam.get_paginator("list_policies").paginate(Scope="Local"):
+        for p in page["Policies"]:
+            tags = iam.list_policy_tags(PolicyArn=p["Arn"])["Tags"]
+            if _tagged(tags):
+                rows.append(("IAM policy", p["PolicyName"], p["Arn"], _value(tags)))
+    ns = _kubectl("get", "namespaces", "-l", TAG, "-o", "json")
+    if ns.returncode == 0:
+        for item in json.loads(ns.stdout)["items"]:
+            rows.append(("namespace", item["metadata"]["name"], "", item["metadata"]["labels"].get(TAG, "")))
+    arns = {r[2].lower() for r in rows if r[0] in ("IAM user", "IAM role")}
+    for key, arn in _aws_auth_entries():
+        if arn.lower() in arns:
+            rows.append(("aws-auth entry", f"{key}: {arn}", arn, ""))
+    return pd.DataFrame(rows, columns=["kind", "name", "arn", "tag"])
+
+
+def _value(tags: list[dict]) -> str:
+    return next((t["Value"] for t in tags if t["Key"] == TAG), "")
+
+
+def _aws_auth():
+    r = _kubectl("get", "configmap", "aws-auth", "-n", "kube-system", "-o", "json")
+    return json.loads(r.stdout) if r.returncode == 0 else None
+
+
+def _aws_auth_entries() -> list[tuple[str, str]]:
+    import yaml
+    cm = _aws_auth()
+    if cm is None:
+        return []
+    out = []
+    for key, field in (("mapUsers", "userarn"), ("mapRoles", "rolearn")):
+        for e in yaml.safe_load((cm.get("data") or {}).get(key) or "[]") or []:
+            out.append((key, str(e.get(field, ""))))
+    return out
+
+
+def run(progress=lambda m: print(m, file=sys.stderr, flush=True)) -> pd.DataFrame:
+    """Remove everything plan() lists; returns what was removed."""
+    todo = plan()
+    iam = _iam()
+    for row in todo.itertuples():
+        progress(f"removing {row.kind} {row.name}")
+        if row.kind == "aws-auth entry":
+            continue   # all entries together, below
+        if row.kind == "IAM user":
+            for k in iam.list_access_keys(UserName=row.name)["AccessKeyMetadata"]:
+                iam.delete_access_key(UserName=row.name, AccessKeyId=k["AccessKeyId"])
+            for p in iam.list_attached_user_policies(UserName=row.name)["AttachedPolicies"]:
+                iam.detach_user_policy(UserName=row.name, PolicyArn=p["PolicyArn"])
+            for name in iam.list_user_policies(UserName=row.name)["PolicyNames"]:
+                iam.delete_user_policy(UserName=row.name, PolicyName=name)
+            iam.delete_user(UserName=row.name)
+        elif row.kind == "IAM role":
+            for p in iam.list_attached_role_policies(RoleName=row.name)["AttachedPolicies"]:
+                iam.detach_role_policy(RoleName=row.name, PolicyArn=p["PolicyArn"])
+            for name in iam.list_role_policies(RoleName=row.name)["PolicyNames"]:
+                iam.delete_role_policy(RoleName=row.name, PolicyName=name)
+            iam.delete_role(RoleName=row.name)
+        elif row.kind == "IAM OIDC provider":
+            iam.delete_open_id_connect_provider(OpenIDConnectProviderArn=row.arn)
+        elif row.kind == "IAM policy":
+            iam.delete_policy(PolicyArn=row.arn)
+        elif row.kind == "namespace":
+            _kubectl("delete", "namespace", row.name, "--wait=false")
+    _drop_aws_auth({a.lower() for a in todo[todo.kind == "aws-auth entry"].arn})
+    return todo
+
+
+def _drop_aws_auth(arns: set[str]) -> None:
+    import yaml
+    if not arns:
+        return
+    cm = _aws_auth()
+    for key, field in (("mapUsers", "userarn"), ("mapRoles", "rolearn")):
+        entries = yaml.safe_load((cm.get("data") or {}).get(key) or "[]") or []
+        kept = [e for e in entries if str(e.get(field, "")).lower() not in arns]
+        if len(kept) != len(entries):
+            cm["data"][key] = yaml.safe_dump(kept, default_flow_style=False, sort_keys=True)
+    r = _kubectl("replace", "-f", "-", input=json.dumps(cm))
+    if r.returncode:
+        raise RuntimeError(f"could not update aws-auth: {r.stderr.strip()}")
+
+
+def main(argv: list[str]) -> int:
+    yes = "--yes" in argv
+    todo = run() if yes else plan()
+    if todo.empty:
+        print("nothing of the series' is left (nothing carries the eks-security-lab tag or label)")
+        return 0
+    print(todo.to_string(index=False))
+    print("removed." if yes else "\nrun `./lab cleanup --yes` to remove these.")
+    return 0

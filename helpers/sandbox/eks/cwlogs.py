@@ -1,0 +1,83 @@
+"""EKS control-plane logging for the sandbox's authenticator: its decisions in CloudWatch Logs.
+
+On EKS, with control-plane logging's `authenticator` type on, aws-iam-authenticator's log lines
+land in log group `/aws/eks/<cluster>/cluster`, streams `authenticator-<hex>`. They are logrus
+text lines ("STS response", "access granted", "access denied" with their fields, sorted). The
+sandbox's webhook writes the same lines to the same place in its emulated CloudWatch, so a
+notebook pointed at the sandbox as if it were a real cluster reads them the way it would on EKS
+(helpers.lab.decisions). Shipping runs on a background thread: a decision never waits for it.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import queue
+import re
+import threading
+import time
+
+log = logging.getLogger("control-plane-logging")
+_PLAIN = re.compile(r"^[A-Za-z0-9\-._/@^+]+$")
+
+
+def _value(v) -> str:
+    """logrus TextFormatter: a value is quoted (Go %q) unless it is made of safe characters only."""
+    text = "[" + " ".join(str(x) for x in v) + "]" if isinstance(v, (list, tuple)) else str(v)
+    if _PLAIN.match(text):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def logrus_line(when: dt.datetime, level: str, msg: str, fields: dict) -> str:
+    parts = [f'time="{when.strftime("%Y-%m-%dT%H:%M:%SZ")}"', f"level={level}", f"msg={_value(msg)}"]
+    parts += [f"{k}={_value(fields[k])}" for k in sorted(fields)]
+    return " ".join(parts)
+
+
+def parse_logrus(line: str) -> dict:
+    """A logrus text line back into its fields (the reader's half, for helpers.lab.decisions)."""
+    out = {}
+    for m in re.finditer(r'(\w+)=("((?:[^"\\]|\\.)*)"|\S*)', line):
+        out[m.group(1)] = m.group(3).replace('\\"', '"').replace("\\\\", "\\") if m.group(3) is not None \
+            else m.group(2)
+    return out
+
+
+class Shipper:
+    """Batches lines and sends them with PutLogEvents; creates the group and stream on first use."""
+
+    def __init__(self, make_client, group: str, stream: str):
+        self.make_client, self.group, self.stream = make_client, group, stream
+        self.q: queue.Queue = queue.Queue()
+        threading.Thread(target=self._run, daemon=True, name="cloudwatch-logs").start()
+
+    def put(self, when: dt.datetime, line: str) -> None:
+        self.q.put({"timestamp": int(when.timestamp() * 1000), "message": line})
+
+    def _ensure(self, logs) -> None:
+        for call, kw in ((logs.create_log_group, {"logGroupName": self.group}),
+                         (logs.create_log_stream, {"logGroupName": self.group, "logStreamName": self.stream})):
+            try:
+                call(**kw)
+            except logs.exceptions.ResourceAlreadyExistsException:
+                pass
+
+    def _run(self) -> None:
+        logs = None
+        while True:
+            batch = [self.q.get()]
+            time.sleep(0.2)    # gather what arrives together (one kubectl call makes several reviews)
+            while not self.q.empty() and len(batch) < 500:
+                batch.append(self.q.get_nowait())
+            for attempt in range(5):
+                try:
+                    if logs is None:
+                        logs = self.make_client()
+                        self._ensure(logs)
+                    logs.put_log_events(logGroupName=self.group, logStreamName=self.stream,
+                                        logEvents=sorted(batch, key=lambda e: e["timestamp"]))
+                    break
+                except Exception as e:   # the AWS endpoint restarting: keep the lines, try again
+                    log.warning("could not ship %d log lines (%s); retrying", len(batch), e)
+                    logs = None
+                    time.sleep(0.5 * (attempt + 1))

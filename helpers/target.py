@@ -1,0 +1,175 @@
+"""Where the series runs: the sandbox (the default) or your own EKS cluster and AWS account.
+
+One switch: `EKS_LAB_TARGET=cluster` in the environment before JupyterLab starts, or
+`lab.configure(target="cluster", ...)` in a notebook's first cell. For a cluster, the rest is
+read from the usual places, each overridable:
+
+    EKS_LAB_CLUSTER   cluster name (default: myeks, the note's)
+    EKS_LAB_CONTEXT   kubeconfig context (default: the current one)
+    AWS_PROFILE       AWS credentials profile (default: the CLI's default chain)
+    AWS_REGION        region (default: AWS_DEFAULT_REGION, then ap-northeast-2, the note's)
+    EKS_LAB_ALLOW     what the series may create on the account, comma-separated opt-ins:
+                      iam-users, iam-roles, aws-auth (or "all")
+
+Safe by default: on a cluster, a step that would create IAM users or access keys, attach admin
+policies, create IAM roles or an OIDC provider, or edit aws-auth refuses with a message naming
+the opt-in. Everything the series creates in AWS carries the tag `eks-security-lab`, every
+namespace it creates the label of the same name, so `./lab cleanup` finds them even after a
+crashed run; it never deletes what it did not create. Secrets are masked in what is shown.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from dataclasses import dataclass
+
+TAG = "eks-security-lab"
+OPT_INS = {
+    "iam-users": "create IAM users and access keys and attach AdministratorAccess to them (notebooks 02, 03)",
+    "iam-roles": "create IAM roles and an IAM OIDC provider for the cluster (notebooks 04, 05)",
+    "aws-auth": "add and remove entries in the cluster's aws-auth ConfigMap (notebook 03)",
+}
+
+# What each notebook creates, for the preflight cell: (what, opt-in or None for Kubernetes objects).
+PLAN = {
+    "01": [("namespaces dev-team, infra-team with ServiceAccounts, Roles, RoleBindings and two pods", None)],
+    "02": [("IAM user part2-other with an access key (deleted again in the notebook)", "iam-users")],
+    "03": [("IAM user testuser with an access key and AdministratorAccess attached", "iam-users"),
+           ("an aws-auth mapUsers entry for testuser (removed again in the notebook)", "aws-auth")],
+    "04": [("the cluster's IAM OIDC provider (if missing)", "iam-roles"),
+           ("IAM role for ServiceAccount default/my-sa with AmazonS3ReadOnlyAccess", "iam-roles"),
+           ("pods in default and a namespace of the notebook", None)],
+    "05": [("the IRSA role and pod of notebook 04, if missing", "iam-roles")],
+    "06": [("namespace beyond, a ServiceAccount and RoleBinding, a ValidatingAdmissionPolicy and binding", None)],
+}
+
+
+class OptInRequired(PermissionError):
+    pass
+
+
+@dataclass(frozen=True)
+class Target:
+    kind: str = "sandbox"
+    cluster: str = "myeks"
+    region: str = "ap-northeast-2"
+    context: str = ""
+    profile: str = ""
+    allow: frozenset = frozenset()
+
+    @property
+    def on_cluster(self) -> bool:
+        return self.kind == "cluster"
+
+    def allows(self, opt_in: str) -> bool:
+        return not self.on_cluster or opt_in in self.allow or "all" in self.allow
+
+
+def current() -> Target:
+    kind = os.environ.get("EKS_LAB_TARGET", "sandbox").strip() or "sandbox"
+    if kind not in ("sandbox", "cluster"):
+        raise ValueError(f"EKS_LAB_TARGET={kind!r}: use sandbox (the default) or cluster")
+    allow = frozenset(a.strip() for a in os.environ.get("EKS_LAB_ALLOW", "").split(",") if a.strip())
+    unknown = allow - set(OPT_INS) - {"all"}
+    if unknown:
+        raise ValueError(f"EKS_LAB_ALLOW names unknown opt-ins {sorted(unknown)}; known: {', '.join(OPT_INS)}, all")
+    return Target(kind, os.environ.get("EKS_LAB_CLUSTER", "myeks"),
+                  os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "ap-northeast-2",
+                  os.environ.get("EKS_LAB_CONTEXT", ""), os.environ.get("AWS_PROFILE", ""), allow)
+
+
+def configure(target: str | None = None, cluster: str | None = None, region: str | None = None,
+              context: str | None = None, profile: str | None = None, allow: list[str] | None = None) -> Target:
+    """The configuration cell: set this kernel's target (the same variables a shell would export)."""
+    for var, value in (("EKS_LAB_TARGET", target), ("EKS_LAB_CLUSTER", cluster), ("AWS_REGION", region),
+                       ("EKS_LAB_CONTEXT", context), ("AWS_PROFILE", profile),
+                       ("EKS_LAB_ALLOW", ",".join(allow) if allow is not None else None)):
+        if value is not None:
+            os.environ[var] = value
+    return current()
+
+
+def require(opt_in: str, action: str) -> None:
+    """Refuse ACTION on a real account unless the learner opted in to OPT_IN."""
+    t = current()
+    if t.allows(opt_in):
+        return
+    raise OptInRequired(
+        f"not done: {action} would change your AWS account or cluster ({OPT_INS[opt_in]}). "
+        f"If you mean it, opt in with EKS_LAB_ALLOW={opt_in} before starting JupyterLab, or run "
+        f"lab.configure(allow=[{', '.join(repr(a) for a in sorted(t.allow | {opt_in}))}]) and re-run this cell. "
+        "Everything created is tagged; `./lab cleanup` removes it.")
+
+
+def tag_value() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("created-%Y-%m-%dT%H:%MZ")
+
+
+# -- the aws commands a notebook types ------------------------------------------------------------
+# operation -> (opt-in, takes --tags on creation)
+AWS_GUARDED = {
+    ("iam", "create-user"): ("iam-users", True), ("iam", "create-access-key"): ("iam-users", False),
+    ("iam", "attach-user-policy"): ("iam-users", False), ("iam", "put-user-policy"): ("iam-users", False),
+    ("iam", "create-login-profile"): ("iam-users", False), ("iam", "delete-user"): ("iam-users", False),
+    ("iam", "delete-access-key"): ("iam-users", False), ("iam", "detach-user-policy"): ("iam-users", False),
+    ("iam", "create-role"): ("iam-roles", True), ("iam", "attach-role-policy"): ("iam-roles", False),
+    ("iam", "put-role-policy"): ("iam-roles", False), ("iam", "delete-role"): ("iam-roles", False),
+    ("iam", "create-policy"): ("iam-roles", True), ("iam", "create-open-id-connect-provider"): ("iam-roles", True),
+}
+
+
+# aws's global options that take a value: their value is not the service or operation name
+_AWS_VALUE_OPTIONS = {"--output", "--region", "--profile", "--query", "--endpoint-url", "--ca-bundle", "--color",
+                      "--cli-read-timeout", "--cli-connect-timeout", "--cli-binary-format"}
+
+
+def _operation(args: list[str]) -> tuple[str, ...]:
+    words, skip = [], False
+    for a in args:
+        if skip:
+            skip = False
+        elif a.startswith("-"):
+            skip = a in _AWS_VALUE_OPTIONS
+        else:
+            words.append(a)
+            if len(words) == 2:
+                break
+    return tuple(words)
+
+
+def guard_aws(argv: list[str]) -> list[str]:
+    """On a cluster: refuse what needs an opt-in, and tag what is created. On the sandbox: unchanged."""
+    t = current()
+    if not t.on_cluster or len(argv) < 3 or argv[0] != "aws":
+        return argv
+    op = _operation(argv[1:])
+    if op not in AWS_GUARDED:
+        return argv
+    opt_in, taggable = AWS_GUARDED[op]
+    require(opt_in, f"`aws {' '.join(op)}`")
+    if taggable and "--tags" not in argv:
+        return [*argv, "--tags", f"Key={TAG},Value={tag_value()}"]
+    return argv
+
+
+# -- masking ------------------------------------------------------------------------------------
+_MASKS = [
+    (re.compile(r'("(?:SecretAccessKey|SessionToken|secretAccessKey|sessionToken)"\s*:\s*")([^"]+)(")'), 2),
+    (re.compile(r"((?:aws_secret_access_key|aws_session_token)\s*=\s*)(\S+)()"), 2),
+    (re.compile(r"(eyJ[\w-]{8,}\.[\w-]{8,}\.)([\w-]{16,})()"), 2),           # a JWT's signature
+    (re.compile(r"(k8s-aws-v1\.[\w-]{12})([\w-]+)()"), 2),                    # an EKS token's pre-signed URL
+    (re.compile(r"(X-Amz-(?:Signature|Security-Token)=)([^&\s\"]+)()"), 2),
+]
+
+
+def redact(text: str) -> str:
+    """Mask secret access keys, session tokens, token signatures and pre-signed URLs."""
+    for pattern, _ in _MASKS:
+        text = pattern.sub(lambda m: m.group(1) + "****(masked)" + m.group(3), text)
+    return text
+
+
+def masking() -> bool:
+    """Mask on a real account unless EKS_LAB_REVEAL=1 (the sandbox's keys open nothing)."""
+    return current().on_cluster and os.environ.get("EKS_LAB_REVEAL") != "1"

@@ -1,0 +1,182 @@
+"""The `cluster` target, run against the sandbox treated as an outside cluster.
+
+The helpers get only what a learner with a real EKS cluster has: a kubeconfig (the EKS token
+flow through `aws eks get-token`), AWS CLI files naming an endpoint, and EKS_LAB_TARGET=cluster.
+EKS_LAB_STATE points at a directory that does not exist, so any use of sandbox internals fails.
+Checked: nothing starts, preflight, opt-in refusals (nothing created), tags, masking, the
+sandbox-only views explaining themselves, the authenticator's decisions read from CloudWatch
+Logs, and cleanup of tagged resources after a crashed run while untagged ones stay. Then every
+notebook that needs no `kubectl exec` runs headless on this target, twice.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from helpers import cleanup, commands, eksctl, lab, magics, target
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def outside(sb, tmp_path_factory):
+    """An environment that knows the cluster only by its kubeconfig and the AWS endpoint."""
+    home = tmp_path_factory.mktemp("learner")
+    shutil.copy(sb.state_dir / "pki" / "ca.crt", home / "aws-ca.pem")
+    shutil.copy(sb.kubeconfig, home / "kubeconfig")
+    config = (sb.state_dir / "aws" / "config").read_text().replace(str(sb.state_dir / "pki" / "ca.crt"),
+                                                                   str(home / "aws-ca.pem"))
+    (home / "aws-config").write_text(config)
+    shutil.copy(sb.state_dir / "aws" / "credentials", home / "aws-credentials")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EKS_LAB", "AWS_", "KUBECONFIG"))}
+    env.update({"PATH": f"{sb.kubectl.parent}{os.pathsep}{env['PATH']}", "KUBECONFIG": str(home / "kubeconfig"),
+                "AWS_CONFIG_FILE": str(home / "aws-config"), "AWS_SHARED_CREDENTIALS_FILE": str(home / "aws-credentials"),
+                "AWS_CA_BUNDLE": str(home / "aws-ca.pem"), "EKS_LAB_TARGET": "cluster",
+                "EKS_LAB_STATE": str(home / "no-sandbox-here"), "XDG_CACHE_HOME": str(home / "cache")})
+    with pytest.MonkeyPatch.context() as mp:
+        for k in list(os.environ):
+            if k.startswith(("EKS_LAB", "AWS_", "KUBECONFIG")):
+                mp.delenv(k)
+        for k, v in env.items():
+            mp.setenv(k, v)
+        yield env
+    assert not (home / "no-sandbox-here").exists(), "something used the sandbox's internals"
+
+
+def test_start_uses_the_kubeconfig_and_starts_nothing(outside):
+    c = lab.start()
+    assert isinstance(c, lab.Cluster) and c.kubeconfig.stat().st_mode & 0o077 == 0
+    assert os.environ["KUBECONFIG"] == str(c.kubeconfig)
+    assert commands.run("kubectl get ns kube-system").ok
+    assert lab.caller_arn().endswith(":user/eks_admin")
+    assert isinstance(lab.components(), lab.NotShownHere)
+
+
+def test_preflight_shows_where_and_what(outside):
+    p = lab.preflight("03")["value"]
+    assert p["account"] == "123456789012" and p["caller"].endswith(":user/eks_admin")
+    assert p["target"].startswith("cluster") and p["cluster"].startswith("myeks (ACTIVE")
+    assert any("needs EKS_LAB_ALLOW=iam-users" in v for v in p[p.index == "will create"])
+
+
+def test_without_opt_in_nothing_is_created(outside):
+    with pytest.raises(target.OptInRequired, match="EKS_LAB_ALLOW=iam-users"):
+        magics.aws("iam create-user --user-name t-refused")
+    assert "NoSuchEntity" in commands.run("aws iam get-user --user-name t-refused").stderr
+    before = commands.run("kubectl get cm aws-auth -n kube-system -o json").data["data"]
+    with pytest.raises(target.OptInRequired, match="aws-auth"):
+        eksctl.create_iamidentitymapping("myeks", "arn:aws:iam::123456789012:user/t-refused", groups=["system:masters"])
+    with pytest.raises(target.OptInRequired, match="iam-roles"):
+        eksctl.associate_iam_oidc_provider("myeks")
+    assert commands.run("kubectl get cm aws-auth -n kube-system -o json").data["data"] == before
+    view = lab.decisions(1, log="pod-identity-webhook")
+    assert isinstance(view, lab.NotShownHere) and "not published" in repr(view)
+    assert lab.expect_decision(view, error="anything") is view
+
+
+def test_authenticator_decisions_come_from_cloudwatch(outside):
+    """As on EKS with control-plane logging: the authenticator's lines in /aws/eks/<cluster>/cluster."""
+    assert commands.run("kubectl get ns default").ok
+    d = lab.expect_decision(lab.decisions(20), decision="granted", username="kubernetes-admin",
+                            arn=lambda arn: arn.endswith(":user/eks_admin"))
+    assert d.attrs["source"] == "CloudWatch Logs /aws/eks/myeks/cluster"
+    raw = commands.run("aws logs filter-log-events --log-group-name /aws/eks/myeks/cluster "
+                       "--log-stream-name-prefix authenticator --output json").check()
+    assert any('msg="access granted"' in e["message"] and 'groups="[system:masters]"' in e["message"]
+               for e in raw.data["events"])
+
+
+def test_opt_in_tags_and_masks(outside):
+    lab.configure(allow=["iam-users"])
+    try:
+        r = magics.aws("iam create-user --user-name t-tagged")
+        assert r.ok and f"--tags Key={target.TAG}" in r.command
+        tags = commands.run("aws iam list-user-tags --user-name t-tagged --output json").data["Tags"]
+        assert [t["Key"] for t in tags] == [target.TAG]
+        key = magics.aws("iam create-access-key --user-name t-tagged")
+        secret = key.data["AccessKey"]["SecretAccessKey"]
+        assert secret not in key._repr_html_() and secret not in str(key) and "****(masked)" in str(key)
+        token = magics.aws("eks get-token --cluster-name myeks")
+        assert token.data["status"]["token"] not in token._repr_html_()
+        from helpers import rbac, tokens
+        assert tokens.decode_eks_token(token.data["status"]["token"])["parameters"]["X-Amz-Signature"].endswith(
+            "masked)")
+        ak = rbac.whoami().set_index("ATTRIBUTE").at["Extra: accessKeyId", "VALUE"]
+        assert "masked" in ak
+    finally:
+        lab.configure(allow=[])
+
+
+CRASHING_RUN = """
+import os, signal
+from helpers import eksctl, lab, magics
+lab.configure(allow=["iam-users", "aws-auth"])
+magics.aws("iam create-user --user-name t-crashed").check()
+magics.aws("iam create-access-key --user-name t-crashed").check()
+magics.aws("iam attach-user-policy --user-name t-crashed --policy-arn arn:aws:iam::aws:policy/AdministratorAccess").check()
+magics.kubectl("create namespace t-crashed").check()
+eksctl.create_iamidentitymapping("myeks", "arn:aws:iam::123456789012:user/t-crashed", groups=["system:masters"])
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_cleanup_finds_what_a_crashed_run_left_and_only_that(outside):
+    crashed = subprocess.run([sys.executable, "-c", CRASHING_RUN], env={**outside, "PYTHONPATH": str(ROOT)},
+                             capture_output=True, text=True, timeout=120)
+    assert crashed.returncode == -9, crashed.stderr
+    # the learner's own user and namespace, with no tag: never touched
+    import boto3
+    boto3.client("iam").create_user(UserName="t-mine")         # made outside the series: no tag
+    assert commands.run("kubectl create namespace t-mine").ok
+    todo = cleanup.plan()
+    found = set(zip(todo.kind, todo.name))
+    assert {("IAM user", "t-crashed"), ("namespace", "t-crashed"),
+            ("aws-auth entry", "mapUsers: arn:aws:iam::123456789012:user/t-crashed")} <= found
+    assert not any("t-mine" in name for _, name in found)
+    out = subprocess.run([sys.executable, "-m", "helpers", "cleanup"], env={**outside, "PYTHONPATH": str(ROOT)},
+                         capture_output=True, text=True, timeout=120)
+    assert "t-crashed" in out.stdout and "./lab cleanup --yes" in out.stdout
+    cleanup.run(progress=lambda m: None)
+    assert "NoSuchEntity" in commands.run("aws iam get-user --user-name t-crashed").stderr
+    assert "t-crashed" not in json.dumps(commands.run("kubectl get cm aws-auth -n kube-system -o json").data)
+    assert commands.run("aws iam get-user --user-name t-mine").ok
+    with pytest.raises(target.OptInRequired, match="not created by the series"):
+        lab.remove_iam_user("t-mine")
+    assert commands.run("aws iam get-user --user-name t-mine").ok
+    assert cleanup.plan().query("kind != 'namespace'").empty
+
+
+# Every notebook whose commands an outside cluster serves here: 01 and 04 use `kubectl exec`,
+# which needs a kubelet that runs containers (the stand-in does not).
+ON_CLUSTER = ["00_setup_and_tour", "02_eks_authentication", "03_iam_admin_not_cluster_user", "05_admission_control",
+              "06_beyond_the_note"]
+
+
+@pytest.mark.parametrize("name", ON_CLUSTER)
+def test_notebook_runs_on_the_cluster_target(outside, tmp_path, name):
+    path = ROOT / "notebooks" / f"{name}.ipynb"
+    env_before = dict(os.environ)
+    os.environ["EKS_LAB_ALLOW"] = "all"
+    try:
+        for attempt in (1, 2):
+            nb = nbformat.read(path, as_version=4)
+            NotebookClient(nb, timeout=180, kernel_name="python3",
+                           resources={"metadata": {"path": str(tmp_path)}}).execute()
+            errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                      if o.get("output_type") == "error"]
+            assert not errors, f"run {attempt}"
+            shown = json.dumps([c.get("outputs", []) for c in nb.cells if c.cell_type == "code"])
+            assert "cluster (real AWS)" in shown and "no-sandbox-here" not in shown
+            if name.startswith("03"):
+                assert "SecretAccessKey" in shown and "****(masked)" in shown
+    finally:
+        os.environ.clear()
+        os.environ.update(env_before)
