@@ -423,7 +423,8 @@ def _authorization_api():
     from kubernetes import client, config
     key = os.environ.get("KUBECONFIG", "")
     if key not in _API:
-        _API[key] = client.AuthorizationV1Api(config.new_client_from_config())
+        # named explicitly: the client reads $KUBECONFIG once, when it is first imported
+        _API[key] = client.AuthorizationV1Api(config.new_client_from_config(config_file=key or "~/.kube/config"))
     return _API[key]
 
 

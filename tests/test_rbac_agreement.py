@@ -27,8 +27,8 @@ def _errors(reason: str) -> set[str]:
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_local_rbac_agrees_with_subject_access_review(sb, learner_environment, seed):
     corpus = rbac_corpus.Corpus(seed, bindings=80)
-    snap = rbac_corpus.apply(corpus)
     try:
+        snap = rbac_corpus.apply(corpus)
         asked, allowed, disagreements = 0, 0, []
         for who in corpus.identities():
             for req in corpus.requests(60):
@@ -59,8 +59,8 @@ def test_access_matrix_agrees_with_server_matrix(sb, learner_environment):
     """The rakkess-style matrix, cell by cell, against one SubjectAccessReview per cell."""
     from helpers import rbac
     corpus = rbac_corpus.Corpus(4, bindings=80)
-    rbac_corpus.apply(corpus)
     try:
+        rbac_corpus.apply(corpus)
         snap = authz.Snapshot.load()
         extra = ["pods", "pods/exec", "pods/log", "deployments.apps/scale", "secrets"]
         checked = 0

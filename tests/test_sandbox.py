@@ -251,3 +251,28 @@ def test_status_reports_every_component(sb):
 def test_current_without_a_sandbox_says_how_to_start(tmp_path):
     with pytest.raises(sandbox.SandboxError, match="python -m helpers sandbox up"):
         sandbox.current(tmp_path / "nothing-here")
+
+
+def test_kubectl_logs_goes_through_the_stand_in_kubelet(sb, kubectl, namespace):
+    kubectl("run", "quiet", "-n", namespace, "--image=amazon/aws-cli", "--command", "--", "sleep", "3600")
+    kubectl("wait", "--for=condition=Ready", "pod/quiet", "-n", namespace, "--timeout=30s")
+    logs = kubectl("logs", "quiet", "-n", namespace, "-v6")
+    assert logs.stdout == "" and "/pods/quiet/log" in logs.stderr and 'status="200 OK"' in logs.stderr
+    prev = kubectl("logs", "quiet", "-n", namespace, "--previous", check=False)
+    assert prev.returncode == 1 and 'previous terminated container "quiet" in pod "quiet" not found' in prev.stderr
+    ex = kubectl("exec", "quiet", "-n", namespace, "--", "ls", check=False)
+    assert ex.returncode == 1 and "unable to upgrade connection" in ex.stderr and "%kubectl exec" in ex.stderr
+
+
+def test_the_kubelet_api_refuses_everyone_but_the_api_server():
+    from helpers.sandbox import kubeletapi
+    pod = {"spec": {"containers": [{"name": "c"}]}}
+    read = lambda ns, name: pod if name == "p" else None  # noqa: E731
+    assert kubeletapi.answer("GET", "/containerLogs/ns/p/c", None, read)[0] == 403
+    assert kubeletapi.answer("GET", "/containerLogs/ns/p/c", "system:node:x", read)[2].startswith(
+        "Forbidden (user=system:node:x, verb=get, resource=nodes, subresource=proxy)")
+    ok = kubeletapi.answer("GET", "/containerLogs/ns/p/c?follow=true", "kube-apiserver-kubelet-client", read)
+    assert ok == (200, "text/plain", "")
+    assert kubeletapi.answer("GET", "/containerLogs/ns/gone/c", "kube-apiserver-kubelet-client", read)[0] == 404
+    assert kubeletapi.answer("GET", "/containerLogs/ns/p/x", "kube-apiserver-kubelet-client", read)[0] == 400
+    assert kubeletapi.answer("POST", "/exec/ns/p/c?command=ls", "kube-apiserver-kubelet-client", read)[0] == 400

@@ -246,6 +246,8 @@ def _apiserver_argv(bins: gobuild.Binaries, lay: Layout, cfg: Config, k: pki.Clu
             f"--service-cluster-ip-range={pki.SERVICE_CIDR}",
             "--allow-privileged=true", "--profiling=false",
             "--kubelet-preferred-address-types=InternalIP",
+            f"--kubelet-client-certificate={k.apiserver_kubelet_client.cert}",
+            f"--kubelet-client-key={k.apiserver_kubelet_client.key}", f"--kubelet-certificate-authority={k.ca.cert}",
             # EKS authentication: bearer tokens the API server cannot verify go to the
             # aws-iam-authenticator-compatible webhook. No caching, so aws-auth edits apply at once.
             f"--authentication-token-webhook-config-file={lay.root / 'authn-webhook.kubeconfig'}",
@@ -363,7 +365,7 @@ def _sweep(lay: Layout) -> list[int]:
 def _choose_ports(cfg: Config | None) -> dict[str, int]:
     """Keep last time's ports when they are free (the issuer URL stays the same), else pick new ones."""
     names = ("apiserver", "etcd", "etcd_peer", "etcd_metrics", "controller_manager", "aws", "authenticator", "oidc",
-             "imds")
+             "imds", "kubelet")
     old = (cfg.ports if cfg else {}) or {}
     chosen: dict[str, int] = {}
     for n in names:

@@ -7,7 +7,8 @@ identity), reports bound pods Running with container statuses (with the node's i
 so NodeRestriction and the Node authorizer judge it as they judge a real kubelet), and
 deletes pods once their grace period has passed. Container images are never pulled or run:
 `exec` into a pod is done by helpers.sandbox.podexec, which prepares the pod's files,
-token and environment the way kubelet does and runs the command on this machine.
+token and environment the way kubelet does and runs the command on this machine. Its HTTPS
+API (kubeletapi.py) answers the API server's `kubectl logs` calls.
 
 Run by `up` as `python -m helpers.sandbox.kubelet --state DIR`.
 """
@@ -29,6 +30,7 @@ from pathlib import Path
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
+from . import kubeletapi
 from .versions import pins
 
 log = logging.getLogger("stand-in-kubelet")
@@ -78,7 +80,7 @@ def node_object(name: str, region: str) -> dict:
     }
 
 
-def node_status(name: str, since: dt.datetime) -> dict:
+def node_status(name: str, since: dt.datetime, port: int = 10250) -> dict:
     t, s = rfc3339(now()), rfc3339(since)
 
     def cond(kind: str, status: str, reason: str, message: str) -> dict:
@@ -97,7 +99,7 @@ def node_status(name: str, since: dt.datetime) -> dict:
             cond("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
         ],
         "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": name}],
-        "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": port}},
         "nodeInfo": {
             "architecture": "amd64", "bootID": str(uuid.uuid5(uuid.NAMESPACE_DNS, name + rfc3339(since))),
             "containerRuntimeVersion": RUNTIME, "kernelVersion": platform.release(),
@@ -159,6 +161,8 @@ class StandInKubelet:
         cfg = json.loads((state_dir / "sandbox.json").read_text())
         self.node_name: str = cfg["node_name"]
         self.region: str = cfg["region"]
+        self.port: int = cfg["ports"]["kubelet"]
+        self.pki = state_dir / "pki"
         self.node_api = client.CoreV1Api(config.new_client_from_config(str(state_dir / "node.kubeconfig")))
         self.lease_api = client.CoordinationV1Api(self.node_api.api_client)
         self.sched_api = client.CoreV1Api(config.new_client_from_config(str(state_dir / "scheduler.kubeconfig")))
@@ -175,7 +179,7 @@ class StandInKubelet:
         except ApiException as e:
             if e.status != 409:
                 raise
-        self.node_api.patch_node_status(self.node_name, node_status(self.node_name, self.started))
+        self.node_api.patch_node_status(self.node_name, node_status(self.node_name, self.started, self.port))
 
     def heartbeat(self) -> None:
         last_status = time.monotonic()
@@ -183,7 +187,8 @@ class StandInKubelet:
             try:
                 self._renew_lease()
                 if time.monotonic() - last_status >= STATUS_EVERY:
-                    self.node_api.patch_node_status(self.node_name, node_status(self.node_name, self.started))
+                    self.node_api.patch_node_status(self.node_name,
+                                                    node_status(self.node_name, self.started, self.port))
                     last_status = time.monotonic()
             except Exception as e:  # the API server may be restarting; keep beating
                 log.warning("heartbeat: %s", e)
@@ -311,6 +316,7 @@ class StandInKubelet:
             log.debug("event %s: %s", reason, e.reason)
 
     def run(self) -> None:
+        kubeletapi.serve(self.port, self.pki, kubeletapi.pod_reader(self.node_api), self.stop)
         while not self.stop.is_set():
             try:
                 self.register()

@@ -119,6 +119,8 @@ class ClusterPKI:
     aws: Pair
     authenticator: Pair
     pod_identity_webhook: Pair
+    kubelet_server: Pair
+    apiserver_kubelet_client: Pair
     sa_key: Path
     sa_pub: Path
 
@@ -129,7 +131,8 @@ def _layout(d: Path) -> ClusterPKI:
                       apiserver_etcd_client=p("apiserver-etcd-client"), apiserver=p("apiserver"),
                       admin=p("admin"), controller_manager=p("controller-manager"), scheduler=p("scheduler"),
                       node=p("node"), aws=p("aws"), authenticator=p("authenticator"),
-                      pod_identity_webhook=p("pod-identity-webhook"),
+                      pod_identity_webhook=p("pod-identity-webhook"), kubelet_server=p("kubelet-server"),
+                      apiserver_kubelet_client=p("apiserver-kubelet-client"),
                       sa_key=d / "sa.key", sa_pub=d / "sa.pub")
 
 
@@ -161,6 +164,12 @@ def ensure(d: Path, node_name: str) -> ClusterPKI:
                                                             ips=("127.0.0.1",))),
     }
     leaves["pod-identity-webhook"] = (pki.ca, "eks:pod-identity-mutating-webhook", dict(client=True))
+    # The stand-in kubelet's API (kubectl logs goes API server -> kubelet), and the API server's
+    # client certificate for it, named as kubeadm names it.
+    leaves["kubelet-server"] = (pki.ca, f"system:node:{node_name}", dict(orgs=("system:nodes",), server=True,
+                                                                        dns=(node_name,), ips=("127.0.0.1",)))
+    leaves["apiserver-kubelet-client"] = (pki.ca, "kube-apiserver-kubelet-client",
+                                          dict(orgs=("kubeadm:cluster-admins",), client=True))
     for stem, (ca, cn, kw) in leaves.items():
         if not _exists(Pair(d / f"{stem}.crt", d / f"{stem}.key")):
             issue(d, stem, ca, cn, **kw)
