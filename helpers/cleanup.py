@@ -98,17 +98,9 @@ def run(progress=lambda m: print(m, file=sys.stderr, flush=True)) -> pd.DataFram
         if row.kind == "IAM user":
             for k in iam.list_access_keys(UserName=row.name)["AccessKeyMetadata"]:
                 iam.delete_access_key(UserName=row.name, AccessKeyId=k["AccessKeyId"])
-            for p in iam.list_attached_user_policies(UserName=row.name)["AttachedPolicies"]:
-                iam.detach_user_policy(UserName=row.name, PolicyArn=p["PolicyArn"])
-            for name in iam.list_user_policies(UserName=row.name)["PolicyNames"]:
-                iam.delete_user_policy(UserName=row.name, PolicyName=name)
-            iam.delete_user(UserName=row.name)
+            _delete_principal(iam, "user", row.name)
         elif row.kind == "IAM role":
-            for p in iam.list_attached_role_policies(RoleName=row.name)["AttachedPolicies"]:
-                iam.detach_role_policy(RoleName=row.name, PolicyArn=p["PolicyArn"])
-            for name in iam.list_role_policies(RoleName=row.name)["PolicyNames"]:
-                iam.delete_role_policy(RoleName=row.name, PolicyName=name)
-            iam.delete_role(RoleName=row.name)
+            _delete_principal(iam, "role", row.name)
         elif row.kind == "IAM OIDC provider":
             iam.delete_open_id_connect_provider(OpenIDConnectProviderArn=row.arn)
         elif row.kind == "IAM policy":
@@ -117,6 +109,16 @@ def run(progress=lambda m: print(m, file=sys.stderr, flush=True)) -> pd.DataFram
             _kubectl("delete", "namespace", row.name, "--wait=false")
     _drop_aws_auth({a.lower() for a in todo[todo.kind == "aws-auth entry"].arn})
     return todo
+
+
+def _delete_principal(iam, noun: str, name: str) -> None:
+    """A user or role goes only once its managed and inline policies are off it (IAM's rule)."""
+    who = {f"{noun.capitalize()}Name": name}
+    for p in getattr(iam, f"list_attached_{noun}_policies")(**who)["AttachedPolicies"]:
+        getattr(iam, f"detach_{noun}_policy")(**who, PolicyArn=p["PolicyArn"])
+    for policy in getattr(iam, f"list_{noun}_policies")(**who)["PolicyNames"]:
+        getattr(iam, f"delete_{noun}_policy")(**who, PolicyName=policy)
+    getattr(iam, f"delete_{noun}")(**who)
 
 
 def _drop_aws_auth(arns: set[str]) -> None:

@@ -115,11 +115,16 @@ def test_opt_in_tags_and_masks(outside):
         lab.configure(allow=[])
 
 
-CRASHING_RUN = """
+CRASHING_RUN = r"""
 import os, signal
 from helpers import eksctl, lab, magics
-lab.configure(allow=["iam-users", "aws-auth"])
+lab.configure(allow=["iam-users", "aws-auth", "iam-roles"])
 magics.aws("iam create-user --user-name t-crashed").check()
+trust = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}'
+magics.aws(f"iam create-role --role-name t-crashed-role --assume-role-policy-document '{trust}'").check()
+magics.aws("iam attach-role-policy --role-name t-crashed-role --policy-arn arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess").check()
+magics.aws("iam put-role-policy --role-name t-crashed-role --policy-name inline --policy-document "
+           "'{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"s3:ListBucket\",\"Resource\":\"*\"}]}'").check()
 magics.aws("iam create-access-key --user-name t-crashed").check()
 magics.aws("iam attach-user-policy --user-name t-crashed --policy-arn arn:aws:iam::aws:policy/AdministratorAccess").check()
 magics.kubectl("create namespace t-crashed").check()
@@ -138,7 +143,7 @@ def test_cleanup_finds_what_a_crashed_run_left_and_only_that(outside):
     assert commands.run("kubectl create namespace t-mine").ok
     todo = cleanup.plan()
     found = set(zip(todo.kind, todo.name))
-    assert {("IAM user", "t-crashed"), ("namespace", "t-crashed"),
+    assert {("IAM user", "t-crashed"), ("IAM role", "t-crashed-role"), ("namespace", "t-crashed"),
             ("aws-auth entry", "mapUsers: arn:aws:iam::123456789012:user/t-crashed")} <= found
     assert not any("t-mine" in name for _, name in found)
     out = subprocess.run([sys.executable, "-m", "helpers", "cleanup"], env={**outside, "PYTHONPATH": str(ROOT)},
@@ -146,6 +151,7 @@ def test_cleanup_finds_what_a_crashed_run_left_and_only_that(outside):
     assert "t-crashed" in out.stdout and "./lab cleanup --yes" in out.stdout
     cleanup.run(progress=lambda m: None)
     assert "NoSuchEntity" in commands.run("aws iam get-user --user-name t-crashed").stderr
+    assert "NoSuchEntity" in commands.run("aws iam get-role --role-name t-crashed-role").stderr
     assert "t-crashed" not in json.dumps(commands.run("kubectl get cm aws-auth -n kube-system -o json").data)
     assert commands.run("aws iam get-user --user-name t-mine").ok
     with pytest.raises(target.OptInRequired, match="not created by the series"):
