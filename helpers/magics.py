@@ -36,8 +36,18 @@ def aws(line: str, cell: str | None = None) -> commands.Result:
     return commands.run(["aws", *shlex.split(line)], input=cell)   # guarded there (helpers.target)
 
 
+# kubectl exec's flags that take a value (the pod is the first word that is neither flag nor value)
+_EXEC_VALUE_FLAGS = {"-n", "--namespace", "-c", "--container", "--as", "--as-group", "--as-uid", "--context",
+                     "--kubeconfig", "--request-timeout", "--pod-running-timeout", "-f", "--filename", "--cluster",
+                     "--user", "-s", "--server", "--token"}
+# what the stand-in kubelet answers once the API server has let an exec through (kubeletapi.py)
+_REACHED_KUBELET = "stand-in kubelet runs no containers"
+
+
 def pod_exec(argv: list[str]) -> commands.Result:
-    """`kubectl exec [-it] POD [-n NS] [-c CONTAINER] -- CMD…`, through the sandbox's exec-as-pod."""
+    """`kubectl exec [-it] POD [-n NS] [-c CONTAINER] -- CMD…`: the API server decides (the real kubectl
+    exec is sent first: RBAC on pods/exec, the pod and container must exist), then the command runs
+    through the sandbox's exec-as-pod, since the stand-in kubelet has no container to stream from."""
     from .sandbox import podexec
     shown = "kubectl exec " + shlex.join(argv)
     if "--" not in argv:
@@ -53,12 +63,18 @@ def pod_exec(argv: list[str]) -> commands.Result:
             ns, i = a.split("=", 1)[1], i + 1
         elif a in ("-c", "--container"):
             container, i = opts[i + 1], i + 2
+        elif a in _EXEC_VALUE_FLAGS:
+            i += 2
         elif a.startswith("-"):
-            i += 1  # -i, -t, -it: there is no terminal to attach
+            i += 1  # -i, -t, -it, --flag=value: there is no terminal to attach
         else:
             pod, i = a, i + 1
     if pod is None:
         return commands.Result(shown, 1, "", "error: expected 'exec (POD | TYPE/NAME) [-c CONTAINER] -- COMMAND'\n")
+    asked = commands.run(["kubectl", "exec", *argv], timeout=60)
+    if _REACHED_KUBELET not in asked.stderr:
+        asked.command = shown
+        return asked          # refused before any container would be reached: the API server's own answer
     try:
         r = podexec.exec_in_pod(ns, pod.split("/", 1)[-1], cmd, container=container)
     except podexec.PodExecError as e:
