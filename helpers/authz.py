@@ -212,7 +212,8 @@ def rule_allows(rule: dict, req: Request) -> bool:
     return _verb_matches(rule, req.verb) and _url_matches(rule, req.path)
 
 
-def _applies(subject: dict, who: Identity, namespace: str) -> bool:
+def applies(subject: dict, who: Identity, namespace: str) -> bool:
+    """Upstream appliesToUser: does this binding subject name WHO (a namespace-less SA subject means the binding's)?"""
     kind = subject.get("kind")
     if kind == "User":
         return who.user == subject.get("name")
@@ -273,7 +274,7 @@ class Snapshot:
         if namespace:
             visits += [("RoleBinding", b, namespace) for b in self.role_bindings.get(namespace, [])]
         for kind, b, ns in visits:
-            subject = next((s for s in b.get("subjects") or [] if _applies(s, who, ns)), None)
+            subject = next((s for s in b.get("subjects") or [] if applies(s, who, ns)), None)
             if subject is None:
                 continue
             rules, err = self._role_rules(b["roleRef"], ns)
@@ -322,7 +323,10 @@ class Snapshot:
         for ns, bs in [("", self.cluster_role_bindings), *self.role_bindings.items()]:
             for b in bs:
                 for s in b.get("subjects") or []:
-                    key = (s.get("kind"), s.get("name"), s.get("namespace") or (ns if s.get("kind") == "ServiceAccount" else ""))
+                    is_sa = s.get("kind") == "ServiceAccount"
+                    key = (s.get("kind"), s.get("name"), s.get("namespace") or (ns if is_sa else ""))
+                    if is_sa and not key[2]:
+                        continue   # a ClusterRoleBinding's SA without a namespace names nobody
                     seen.setdefault(key, {"kind": key[0], "name": key[1], "namespace": key[2]})
         return sorted(seen.values(), key=lambda s: (s["kind"], s["namespace"], s["name"]))
 

@@ -337,7 +337,8 @@ def preflight(notebook: str):
                         f"Kubernetes {info.get('version', '?')})"),
             ("region", t.region), ("kubeconfig context", ctx)]
     for what, opt_in in target.PLAN.get(notebook, []):
-        state = "" if opt_in is None else (f"✔ {opt_in}" if t.allows(opt_in) else f"✖ needs EKS_LAB_ALLOW={opt_in}")
+        state = "" if opt_in is None else (f"on a real account: opt-in {opt_in}" if not t.on_cluster else
+                                           f"✔ {opt_in}" if t.allows(opt_in) else f"✖ needs EKS_LAB_ALLOW={opt_in}")
         rows.append(("will create", f"{what}" + (f"  [{state}]" if state else "")))
     return pd.DataFrame(rows, columns=["", "value"]).set_index("")
 

@@ -37,13 +37,16 @@ def bindings() -> list[dict]:
     return _get("clusterrolebindings") + _get("rolebindings")
 
 
-def lookup(subject: str, objects: list[dict] | None = None) -> pd.DataFrame:
-    """Every binding whose subjects name `subject` (a regular expression, as rbac-tool takes)."""
+def lookup(subject: str, objects: list[dict] | None = None, expand: bool = False) -> pd.DataFrame:
+    """Every binding whose subjects name `subject` (a regular expression, as rbac-tool takes).
+    With expand=True and a user or ServiceAccount user name, also the bindings of the groups the
+    authenticator gives it (system:authenticated, system:serviceaccounts[:<ns>]), which rbac-tool misses."""
     pattern = re.compile(f"^(?:{subject})$")
+    groups = set(Identity.of(subject).groups) if expand else set()
     rows = []
     for b in objects if objects is not None else bindings():
         for s in b.get("subjects") or []:
-            if pattern.match(s.get("name", "")):
+            if pattern.match(s.get("name", "")) or (s.get("kind") == "Group" and s.get("name") in groups):
                 ns = b["metadata"].get("namespace", "")
                 rows.append({"SUBJECT": s["name"], "SUBJECT TYPE": s["kind"],
                              "SCOPE": "Role" if ns else "ClusterRole", "NAMESPACE": ns,
@@ -58,20 +61,32 @@ def _rules(role_ref: dict, namespace: str, roles: dict) -> list[dict]:
     return roles.get(key, {}).get("rules") or []
 
 
-def rolesum(kind: str, name: str, namespace: str | None = None, objects: dict | None = None) -> dict:
-    """{'bindings': DataFrame, 'policies': DataFrame} for a User, Group or ServiceAccount."""
+def rolesum(kind: str, name: str, namespace: str | None = None, objects: dict | None = None,
+            expand: bool = True) -> dict:
+    """{'bindings': DataFrame, 'policies': DataFrame} for a User, Group or ServiceAccount. A User's
+    or a ServiceAccount's bindings include, with expand (the default), those of the groups the
+    authenticator gives it; the `via` column says which subject of the binding matched."""
     objs = objects or {"bindings": bindings(), "roles": _get("clusterroles") + _get("roles")}
     roles = {(r["kind"], r["metadata"].get("namespace", ""), r["metadata"]["name"]): r for r in objs["roles"]}
+    who = None
+    if expand and kind == "User":
+        who = Identity.of(name)
+    elif expand and kind == "ServiceAccount" and namespace:
+        who = Identity.service_account(namespace, name)
     brows, prows = [], {}
     for b in objs["bindings"]:
         ns = b["metadata"].get("namespace", "")
         for s in b.get("subjects") or []:
-            if s["kind"] != kind or s["name"] != name:
+            if who is not None:
+                if not authz.applies(s, who, ns):
+                    continue
+            elif s["kind"] != kind or s["name"] != name:
                 continue
-            if kind == "ServiceAccount" and namespace and s.get("namespace") != namespace:
+            elif kind == "ServiceAccount" and namespace and (s.get("namespace") or ns) != namespace:
                 continue
             brows.append({"binding": f"{ns + '/' if ns else ''}{b['metadata']['name']}",
-                          "role": f"{b['roleRef']['kind']}/{b['roleRef']['name']}", "namespace": ns or "*"})
+                          "role": f"{b['roleRef']['kind']}/{b['roleRef']['name']}", "namespace": ns or "*",
+                          "via": f"{s['kind']} {s['name']}"})
             for rule in _rules(b["roleRef"], ns, roles):
                 for group in rule.get("apiGroups") or [""]:
                     for res in rule.get("resources") or []:
@@ -88,7 +103,8 @@ def rolesum(kind: str, name: str, namespace: str | None = None, objects: dict | 
                         for v in VERBS:
                             if v in rule.get("verbs", []) or "*" in rule.get("verbs", []):
                                 row[v] = "✔"
-    return {"bindings": pd.DataFrame(brows, columns=["binding", "role", "namespace"]),
+            break   # one matching subject is enough: a binding counts once
+    return {"bindings": pd.DataFrame(brows, columns=["binding", "role", "namespace", "via"]),
             "policies": pd.DataFrame(sorted(prows.values(), key=lambda r: (r["namespace"], r["resource"])),
                                      columns=["resource", "namespace", *VERBS])}
 

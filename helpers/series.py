@@ -2,7 +2,8 @@
 
     python -m helpers series run [--out build/series]
 
-Executes every notebook in order against the sandbox (started if needed), with progress, and
+Executes every notebook in order against the sandbox (started if needed; with
+EKS_LAB_TARGET=cluster, against your cluster instead), with progress, and
 writes the executed notebooks and an HTML page for each into the output folder. The committed
 notebooks are never touched.
 """
@@ -23,12 +24,15 @@ def run(out: Path, progress=lambda m: print(m, file=sys.stderr, flush=True)) -> 
 
     import os
 
-    from . import sandbox
+    from . import sandbox, target
     # The kernels import `helpers` from this checkout, however this process was started.
     root = str(NOTEBOOKS.parent)
     if root not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
         os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
-    sandbox.up(progress=progress)
+    if target.current().on_cluster:
+        progress("[series] EKS_LAB_TARGET=cluster: running against your cluster (each notebook's opt-ins apply)")
+    else:
+        sandbox.up(progress=progress)
     out.mkdir(parents=True, exist_ok=True)
     paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
     report = []

@@ -215,6 +215,7 @@ def test_can_i_explorer_callback(snap):
     assert "⚠️" in ex.render("system:serviceaccount:bad", "get", "pods")   # a clear message, no traceback
     opts = ex.options()
     assert "group:readers" in opts["subjects"] and "system:serviceaccount:dev:dev-k8s" in opts["subjects"]
+    assert not [s for s in opts["subjects"] if s.startswith("system:serviceaccount::")]   # "lost" names nobody
     assert "pods/exec" in opts["resources"] and "dev" in opts["namespaces"]
 
 

@@ -150,11 +150,27 @@ def test_rbac_lookup_has_rbac_tools_columns():
 def test_rolesum_verb_table():
     from helpers import rbac
     s = rbac.rolesum("ServiceAccount", "dev-k8s", "dev-team", RBAC_OBJECTS)
-    assert s["bindings"].iloc[0].tolist() == ["dev-team/roleB-dev-team", "Role/role-dev-team", "dev-team"]
+    assert s["bindings"].iloc[0].tolist() == ["dev-team/roleB-dev-team", "Role/role-dev-team", "dev-team",
+                                              "ServiceAccount dev-k8s"]
     row = s["policies"].iloc[0]
     assert (row["resource"], row["get"], row["list"], row["delete"]) == ("pods", "✔", "✔", "✖")
     admin = rbac.rolesum("Group", "system:masters", objects=RBAC_OBJECTS)["policies"]
     assert set(admin["resource"]) == {"*.*", "*"} and (admin[rbac.VERBS] == "✔").all().all()
+
+
+def test_views_expand_groups():
+    from helpers import rbac
+    objs = {"roles": RBAC_OBJECTS["roles"], "bindings": RBAC_OBJECTS["bindings"] + [
+        {"kind": "ClusterRoleBinding", "metadata": {"name": "all-sas"},
+         "roleRef": {"kind": "ClusterRole", "name": "cluster-admin"},
+         "subjects": [{"kind": "Group", "name": "system:serviceaccounts"},
+                      {"kind": "Group", "name": "system:serviceaccounts:dev-team"}]}]}
+    s = rbac.rolesum("ServiceAccount", "dev-k8s", "dev-team", objs)
+    assert s["bindings"]["via"].tolist() == ["ServiceAccount dev-k8s", "Group system:serviceaccounts"]
+    assert rbac.rolesum("ServiceAccount", "dev-k8s", "dev-team", objs, expand=False)["bindings"].shape[0] == 1
+    wide = rbac.lookup("system:serviceaccount:dev-team:dev-k8s", objs["bindings"], expand=True)
+    assert "all-sas" in set(wide["BINDING"])
+    assert "all-sas" not in set(rbac.lookup("system:serviceaccount:dev-team:dev-k8s", objs["bindings"])["BINDING"])
 
 
 def test_spec_diff_shows_only_what_admission_added():
