@@ -73,3 +73,17 @@ def test_notebook_navigation_is_current():
     r = subprocess.run([sys.executable, str(ROOT / "tools" / "add_navigation.py"), "--check"], capture_output=True,
                        text=True)
     assert r.returncode == 0, f"{r.stdout} — run `python tools/add_navigation.py`"
+
+
+def test_every_notebook_starts_alike_and_has_a_plan():
+    """Set-up with lab.start(), then the preflight cell; each notebook that creates something says what."""
+    from helpers import target
+    for nb_path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        code = ["".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+                for c in json.loads(nb_path.read_text())["cells"] if c["cell_type"] == "code"]
+        assert "lab.start()" in code[0], f"{nb_path.name}: the first code cell starts the lab"
+        number = nb_path.name[:2]
+        assert code[1].strip() == f'lab.preflight("{number}")' or f'lab.preflight("{number}")' in code[0], \
+            f"{nb_path.name}: the preflight cell follows the set-up"
+        if number != "00":
+            assert target.PLAN.get(number), f"{nb_path.name}: helpers.target.PLAN says what it creates"
