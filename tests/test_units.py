@@ -229,3 +229,34 @@ def test_stand_in_kubelet_knows_which_containers_ignore_sigterm():
     assert seconds_to_exit({"containers": [{"name": "a", "command": ["tail"], "args": ["-f", "/dev/null"]}]}) == float("inf")
     assert seconds_to_exit({"containers": [{"name": "a", "image": "nginx"},
                                            {"name": "b", "command": ["/bin/sleep", "3600"]}]}) == float("inf")
+
+
+PARENT_THAT_NEVER_REAPS = r"""
+import json, subprocess, sys, time
+from pathlib import Path
+from helpers.sandbox import procs
+run = Path(sys.argv[1])
+p = procs.start(run, run, "sleeper", ["sleep", "60"])
+print(p.pid, flush=True)
+time.sleep(60)   # never waits for its child: once stopped, the child stays a zombie
+"""
+
+
+def test_stop_many_does_not_wait_for_a_zombie_it_cannot_reap(tmp_path):
+    """Another process started the component and does not reap it (it may be blocked on our lock):
+    a zombie is dead, and stopping must not wait for its parent."""
+    import subprocess
+    import sys
+    import time
+    parent = subprocess.Popen([sys.executable, "-c", PARENT_THAT_NEVER_REAPS, str(tmp_path)], stdout=subprocess.PIPE,
+                              text=True, cwd=Path(__file__).resolve().parents[1])
+    try:
+        pid = int(parent.stdout.readline())
+        t0 = time.monotonic()
+        assert procs.stop_many(tmp_path, {"sleeper": 2.0}) == ["sleeper"]
+        assert time.monotonic() - t0 < 5
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        assert state == "Z"   # still unreaped by its parent, and yet stopping finished
+    finally:
+        parent.kill()
+        parent.wait()

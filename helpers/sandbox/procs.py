@@ -131,13 +131,24 @@ def _reap(pid: int) -> None:
 
 
 def _group_alive(pgid: int) -> bool:
+    """Whether any process of the group still runs. Zombies do not count: their parent (say, a test
+    process waiting for our lock) may not reap them until we are done, and waiting for it would
+    never end."""
     try:
         os.killpg(pgid, 0)
-        return True
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2:].split()
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
 
 
 def processes_mentioning(marker: str) -> list[int]:
