@@ -17,7 +17,6 @@ the judge: `server_decide` asks it with a SubjectAccessReview, which sees every 
 from __future__ import annotations
 
 import json
-import subprocess
 from dataclasses import dataclass, field
 
 MASTERS = "system:masters"
@@ -385,10 +384,8 @@ class RuleIndex:
 
 
 def _kubectl(args: list[str]) -> str:
-    r = subprocess.run(["kubectl", *args], capture_output=True, text=True, timeout=120)
-    if r.returncode:
-        raise RuntimeError(f"kubectl {' '.join(args)} failed: {r.stderr.strip() or r.stdout.strip()}")
-    return r.stdout
+    from .commands import run
+    return run(["kubectl", *args], timeout=120).check().stdout
 
 
 def parse_api_resources(text: str) -> list[Resource]:

@@ -11,8 +11,6 @@ Anything without the tag is never touched, whatever its name.
 """
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 
 import pandas as pd
@@ -29,8 +27,9 @@ def _tagged(tags: list[dict]) -> bool:
     return any(t.get("Key") == TAG for t in tags or [])
 
 
-def _kubectl(*args: str, input: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(["kubectl", *args], capture_output=True, text=True, input=input, timeout=120)
+def _kubectl(*args: str):
+    from .commands import run
+    return run(["kubectl", *args])
 
 
 def plan() -> pd.DataFrame:
@@ -56,8 +55,8 @@ def plan() -> pd.DataFrame:
             if _tagged(tags):
                 rows.append(("IAM policy", p["PolicyName"], p["Arn"], _value(tags)))
     ns = _kubectl("get", "namespaces", "-l", TAG, "-o", "json")
-    if ns.returncode == 0:
-        for item in json.loads(ns.stdout)["items"]:
+    if ns.ok:
+        for item in ns.data["items"]:
             rows.append(("namespace", item["metadata"]["name"], "", item["metadata"]["labels"].get(TAG, "")))
     arns = {r[2].lower() for r in rows if r[0] in ("IAM user", "IAM role")}
     for key, arn in _aws_auth_entries():
@@ -70,21 +69,23 @@ def _value(tags: list[dict]) -> str:
     return next((t["Value"] for t in tags if t["Key"] == TAG), "")
 
 
-def _aws_auth():
-    r = _kubectl("get", "configmap", "aws-auth", "-n", "kube-system", "-o", "json")
-    return json.loads(r.stdout) if r.returncode == 0 else None
+def _aws_auth() -> dict | None:
+    from .eksctl import EksctlError, _load
+    try:
+        return _load(None)
+    except EksctlError:   # no aws-auth (API-only clusters): nothing to clean there
+        return None
+
+
+# (ConfigMap key, ARN field) of aws-auth's user and role entries, as eksctl._key_for names them
+_AWS_AUTH_KEYS = (("mapUsers", "userarn"), ("mapRoles", "rolearn"))
 
 
 def _aws_auth_entries() -> list[tuple[str, str]]:
-    import yaml
+    from .eksctl import _entries
     cm = _aws_auth()
-    if cm is None:
-        return []
-    out = []
-    for key, field in (("mapUsers", "userarn"), ("mapRoles", "rolearn")):
-        for e in yaml.safe_load((cm.get("data") or {}).get(key) or "[]") or []:
-            out.append((key, str(e.get(field, ""))))
-    return out
+    return [] if cm is None else [(key, str(e.get(field, ""))) for key, field in _AWS_AUTH_KEYS
+                                  for e in _entries(cm, key)]
 
 
 def run(progress=lambda m: print(m, file=sys.stderr, flush=True)) -> pd.DataFrame:
@@ -122,18 +123,15 @@ def _delete_principal(iam, noun: str, name: str) -> None:
 
 
 def _drop_aws_auth(arns: set[str]) -> None:
-    import yaml
-    if not arns:
-        return
-    cm = _aws_auth()
-    for key, field in (("mapUsers", "userarn"), ("mapRoles", "rolearn")):
-        entries = yaml.safe_load((cm.get("data") or {}).get(key) or "[]") or []
+    from .eksctl import _entries, _save
+    for key, field in _AWS_AUTH_KEYS:
+        cm = _aws_auth() if arns else None   # read again each time: a replace needs the current version
+        if cm is None:
+            return
+        entries = _entries(cm, key)
         kept = [e for e in entries if str(e.get(field, "")).lower() not in arns]
         if len(kept) != len(entries):
-            cm["data"][key] = yaml.safe_dump(kept, default_flow_style=False, sort_keys=True)
-    r = _kubectl("replace", "-f", "-", input=json.dumps(cm))
-    if r.returncode:
-        raise RuntimeError(f"could not update aws-auth: {r.stderr.strip()}")
+            _save(cm, key, kept, None)
 
 
 def main(argv: list[str]) -> int:

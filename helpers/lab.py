@@ -29,16 +29,15 @@ def on_sandbox() -> bool:
 
 
 def _start_cluster(t: target.Target) -> Cluster:
-    import subprocess
     from . import commands
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "eks-security-lab"
-    cache.mkdir(parents=True, exist_ok=True, mode=0o700)
     view = ["kubectl", "config", "view", "--minify", "--flatten"] + (["--context", t.context] if t.context else [])
-    r = subprocess.run(view, capture_output=True, text=True, timeout=60)
-    if r.returncode or "clusters:" not in r.stdout:
+    r = commands.run(view, timeout=60)
+    if not r.ok or "clusters:" not in r.stdout:
         raise RuntimeError(f"EKS_LAB_TARGET=cluster: no usable kubeconfig context ({r.stderr.strip() or 'empty'}). "
                            f"Run `aws eks update-kubeconfig --name {t.cluster} --region {t.region}` first, "
                            "or set EKS_LAB_CONTEXT to one of `kubectl config get-contexts`.")
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "eks-security-lab"
+    cache.mkdir(parents=True, exist_ok=True, mode=0o700)
     own = cache / f"kubeconfig-{t.context or 'current'}".replace("/", "_").replace(":", "_")
     fd = os.open(own, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)   # it may embed credentials
     with os.fdopen(fd, "w") as fh:
@@ -47,7 +46,7 @@ def _start_cluster(t: target.Target) -> Cluster:
     reach = commands.run(["kubectl", "get", "--raw", "/version"], timeout=30)
     if not reach.ok:
         raise RuntimeError(f"the cluster does not answer: {reach.stderr.strip()}")
-    me = commands.run(["aws", "sts", "get-caller-identity", "--output", "json"], timeout=30)
+    me = _caller_identity()
     if not me.ok:
         raise RuntimeError(f"AWS credentials do not work: {me.stderr.strip()} (set AWS_PROFILE, or run `aws configure`)")
     return Cluster(own, t)
@@ -211,8 +210,7 @@ def _cloudwatch_decisions(t: target.Target, last: int, minutes: int = 30):
 
 def account_id() -> str:
     """The AWS account the series runs in (the sandbox's is 123456789012)."""
-    from . import commands
-    return commands.run(["aws", "sts", "get-caller-identity", "--output", "json"]).check().data["Account"]
+    return _caller_identity().check().data["Account"]
 
 
 def decisions(last: int = 5, log: str = "authenticator"):
@@ -231,7 +229,7 @@ def decisions(last: int = 5, log: str = "authenticator"):
     path = sandbox.current().state_dir / "logs" / f"{log}.jsonl"
     lines = path.read_text().splitlines()[-last:] if path.exists() else []
     rows = [json.loads(x) for x in lines]
-    cols = ["time", "decision", "arn", "mapping", "username", "groups", "error"] if log == "authenticator" else \
+    cols = _DECISION_COLUMNS if log == "authenticator" else \
         ["time", "pod", "serviceAccount", "decision", "roleArn"]
     return pd.DataFrame(rows).reindex(columns=cols).fillna("")
 
@@ -326,7 +324,7 @@ def preflight(notebook: str):
 
     from . import commands
     t = target.current()
-    me = commands.run(["aws", "sts", "get-caller-identity", "--output", "json"])
+    me = _caller_identity()
     ident = me.data or {}
     cluster = commands.run(["aws", "eks", "describe-cluster", "--name", t.cluster, "--output", "json"])
     info = (cluster.data or {}).get("cluster", {})
@@ -344,8 +342,13 @@ def preflight(notebook: str):
 
 
 def caller_arn() -> str:
+    return _caller_identity().check().data["Arn"]
+
+
+def _caller_identity():
+    """`aws sts get-caller-identity`: who this kernel's AWS credentials are (not cached: a profile may change)."""
     from . import commands
-    return commands.run(["aws", "sts", "get-caller-identity", "--output", "json"]).check().data["Arn"]
+    return commands.run(["aws", "sts", "get-caller-identity", "--output", "json"], timeout=30)
 
 
 def components():

@@ -40,8 +40,6 @@ def aws(line: str, cell: str | None = None) -> commands.Result:
 _EXEC_VALUE_FLAGS = {"-n", "--namespace", "-c", "--container", "--as", "--as-group", "--as-uid", "--context",
                      "--kubeconfig", "--request-timeout", "--pod-running-timeout", "-f", "--filename", "--cluster",
                      "--user", "-s", "--server", "--token"}
-# what the stand-in kubelet answers once the API server has let an exec through (kubeletapi.py)
-_REACHED_KUBELET = "stand-in kubelet runs no containers"
 
 
 def pod_exec(argv: list[str]) -> commands.Result:
@@ -71,8 +69,9 @@ def pod_exec(argv: list[str]) -> commands.Result:
             pod, i = a, i + 1
     if pod is None:
         return commands.Result(shown, 1, "", "error: expected 'exec (POD | TYPE/NAME) [-c CONTAINER] -- COMMAND'\n")
+    from .sandbox.kubeletapi import NO_CONTAINERS
     asked = commands.run(["kubectl", "exec", *argv], timeout=60)
-    if _REACHED_KUBELET not in asked.stderr:
+    if NO_CONTAINERS not in asked.stderr:   # the stand-in kubelet's answer means the API server let it through
         asked.command = shown
         return asked          # refused before any container would be reached: the API server's own answer
     try:

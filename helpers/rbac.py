@@ -14,9 +14,7 @@ two differ (on EKS: access entries, which RBAC objects do not show).
 """
 from __future__ import annotations
 
-import json
 import re
-import subprocess
 
 import pandas as pd
 
@@ -26,15 +24,14 @@ from .authz import Identity, Snapshot
 VERBS = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]
 
 
-def _get(kind: str) -> list[dict]:
-    out = subprocess.run(["kubectl", "get", kind, "-A", "-o", "json"], capture_output=True, text=True, timeout=60)
-    if out.returncode:
-        raise RuntimeError(out.stderr.strip())
-    return json.loads(out.stdout)["items"]
+def _get(kinds: str) -> list[dict]:
+    """Objects of one or more kinds (`clusterroles,roles`) in one kubectl call."""
+    from . import commands
+    return commands.run(["kubectl", "get", kinds, "-A", "-o", "json"], timeout=60).check().data["items"]
 
 
 def bindings() -> list[dict]:
-    return _get("clusterrolebindings") + _get("rolebindings")
+    return _get("clusterrolebindings,rolebindings")
 
 
 def lookup(subject: str, objects: list[dict] | None = None, expand: bool = False) -> pd.DataFrame:
@@ -66,7 +63,7 @@ def rolesum(kind: str, name: str, namespace: str | None = None, objects: dict | 
     """{'bindings': DataFrame, 'policies': DataFrame} for a User, Group or ServiceAccount. A User's
     or a ServiceAccount's bindings include, with expand (the default), those of the groups the
     authenticator gives it; the `via` column says which subject of the binding matched."""
-    objs = objects or {"bindings": bindings(), "roles": _get("clusterroles") + _get("roles")}
+    objs = objects or {"bindings": bindings(), "roles": _get("clusterroles,roles")}
     roles = {(r["kind"], r["metadata"].get("namespace", ""), r["metadata"]["name"]): r for r in objs["roles"]}
     who = None
     if expand and kind == "User":
@@ -127,10 +124,8 @@ def whoami(data: dict | None = None, reveal: bool | None = None) -> pd.DataFrame
     """`kubectl auth whoami` (a SelfSubjectReview): ATTRIBUTE / VALUE, extras included."""
     from . import tokens
     if data is None:
-        out = subprocess.run(["kubectl", "auth", "whoami", "-o", "json"], capture_output=True, text=True, timeout=60)
-        if out.returncode:
-            raise RuntimeError(out.stderr.strip())
-        data = json.loads(out.stdout)
+        from . import commands
+        data = commands.run(["kubectl", "auth", "whoami", "-o", "json"], timeout=60).check().data
     reveal = tokens._reveal(reveal)
     info = (data.get("status") or {}).get("userInfo")
     if info is None:

@@ -22,6 +22,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 API_SERVER_CLIENT = "kube-apiserver-kubelet-client"
+# The refusal of a stream; `%kubectl exec` (helpers.magics) reads it as "the API server let it through".
+NO_CONTAINERS = "the sandbox's stand-in kubelet runs no containers"
 _LOGS = re.compile(r"^/containerLogs/([^/]+)/([^/]+)/([^/]+)$")
 _STREAMS = re.compile(r"^/(exec|attach|portForward|run)/")
 
@@ -48,7 +50,7 @@ def answer(method: str, path: str, caller: str | None, read_pod) -> tuple[int, s
             return 400, "text/plain", f'previous terminated container "{container}" in pod "{name}" not found'
         return 200, "text/plain", ""
     if _STREAMS.match(url.path):
-        return 400, "text/plain", ("the sandbox's stand-in kubelet runs no containers, so it has none to stream "
+        return 400, "text/plain", (f"{NO_CONTAINERS}, so it has none to stream "
                                    "from. In a notebook, `%kubectl exec POD -- CMD` runs CMD the way the pod would "
                                    "(its token, files and environment; see the README).")
     return 404, "text/plain", "404 page not found"
