@@ -158,6 +158,13 @@ def test_free_port_and_port_free():
     assert procs.port_free(port)
 
 
+def test_free_ports_stay_out_of_the_ephemeral_range():
+    """So no outgoing connection can take a stopped sandbox's port before the next `up` reuses it."""
+    low, _ = procs._ephemeral_range()
+    ports = {procs.free_port() for _ in range(20)}
+    assert all(10000 <= p < low for p in ports)
+
+
 def test_listeners_reports_the_bound_address():
     import socket
     with socket.socket() as s:

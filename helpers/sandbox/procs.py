@@ -184,8 +184,26 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
             return False
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999   # Linux's default
+
+
 def free_port(host: str = "127.0.0.1", avoid: set[int] = frozenset()) -> int:
-    while True:
+    """A free port below the kernel's ephemeral range. A port from that range (what binding to 0
+    gives) can be taken as the source port of any outgoing connection the moment the sandbox stops,
+    so the next `up` could not keep it, and the issuer URL and kubeconfigs would change with it."""
+    import random
+    low, _ = _ephemeral_range()
+    if low > 10000 + 1000:
+        for _ in range(200):
+            port = random.randrange(10000, low)
+            if port not in avoid and port_free(port, host):
+                return port
+    while True:   # no room below the ephemeral range: take what the kernel gives
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.bind((host, 0))
             port = s.getsockname()[1]
