@@ -59,6 +59,8 @@ def start(quiet: bool = True):
     else:
         sb = sandbox.up(progress=(lambda m: None) if quiet else None)
         os.environ.update(sb.env())
+        for note in sb.notices if quiet else ():
+            print(f"[sandbox] {note}")
     try:
         from IPython import get_ipython
         ip = get_ipython()

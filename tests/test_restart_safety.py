@@ -43,7 +43,9 @@ def test_kill_9_of_the_starter_then_dead_etcd_then_busy_port(tmp_path):
         os.kill(etcd.pid, signal.SIGKILL)
         again = sandbox.up(state)
         assert not again.reused and sandbox.status(state)["healthy"]
-        assert again.server == sb.server  # same ports when they are free: tokens and kubeconfigs stay valid
+        # same ports when no other program holds them (the dead API server's socket is waited for):
+        # tokens, kubeconfigs and the issuer URL stay valid
+        assert again.server == sb.server and again.notices == [], again.notices
 
         # 3. a stale PID file naming a live but unrelated process is not mistaken for ours
         sandbox.down(state)
@@ -59,6 +61,9 @@ def test_kill_9_of_the_starter_then_dead_etcd_then_busy_port(tmp_path):
             squatter.listen()
             moved = sandbox.up(state)
             assert moved.server != sb.server and sandbox.status(state)["healthy"]
+            # ... and says which port moved, who holds it, and what changes with it
+            assert any(f"port {port} (apiserver) could not be kept: another program now holds it "
+                       f"(PID {os.getpid()}" in n and "kubeconfig" in n for n in moved.notices), moved.notices
     finally:
         sandbox.down(state)
     # 5. after `down` nothing of this sandbox is left running

@@ -267,3 +267,71 @@ def test_stop_many_does_not_wait_for_a_zombie_it_cannot_reap(tmp_path):
     finally:
         parent.kill()
         parent.wait()
+
+
+# A server whose main thread has exited while another thread still holds its listening socket:
+# what a Go server (the API server) looks like for a moment after it is killed (issue #20).
+MAIN_THREAD_GONE_FIRST = r"""
+import ctypes, socket, sys, threading, time
+listener = socket.socket()
+listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+listener.bind(("127.0.0.1", int(sys.argv[1])))
+listener.listen()
+
+def last_thread():
+    time.sleep(float(sys.argv[2]))
+    listener.close()
+    time.sleep(60)
+
+threading.Thread(target=last_thread).start()
+print("listening", flush=True)
+ctypes.CDLL(None).pthread_exit(None)   # the main thread goes; the process and its socket stay
+"""
+
+
+def _main_thread_gone_first(port: int, hold: float):
+    import subprocess
+    import sys
+    child = subprocess.Popen([sys.executable, "-c", MAIN_THREAD_GONE_FIRST, str(port), str(hold)],
+                             stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "listening"
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    return child
+
+
+def test_a_zombie_main_thread_with_live_threads_is_alive():
+    """Counting it dead let `up` check the API server's old port while the port was still held."""
+    child = _main_thread_gone_first(procs.free_port(), hold=30)
+    try:
+        p = procs.Proc(name="x", pid=child.pid, start_ticks=procs._start_ticks(child.pid) or -1, argv=[], log="")
+        assert p.start_ticks != -1 and p.alive()
+        assert procs._group_alive(os.getpgid(child.pid)) or os.getpgid(child.pid) == os.getpgrp()
+    finally:
+        child.kill()
+        child.wait()
+    assert procs._start_ticks(child.pid) is None
+
+
+def test_claim_port_waits_for_a_dying_servers_socket_and_names_a_live_holder():
+    import socket
+    port = procs.free_port()
+    assert procs.claim_port(port) is None
+    # a live program holds it: said at once, with its PID
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+        s.listen()
+        t0 = time.monotonic()
+        why = procs.claim_port(port, timeout=10)
+        assert why is not None and f"PID {os.getpid()}" in why and time.monotonic() - t0 < 5
+    # a server on its way out (main thread gone, socket closing a moment later): waited for
+    child = _main_thread_gone_first(port, hold=1.5)
+    try:
+        assert not procs.port_free(port)          # what the old check saw, and moved the port
+        assert procs.claim_port(port, timeout=20) is None
+    finally:
+        child.kill()
+        child.wait()

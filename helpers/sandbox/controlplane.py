@@ -295,16 +295,18 @@ class Sandbox:
     node_name: str
     reused: bool = False
     seconds: float = 0.0
+    notices: list[str] = field(default_factory=list)   # what changed that the learner should know
 
     def env(self) -> dict[str, str]:
         return env_vars(self)
 
 
-def _sandbox(lay: Layout, cfg: Config, reused: bool, seconds: float) -> Sandbox:
+def _sandbox(lay: Layout, cfg: Config, reused: bool, seconds: float, notices: list[str] = ()) -> Sandbox:
     bins = gobuild.binaries()
     return Sandbox(state_dir=lay.root, server=cfg.server, kubeconfig=lay.kubeconfig,
                    admin_kubeconfig=lay.admin_kubeconfig, kubectl=bins.kubectl, cluster_name=cfg.cluster_name,
-                   region=cfg.region, node_name=cfg.node_name, reused=reused, seconds=seconds)
+                   region=cfg.region, node_name=cfg.node_name, reused=reused, seconds=seconds,
+                   notices=list(notices))
 
 
 def _admin_ctx(lay: Layout) -> ssl.SSLContext:
@@ -362,19 +364,32 @@ def _sweep(lay: Layout) -> list[int]:
     return _stop_all(lay)[1]
 
 
-def _choose_ports(cfg: Config | None) -> dict[str, int]:
-    """Keep last time's ports when they are free (the issuer URL stays the same), else pick new ones."""
+_PORT_USERS = {"apiserver": "kube-apiserver: the server URL in every kubeconfig changes",
+               "oidc": "the cluster's OIDC issuer: its URL changes, so IAM OIDC providers and trust policies "
+                       "made for the old one no longer match (run associate-iam-oidc-provider again)",
+               "aws": "the AWS endpoint: the AWS CLI files of the sandbox are rewritten"}
+
+
+def _choose_ports(cfg: Config | None) -> tuple[dict[str, int], list[str]]:
+    """Keep last time's ports (the server URL and the issuer URL stay the same) unless another
+    program now holds one; then pick a new one and say which and why."""
     names = ("apiserver", "etcd", "etcd_peer", "etcd_metrics", "controller_manager", "aws", "authenticator", "oidc",
              "imds", "kubelet")
     old = (cfg.ports if cfg else {}) or {}
     chosen: dict[str, int] = {}
+    moved: list[str] = []
     for n in names:
         p = old.get(n)
-        if p and p not in chosen.values() and procs.port_free(p):
+        why = "it is taken by another of the sandbox's ports" if p in chosen.values() else \
+            procs.claim_port(p) if p else "new"
+        if why is None:
             chosen[n] = p
-        else:
-            chosen[n] = procs.free_port(avoid=set(chosen.values()))
-    return chosen
+            continue
+        chosen[n] = procs.free_port(avoid=set(chosen.values()))
+        if p:
+            moved.append(f"port {p} ({n}) could not be kept: {why}. Moved to {chosen[n]}"
+                         + (f"; {_PORT_USERS[n]}." if n in _PORT_USERS else "."))
+    return chosen, moved
 
 
 def up(state_dir: Path | str | None = None, progress: Progress | None = None, timeout: float = 90.0) -> Sandbox:
@@ -396,7 +411,10 @@ def up(state_dir: Path | str | None = None, progress: Progress | None = None, ti
         for d in (lay.run, lay.logs, lay.pods):
             paths.private_dir(d)
         oidc_id = (cfg.oidc_id if cfg and cfg.oidc_id else os.urandom(16).hex().upper())
-        cfg = Config(state_dir=str(lay.root), ports=_choose_ports(cfg), oidc_id=oidc_id)
+        ports, moved = _choose_ports(cfg)
+        for note in moved:
+            progress(f"[sandbox] {note}")
+        cfg = Config(state_dir=str(lay.root), ports=ports, oidc_id=oidc_id)
         paths.write_private(lay.config, cfg.to_json())
         keys = pki.ensure(lay.pki, cfg.node_name)
         _write_kubeconfigs(lay, cfg, keys)
@@ -409,7 +427,7 @@ def up(state_dir: Path | str | None = None, progress: Progress | None = None, ti
             raise
         seconds = time.monotonic() - started
         progress(f"[sandbox] ready in {seconds:.1f}s: {cfg.server} (kubeconfig {lay.kubeconfig})")
-        return _sandbox(lay, cfg, reused=False, seconds=seconds)
+        return _sandbox(lay, cfg, reused=False, seconds=seconds, notices=moved)
 
 
 def _start_all(bins: gobuild.Binaries, lay: Layout, cfg: Config, keys: pki.ClusterPKI, timeout: float) -> None:

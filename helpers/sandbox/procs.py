@@ -36,9 +36,27 @@ def _start_ticks(pid: int) -> int | None:
     except OSError:
         return None
     fields = stat[stat.rindex(")") + 2:].split()
-    if fields[0] == "Z":  # a zombie is dead, whatever its parent has not reaped yet
-        return None
+    if fields[0] == "Z" and not _threads_exiting(pid):
+        return None  # a zombie is dead, whatever its parent has not reaped yet
     return int(fields[19])
+
+
+def _threads_exiting(pid: int) -> bool:
+    """Whether a thread of PID is still on its way out. The main thread of a multi-threaded program
+    (every Go server) shows as a zombie as soon as it has exited, while its other threads are still
+    exiting and its sockets still open: the API server's listening port is not free yet then."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return False
+    for tid in tasks:
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except OSError:
+            continue
+        if stat[stat.rindex(")") + 2:].split()[0] not in ("Z", "X"):
+            return True
+    return False
 
 
 def _pidfile(run_dir: Path, name: str) -> Path:
@@ -146,7 +164,7 @@ def _group_alive(pgid: int) -> bool:
         except OSError:
             continue
         fields = text[text.rindex(")") + 2:].split()
-        if int(fields[2]) == pgid and fields[0] != "Z":
+        if int(fields[2]) == pgid and (fields[0] != "Z" or _threads_exiting(int(stat.parent.name))):
             return True
     return False
 
@@ -211,28 +229,49 @@ def free_port(host: str = "127.0.0.1", avoid: set[int] = frozenset()) -> int:
             return port
 
 
-def listeners(pids: list[int]) -> list[tuple[str, int, int]]:
-    """(address, port, pid) of every listening TCP socket the given processes hold."""
+_TCP_STATES = {"01": "ESTABLISHED", "02": "SYN-SENT", "03": "SYN-RECV", "04": "FIN-WAIT-1", "05": "FIN-WAIT-2",
+               "06": "TIME-WAIT", "07": "CLOSE", "08": "CLOSE-WAIT", "09": "LAST-ACK", "0A": "LISTEN",
+               "0B": "CLOSING"}
+
+
+@dataclass(frozen=True)
+class TcpSocket:
+    address: str
+    port: int
+    state: str
+    inode: str      # "0" once no process holds it (TIME-WAIT, or closed and being torn down)
+
+
+def tcp_sockets() -> list[TcpSocket]:
+    """Every TCP socket of this network namespace, by its local address (what `ss -tan` lists)."""
     import ipaddress
-    by_inode: dict[str, tuple[str, int]] = {}
-    for table, width in (("/proc/net/tcp", 4), ("/proc/net/tcp6", 16)):
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             lines = Path(table).read_text().splitlines()[1:]
         except OSError:
             continue
         for line in lines:
             cols = line.split()
-            if cols[3] != "0A":  # LISTEN
-                continue
             hexaddr, hexport = cols[1].rsplit(":", 1)
             raw = bytes.fromhex(hexaddr)
             # /proc stores each 32-bit word in host (little-endian) order
             raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
-            by_inode[cols[9]] = (str(ipaddress.ip_address(raw)), int(hexport, 16))
-    found = []
+            found.append(TcpSocket(str(ipaddress.ip_address(raw)), int(hexport, 16),
+                                   _TCP_STATES.get(cols[3], cols[3]), cols[9]))
+    return found
+
+
+def _socket_owners(inodes: set[str], pids: list[int] | None = None) -> dict[str, int]:
+    """inode -> PID of a live process holding that socket open."""
+    owners: dict[str, int] = {}
+    if pids is None:
+        pids = [int(e.name) for e in Path("/proc").iterdir() if e.name.isdigit()]
     for pid in pids:
         try:
             fds = list(Path(f"/proc/{pid}/fd").iterdir())
+            if not fds:   # a main thread that has exited shows no files; its other threads may
+                fds = list(Path(f"/proc/{pid}/task").glob("*/fd/*"))
         except OSError:
             continue
         for fd in fds:
@@ -240,7 +279,53 @@ def listeners(pids: list[int]) -> list[tuple[str, int, int]]:
                 target = os.readlink(fd)
             except OSError:
                 continue
-            if target.startswith("socket:[") and target[8:-1] in by_inode:
-                addr, port = by_inode[target[8:-1]]
-                found.append((addr, port, pid))
-    return found
+            if target.startswith("socket:[") and target[8:-1] in inodes:
+                owners[target[8:-1]] = pid
+    return owners
+
+
+def listeners(pids: list[int]) -> list[tuple[str, int, int]]:
+    """(address, port, pid) of every listening TCP socket the given processes hold."""
+    listening = {s.inode: s for s in tcp_sockets() if s.state == "LISTEN"}
+    owners = _socket_owners(set(listening), pids)
+    return [(listening[i].address, listening[i].port, pid) for i, pid in owners.items()]
+
+
+def _exiting(pid: int) -> bool:
+    """A process whose main thread is gone (a zombie) is on its way out, even while a thread runs."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat[stat.rindex(")") + 2:].split()[0] == "Z"
+
+
+def _command(pid: int) -> str:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        return Path(argv[0].decode(errors="replace")).name or "?"
+    except (OSError, IndexError):
+        return "?"
+
+
+def claim_port(port: int, timeout: float = 15.0, host: str = "127.0.0.1") -> str | None:
+    """Wait until PORT can be bound again; None when it can, else why not.
+
+    A server that was just stopped can leave its sockets behind for a moment: its main thread is
+    gone while other threads still exit, and the kernel tears the listening socket down after
+    that. Such sockets belong to no running process and go away by themselves: they are waited for. A port that a live program holds is not:
+    the answer names it at once."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if port_free(port, host):
+            return None
+        mine = [s for s in tcp_sockets() if s.port == port]
+        owners = _socket_owners({s.inode for s in mine if s.inode != "0"})
+        running = sorted(pid for pid in owners.values() if not _exiting(pid))
+        if running:
+            pid = running[0]
+            return f"another program now holds it (PID {pid}, {_command(pid)})"
+        if time.monotonic() > deadline:
+            states = ", ".join(sorted({s.state for s in mine})) or "unknown"
+            return f"it was still held by closing sockets ({states}) after {timeout:.0f}s"
+        time.sleep(0.05)
