@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from helpers import authz, rbac  # noqa: E402
-from helpers.sandbox import controlplane  # noqa: E402
+from helpers.sandbox import lifecycle  # noqa: E402
 from tests import rbac_corpus  # noqa: E402
 
 
@@ -31,7 +31,7 @@ def main() -> int:
     ap.add_argument("--subjects", type=int, default=6)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        sb = controlplane.up(Path(tmp) / "sbx", progress=lambda m: None)
+        sb = lifecycle.up(Path(tmp) / "sbx", progress=lambda m: None)
         try:
             os.environ.update(sb.env())
             os.environ["KUBECONFIG"] = str(sb.admin_kubeconfig)
@@ -65,7 +65,7 @@ def main() -> int:
             print(f"disagreeing cells: {disagree}")
             return 0 if disagree == 0 else 1
         finally:
-            controlplane.down(sb.state_dir, purge=True, progress=lambda m: None)
+            lifecycle.down(sb.state_dir, purge=True, progress=lambda m: None)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from helpers.sandbox import controlplane, gobuild, paths, pki, procs  # noqa: E402
+from helpers.sandbox import gobuild, kubeconfigs, lifecycle, paths, pki, procs  # noqa: E402
+from helpers.sandbox.components import Context, all_components, apiserver, etcd  # noqa: E402
+from helpers.sandbox.layout import Config, choose_ports, layout  # noqa: E402
 
 
 def quiet(_msg: str) -> None:
@@ -36,27 +38,27 @@ def quiet(_msg: str) -> None:
 def cold_up(base: Path) -> float:
     state = Path(tempfile.mkdtemp(dir=base))
     t0 = time.monotonic()
-    controlplane.up(state, progress=quiet)
+    lifecycle.up(state, progress=quiet)
     took = time.monotonic() - t0
-    controlplane.down(state, purge=True, progress=quiet)
+    lifecycle.down(state, purge=True, progress=quiet)
     return took
 
 
 def bare_start(base: Path) -> float:
     """etcd + kube-apiserver alone, with the sandbox's own flags, until /readyz says ok."""
     state = Path(tempfile.mkdtemp(dir=base))
-    lay = controlplane.layout(state)
+    lay = layout(state)
     for d in (lay.run, lay.logs):
         paths.private_dir(d)
-    cfg = controlplane.Config(state_dir=str(state), ports=controlplane._choose_ports(None))
+    cfg = Config(state_dir=str(state), ports=choose_ports(None)[0])
     keys = pki.ensure(lay.pki, cfg.node_name)  # not timed: a cold `up` pays for this, the bare start does not
     paths.write_private(lay.config, cfg.to_json())
-    controlplane._write_kubeconfigs(lay, cfg, keys)  # the API server's flags name the token-webhook config
+    kubeconfigs.write_all(lay, cfg, keys)  # the API server's flags name the token-webhook config
     bins = gobuild.binaries()
-    ctx = controlplane._admin_ctx(lay)
+    run = Context(bins, lay, cfg, keys)
     t0 = time.monotonic()
-    procs.start(lay.run, lay.logs, "etcd", controlplane._etcd_argv(bins, lay, cfg, keys))
-    procs.start(lay.run, lay.logs, "kube-apiserver", controlplane._apiserver_argv(bins, lay, cfg, keys))
+    for c in (etcd.COMPONENT, apiserver.COMPONENT):
+        procs.start(lay.run, lay.logs, c.name, c.argv(run))
     deadline = time.monotonic() + 90
     while True:
         api = procs.load(lay.run, "kube-apiserver")
@@ -64,8 +66,7 @@ def bare_start(base: Path) -> float:
             procs.stop(lay.run, "etcd", timeout=10)
             raise SystemExit(f"the bare kube-apiserver did not become ready; see {lay.logs / 'kube-apiserver.log'}")
         try:
-            status, body = controlplane.https_get(cfg.ports["apiserver"], "/readyz", ctx)
-            if status == 200 and body.strip() == b"ok":
+            if apiserver.COMPONENT.healthy(lay, cfg):
                 break
         except OSError:
             pass
@@ -85,20 +86,20 @@ def rss_mb(pid: int) -> float:
 
 def at_rest(base: Path, settle: float) -> tuple[float, float, dict[str, float]]:
     state = Path(tempfile.mkdtemp(dir=base))
-    controlplane.up(state, progress=quiet)
-    controlplane.down(state, progress=quiet)
+    lifecycle.up(state, progress=quiet)
+    lifecycle.down(state, progress=quiet)
     t0 = time.monotonic()
-    controlplane.up(state, progress=quiet)
+    lifecycle.up(state, progress=quiet)
     warm = time.monotonic() - t0
     t0 = time.monotonic()
-    controlplane.up(state, progress=quiet)
+    lifecycle.up(state, progress=quiet)
     reused = time.monotonic() - t0
     time.sleep(settle)
     rss = {}
-    for c in controlplane.COMPONENTS:
-        p = procs.load(state / "run", c)
-        rss[c] = rss_mb(p.pid) if p and p.alive() else 0.0
-    controlplane.down(state, purge=True, progress=quiet)
+    for c in all_components():
+        p = procs.load(state / "run", c.name)
+        rss[c.name] = rss_mb(p.pid) if p and p.alive() else 0.0
+    lifecycle.down(state, purge=True, progress=quiet)
     return warm, reused, rss
 
 

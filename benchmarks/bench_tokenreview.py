@@ -25,7 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from helpers.sandbox import controlplane  # noqa: E402
+from helpers.sandbox import lifecycle  # noqa: E402
+from helpers.sandbox.components.apiserver import admin_context  # noqa: E402
+from helpers.sandbox.layout import layout  # noqa: E402
 
 
 def review(token: str) -> str:
@@ -109,10 +111,10 @@ def main() -> None:
     ap.add_argument("--per-client", type=int, default=40)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-tokenreview-") as tmp:
-        sb = controlplane.up(Path(tmp) / "sbx", progress=lambda m: None)
+        sb = lifecycle.up(Path(tmp) / "sbx", progress=lambda m: None)
         try:
-            lay = controlplane.layout(sb.state_dir)
-            ctx = controlplane._admin_ctx(lay)
+            lay = layout(sb.state_dir)
+            ctx = admin_context(lay)
             port = int(sb.server.rsplit(":", 1)[1])
             n = args.clients * args.per_client + 25
             sa_tokens = service_account_tokens(port, ctx, n)
@@ -130,7 +132,7 @@ def main() -> None:
             ratio = pct(results["EKS (webhook)"], 99) / pct(results["ServiceAccount"], 99)
             print(f"p99 ratio EKS / ServiceAccount: {ratio:.2f}x  (target <= 3x; {args.clients} concurrent clients)")
         finally:
-            controlplane.down(sb.state_dir, purge=True, progress=lambda m: None)
+            lifecycle.down(sb.state_dir, purge=True, progress=lambda m: None)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ import html
 import json
 from urllib.parse import parse_qsl, urlsplit
 
-EKS_PREFIX = "k8s-aws-v1."
+from . import facts
+
+EKS_PREFIX = facts.EKS_TOKEN_PREFIX
 
 
 class TokenFormatError(ValueError):
@@ -103,7 +105,7 @@ def decode_eks_token(token: str, reveal: bool | None = None) -> dict:
     signed_at = dt.datetime.strptime(date, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc) if date else None
     return {"url": url, "scheme": parts.scheme, "host": parts.netloc, "path": parts.path, "parameters": params,
             "credential_scope": scope, "signed_headers": params.get("X-Amz-SignedHeaders", "").split(";"),
-            "signed_at": signed_at, "valid_until": signed_at + dt.timedelta(minutes=15) if signed_at else None}
+            "signed_at": signed_at, "valid_until": signed_at + facts.PRESIGN_WINDOW if signed_at else None}
 
 
 def decode_exec_credential(text: str) -> dict:

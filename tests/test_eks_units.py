@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from helpers.sandbox import kubeconfigs
 from helpers.sandbox.aws import sigv4
 from helpers.sandbox.eks import awsauth, bootstrap, token
 from tests import eks_tokens
@@ -135,9 +136,9 @@ def test_the_node_role_mapping_eks_creates_parses():
 
 
 def test_kubeconfig_merge_keeps_the_learners_entries():
-    fresh = bootstrap.update_kubeconfig_dict("https://127.0.0.1:1", b"CA")
-    mine = bootstrap.update_kubeconfig_dict("https://127.0.0.1:1", b"CA", user_alias="testuser")
-    merged = bootstrap.merge_kubeconfig(mine, bootstrap.update_kubeconfig_dict("https://127.0.0.1:2", b"CA"))
+    fresh = kubeconfigs.update_kubeconfig_dict("https://127.0.0.1:1", b"CA")
+    mine = kubeconfigs.update_kubeconfig_dict("https://127.0.0.1:1", b"CA", user_alias="testuser")
+    merged = kubeconfigs.merge_kubeconfig(mine, kubeconfigs.update_kubeconfig_dict("https://127.0.0.1:2", b"CA"))
     assert [c["name"] for c in merged["contexts"]] == ["testuser", fresh["contexts"][0]["name"]]
     assert merged["clusters"][0]["cluster"]["server"] == "https://127.0.0.1:2"
     assert merged["current-context"] == "testuser"

@@ -11,7 +11,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from helpers.sandbox.aws import webidentity
-from helpers.sandbox.eks import oidc, podidentity
+from helpers.sandbox.aws import oidc
+from helpers.sandbox.eks import podidentity
 
 ROLE = "arn:aws:iam::123456789012:role/r"
 

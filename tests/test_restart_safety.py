@@ -12,14 +12,17 @@ from pathlib import Path
 import pytest
 
 from helpers import sandbox
-from helpers.sandbox import controlplane, procs
+import dataclasses
+
+from helpers.sandbox import lifecycle, procs
+from helpers.sandbox.components import apiserver
 
 pytestmark = pytest.mark.sandbox
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _our_processes(state: Path) -> list[int]:
-    return [p for p in procs.processes_mentioning(str(state)) if controlplane._is_ours(p, controlplane.layout(state))]
+    return lifecycle.owned_processes(state)
 
 
 def test_kill_9_of_the_starter_then_dead_etcd_then_busy_port(tmp_path):
@@ -76,12 +79,9 @@ def test_kill_9_of_the_starter_then_dead_etcd_then_busy_port(tmp_path):
 def test_up_failure_leaves_nothing_running(tmp_path, monkeypatch):
     """A component that cannot start gives its log and the fix, and nothing stays half-up."""
     state = tmp_path / "broken"
-    real = controlplane._apiserver_argv
-
-    def bad_flag(*a):
-        return real(*a) + ["--no-such-flag"]
-
-    monkeypatch.setattr(controlplane, "_apiserver_argv", bad_flag)
+    real = apiserver.COMPONENT
+    monkeypatch.setattr(apiserver, "COMPONENT", dataclasses.replace(
+        real, argv=lambda ctx: real.argv(ctx) + ["--no-such-flag"]))
     with pytest.raises(sandbox.SandboxError) as err:
         sandbox.up(state, timeout=30)
     msg = str(err.value)

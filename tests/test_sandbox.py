@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from helpers import sandbox
-from helpers.sandbox import controlplane, podexec, procs
+from helpers.sandbox import layout, podexec, procs
+from helpers.sandbox.components import all_components
 from helpers.sandbox.versions import pins
 
 pytestmark = pytest.mark.sandbox
@@ -148,7 +149,7 @@ def test_exec_as_pod_sees_its_token_files_and_acts_as_its_serviceaccount(kubectl
     token = podexec.exec_in_pod(namespace, "app-pod", "cat /run/secrets/kubernetes.io/serviceaccount/token").stdout
     # Verified with the sandbox's ServiceAccount public key: a real, signed, bound token.
     claims = jwt.decode(token, (sb.state_dir / "pki" / "sa.pub").read_text(), algorithms=["RS256"],
-                        audience=controlplane.API_AUDIENCE)
+                        audience=layout.API_AUDIENCE)
     assert claims["sub"] == f"system:serviceaccount:{namespace}:app"
     k8s = claims["kubernetes.io"]
     assert k8s["pod"] == {"name": "app-pod", "uid": pod["metadata"]["uid"]}
@@ -244,7 +245,7 @@ def test_second_up_reuses_the_running_sandbox(sb):
 def test_status_reports_every_component(sb):
     st = sandbox.status(sb.state_dir)
     assert st["running"] and st["healthy"]
-    assert [c["component"] for c in st["components"]] == list(controlplane.COMPONENTS)
+    assert [c["component"] for c in st["components"]] == [c.name for c in all_components()]
     assert all(c["pid"] for c in st["components"])
 
 

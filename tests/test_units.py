@@ -335,3 +335,17 @@ def test_claim_port_waits_for_a_dying_servers_socket_and_names_a_live_holder():
     finally:
         child.kill()
         child.wait()
+
+
+def test_etcd_data_whose_first_start_never_finished_is_reset(tmp_path):
+    """A kill -9 while etcd bootstraps leaves a WAL on which etcd never elects itself (issue #20)."""
+    from helpers.sandbox.components import etcd
+    from helpers.sandbox.layout import layout
+    lay = layout(tmp_path)
+    assert etcd.prepare_data(lay) is False               # new: nothing to reset, but marked as bootstrapping
+    (lay.etcd_data / "member" / "wal").mkdir(parents=True)
+    (lay.etcd_data / "member" / "wal" / "0.wal").write_text("half")
+    assert etcd.prepare_data(lay) is True and not lay.etcd_data.exists()   # killed before healthy: reset
+    (lay.etcd_data / "member" / "wal").mkdir(parents=True)
+    etcd.mark_bootstrapped(lay)
+    assert etcd.prepare_data(lay) is False and (lay.etcd_data / "member" / "wal").exists()   # whole: kept

@@ -6,7 +6,7 @@
     sandbox.down()             # stop everything it started
 """
 from .gobuild import BuildError, binaries, build
-from .controlplane import (CLUSTER_NAME, REGION, Sandbox, SandboxError, current, down, env_lines, env_vars,
+from .lifecycle import (CLUSTER_NAME, REGION, Sandbox, SandboxError, current, down, env_lines, env_vars,
                            status, up)
 
 __all__ = ["BuildError", "CLUSTER_NAME", "REGION", "Sandbox", "SandboxError", "binaries", "build", "current",

@@ -6,7 +6,7 @@ import json
 import sys
 
 from . import gobuild as build_mod
-from . import controlplane
+from . import lifecycle as controlplane
 
 
 def _status_table(st: dict) -> str:

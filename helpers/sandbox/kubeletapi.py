@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import json
 import re
-import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
+
+from . import common
 
 API_SERVER_CLIENT = "kube-apiserver-kubelet-client"
 # The refusal of a stream; `%kubectl exec` (helpers.magics) reads it as "the API server let it through".
@@ -82,14 +83,10 @@ def serve(port: int, pki_dir: Path, read_pod, stop: threading.Event) -> Threadin
 
         do_GET = do_POST = _handle
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(str(pki_dir / "kubelet-server.crt"), str(pki_dir / "kubelet-server.key"))
-    ctx.load_verify_locations(str(pki_dir / "ca.crt"))
-    ctx.verify_mode = ssl.CERT_OPTIONAL   # a caller without a certificate gets kubelet's 403, not a TLS error
-    server.socket = ctx.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True, name="kubelet-api").start()
+    # a caller without a client certificate gets kubelet's 403, not a TLS error
+    ctx = common.server_context(pki_dir / "kubelet-server.crt", pki_dir / "kubelet-server.key",
+                                client_ca=pki_dir / "ca.crt")
+    server = common.serve_https(port, Handler, ctx, name="kubelet-api")
     threading.Thread(target=lambda: (stop.wait(), server.shutdown()), daemon=True).start()
     return server
 

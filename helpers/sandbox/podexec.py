@@ -37,7 +37,8 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from . import controlplane, paths
+from . import common, lifecycle, paths
+from .layout import Config, Layout, layout, load_config
 
 SA_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 # /var/run is a symlink to /run on every current distribution; the note uses both spellings.
@@ -66,7 +67,7 @@ class PodContext:
         return map_paths(pod_path, self.mounts)
 
 
-def _clients(lay: controlplane.Layout) -> client.CoreV1Api:
+def _clients(lay: Layout) -> client.CoreV1Api:
     """The node's identity: what kubelet itself may read is what a pod can be given."""
     return client.CoreV1Api(config.new_client_from_config(str(lay.component_kubeconfig("node"))))
 
@@ -335,7 +336,7 @@ def service_env(api_port: int) -> dict[str, str]:
             "KUBERNETES_PORT_443_TCP_ADDR": host}
 
 
-def aws_env(lay: controlplane.Layout, cfg: controlplane.Config, root: Path) -> dict[str, str]:
+def aws_env(lay: Layout, cfg: Config, root: Path) -> dict[str, str]:
     """Where an AWS SDK in the pod finds AWS: on EKS the real endpoints and 169.254.169.254; here the
     sandbox's endpoint, its CA, and its instance metadata service, all on loopback. No credentials:
     the SDK finds them as in a pod (web identity from the webhook's env, else the node role via IMDS)."""
@@ -365,8 +366,8 @@ def map_paths(text: str, mounts: dict[str, Path]) -> str:
 
 def prepare(namespace: str, name: str, container: str | None = None, state_dir: Path | str | None = None,
             wait: float = 15.0) -> PodContext:
-    sb = controlplane.current(state_dir)
-    lay = controlplane.layout(sb.state_dir)
+    sb = lifecycle.current(state_dir)
+    lay = layout(sb.state_dir)
     api = _clients(lay)
     pod = _get_pod(api, namespace, name, wait)
     spec, meta = pod["spec"], pod["metadata"]
@@ -399,7 +400,7 @@ def prepare(namespace: str, name: str, container: str | None = None, state_dir: 
                                     "/usr/local/bin", "/usr/bin", "/bin"]),
            "HOSTNAME": name, "HOME": str(home), "LANG": os.environ.get("LANG", "C.UTF-8")}
     env.update(service_env(int(sb.server.rsplit(":", 1)[1])))
-    cfg = controlplane.load_config(lay)
+    cfg = load_config(lay)
     env.update(aws_env(lay, cfg, root))
     env.update(container_env(api, pod, c))
     if not {"AWS_REGION", "AWS_DEFAULT_REGION"} & set(env):
@@ -411,14 +412,10 @@ def prepare(namespace: str, name: str, container: str | None = None, state_dir: 
     if sa_dir and (sa_dir / "token").exists():
         kubeconfig = root / "kubeconfig"
         ns_file = sa_dir / "namespace"
-        kc = {"apiVersion": "v1", "kind": "Config",
-              "clusters": [{"name": "in-cluster", "cluster": {"server": sb.server,
-                                                              "certificate-authority": str(sa_dir / "ca.crt")}}],
-              "users": [{"name": "in-cluster", "user": {"tokenFile": str(sa_dir / "token")}}],
-              "contexts": [{"name": "in-cluster", "context": {
-                  "cluster": "in-cluster", "user": "in-cluster",
-                  "namespace": ns_file.read_text() if ns_file.exists() else namespace}}],
-              "current-context": "in-cluster"}
+        # what in-cluster config reads: the server, the pod's CA, its token file and namespace
+        kc = common.kubeconfig_dict(sb.server, sa_dir / "ca.crt", "in-cluster", {"tokenFile": str(sa_dir / "token")},
+                                    cluster="in-cluster", context="in-cluster",
+                                    namespace=ns_file.read_text() if ns_file.exists() else namespace)
         paths.write_private(kubeconfig, yaml.safe_dump(kc))
         env["KUBECONFIG"] = str(kubeconfig)
     else:

@@ -1,25 +1,21 @@
 """The sandbox's AWS account as the lab starts it: who exists, with which keys and policies.
 
-Everything here is written into moto's backends in-process by the gateway at start; the
-cluster creator's access key is generated once per sandbox and kept in the state directory,
-so the learner's credentials survive a restart of the gateway.
+`bootstrap` writes it into moto's backends in-process when the gateway starts: the cluster
+creator (with the access key kept in the state directory, so the learner's credentials survive
+a restart), the node and cluster roles, and the `myeks` cluster record pointing at the real API
+server. The account's names and ARNs are in `..common`, which the EKS side reads too.
 """
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
-import secrets
-import string
-from dataclasses import dataclass
 from pathlib import Path
 
-from .. import paths
+from ..common import (ACCOUNT_ID, ADMIN_USER, CLUSTER_NAME, CLUSTER_ROLE, NODE_ROLE,  # noqa: F401
+                      REGION, Keys, admin_keys, arn)
+from ..versions import pins
 
-ACCOUNT_ID = "123456789012"  # moto's default account, and the one AWS's own docs use
-REGION = "ap-northeast-2"
-CLUSTER_NAME = "myeks"
-ADMIN_USER = "eks_admin"  # the note's cluster creator
-NODE_ROLE = "eksctl-myeks-nodegroup-ng1-NodeInstanceRole"
-CLUSTER_ROLE = "eksctl-myeks-cluster-ServiceRole"
 NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryReadOnly", "AmazonEKS_CNI_Policy")
 
 EC2_TRUST = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
@@ -28,23 +24,50 @@ EKS_TRUST = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Princip
                                                      "Action": "sts:AssumeRole"}]}
 
 
-def arn(kind: str, name: str) -> str:
-    return f"arn:aws:iam::{ACCOUNT_ID}:{kind}/{name}"
+def _aws_style_user_ids() -> None:
+    """moto gives IAM users lowercase random ids; AWS's are "AIDA" + 17 characters, and they show
+    up in `aws sts get-caller-identity` and in the authenticator's uid, so make them look right."""
+    from moto.iam import models as iam_models
+
+    original = iam_models.User.__init__
+
+    def init(self, account_id, region_name, name, *args, **kwargs):
+        original(self, account_id, region_name, name, *args, **kwargs)
+        # stable across restarts of the gateway, so a user's uid in Kubernetes stays the same
+        digest = base64.b32encode(hashlib.sha256(f"{account_id}/{name}".encode()).digest()).decode()
+        self.id = "AIDA" + digest[:17]
+
+    iam_models.User.__init__ = init
 
 
-@dataclass(frozen=True)
-class Keys:
-    access_key_id: str
-    secret_access_key: str
+def bootstrap(state: Path, server: str, issuer: str) -> None:
+    """The account as the lab finds it after `eksctl create cluster`: the creator, the roles, the cluster."""
+    from moto.eks.models import eks_backends
+    from moto.iam.models import iam_backends
 
+    _aws_style_user_ids()
+    iam = iam_backends[ACCOUNT_ID]["aws"]
+    keys = admin_keys(state / "aws")
+    iam.create_user(REGION, ADMIN_USER)
+    key = iam.get_user(ADMIN_USER).create_access_key(prefix="AKIA")
+    key.access_key_id, key.secret_access_key = keys.access_key_id, keys.secret_access_key
+    iam.attach_user_policy("arn:aws:iam::aws:policy/AdministratorAccess", ADMIN_USER)
 
-def admin_keys(aws_dir: Path) -> Keys:
-    """The cluster creator's long-lived access key: made once, private to the user."""
-    path = aws_dir / f"{ADMIN_USER}.json"
-    if path.exists():
-        return Keys(**json.loads(path.read_text()))
-    alphabet = string.ascii_uppercase + "234567"
-    keys = Keys(access_key_id="AKIA" + "".join(secrets.choice(alphabet) for _ in range(16)),
-                secret_access_key=secrets.token_urlsafe(30)[:40])
-    paths.write_private(path, json.dumps(vars(keys)))
-    return keys
+    iam.create_role(NODE_ROLE, json.dumps(EC2_TRUST), "/", None, "EKS node instance role", [], None)
+    for name in NODE_POLICIES:
+        iam.attach_role_policy(f"arn:aws:iam::aws:policy/{name}", NODE_ROLE)
+    iam.create_instance_profile(NODE_ROLE, "/", [])
+    iam.add_role_to_instance_profile(NODE_ROLE, NODE_ROLE)
+    iam.create_role(CLUSTER_ROLE, json.dumps(EKS_TRUST), "/", None, "EKS cluster role", [], None)
+    iam.attach_role_policy("arn:aws:iam::aws:policy/AmazonEKSClusterPolicy", CLUSTER_ROLE)
+
+    eks = eks_backends[ACCOUNT_ID][REGION]
+    cluster = eks.create_cluster(name=CLUSTER_NAME, role_arn=arn("role", CLUSTER_ROLE),
+                                 resources_vpc_config={"subnetIds": [], "securityGroupIds": [],
+                                                       "endpointPublicAccess": True, "endpointPrivateAccess": False},
+                                 version=".".join(pins().kubernetes.lstrip("v").split(".")[:2]))
+    # The record points at the sandbox's real API server, so `aws eks update-kubeconfig` writes
+    # a kubeconfig that works.
+    cluster.endpoint = server
+    cluster.certificate_authority = {"data": base64.b64encode((state / "pki" / "ca.crt").read_bytes()).decode()}
+    cluster.identity = {"oidc": {"issuer": issuer}}

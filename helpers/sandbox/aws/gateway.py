@@ -16,14 +16,12 @@ Run by the sandbox as `python -m helpers.sandbox.aws.gateway --state DIR --port 
 from __future__ import annotations
 
 import argparse
-import base64
 import datetime as dt
 import io
 import json
 import logging
 import os
 import re
-import ssl
 import sys
 import uuid
 from pathlib import Path
@@ -36,12 +34,12 @@ os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
 from werkzeug.serving import make_server  # noqa: E402
 from werkzeug.wrappers import Request, Response  # noqa: E402
 
-from .. import clock  # noqa: E402
-from . import account, imds, sigv4, webidentity  # noqa: E402
+from ...facts import STS_NS  # noqa: E402
+from .. import clock, common  # noqa: E402
+from . import account, imds, oidc, sigv4, webidentity  # noqa: E402
 
 log = logging.getLogger("aws-gateway")
 
-STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 MSG_SIGNATURE = ("The request signature we calculated does not match the signature you provided. "
                  "Check your AWS Secret Access Key and signing method. Consult the service documentation for details.")
 
@@ -290,57 +288,6 @@ def _caller_identity(cred: Credential, as_json: bool) -> Response:
     return Response(body, content_type="text/xml")
 
 
-def _aws_style_user_ids() -> None:
-    """moto gives IAM users lowercase random ids; AWS's are "AIDA" + 17 characters, and they show
-    up in `aws sts get-caller-identity` and in the authenticator's uid, so make them look right."""
-    import hashlib
-
-    from moto.iam import models as iam_models
-
-    original = iam_models.User.__init__
-
-    def init(self, account_id, region_name, name, *args, **kwargs):
-        original(self, account_id, region_name, name, *args, **kwargs)
-        # stable across restarts of the gateway, so a user's uid in Kubernetes stays the same
-        digest = base64.b32encode(hashlib.sha256(f"{account_id}/{name}".encode()).digest()).decode()
-        self.id = "AIDA" + digest[:17]
-
-    iam_models.User.__init__ = init
-
-
-def bootstrap(state: Path, server: str, issuer: str) -> None:
-    """The account as the lab finds it after `eksctl create cluster`: the creator, the roles, the cluster."""
-    from moto.eks.models import eks_backends
-    from moto.iam.models import iam_backends
-
-    _aws_style_user_ids()
-    iam = iam_backends[account.ACCOUNT_ID]["aws"]
-    keys = account.admin_keys(state / "aws")
-    iam.create_user(account.REGION, account.ADMIN_USER)
-    key = iam.get_user(account.ADMIN_USER).create_access_key(prefix="AKIA")
-    key.access_key_id, key.secret_access_key = keys.access_key_id, keys.secret_access_key
-    iam.attach_user_policy("arn:aws:iam::aws:policy/AdministratorAccess", account.ADMIN_USER)
-
-    iam.create_role(account.NODE_ROLE, json.dumps(account.EC2_TRUST), "/", None, "EKS node instance role", [], None)
-    for name in account.NODE_POLICIES:
-        iam.attach_role_policy(f"arn:aws:iam::aws:policy/{name}", account.NODE_ROLE)
-    iam.create_instance_profile(account.NODE_ROLE, "/", [])
-    iam.add_role_to_instance_profile(account.NODE_ROLE, account.NODE_ROLE)
-    iam.create_role(account.CLUSTER_ROLE, json.dumps(account.EKS_TRUST), "/", None, "EKS cluster role", [], None)
-    iam.attach_role_policy("arn:aws:iam::aws:policy/AmazonEKSClusterPolicy", account.CLUSTER_ROLE)
-
-    eks = eks_backends[account.ACCOUNT_ID][account.REGION]
-    cluster = eks.create_cluster(name=account.CLUSTER_NAME, role_arn=account.arn("role", account.CLUSTER_ROLE),
-                                 resources_vpc_config={"subnetIds": [], "securityGroupIds": [],
-                                                       "endpointPublicAccess": True, "endpointPrivateAccess": False},
-                                 version=".".join(_kube_version().lstrip("v").split(".")[:2]))
-    # The record points at the sandbox's real API server, so `aws eks update-kubeconfig` writes
-    # a kubeconfig that works.
-    cluster.endpoint = server
-    cluster.certificate_authority = {"data": base64.b64encode((state / "pki" / "ca.crt").read_bytes()).decode()}
-    cluster.identity = {"oidc": {"issuer": issuer}}
-
-
 def _static_json(docs: dict[str, bytes]):
     def app(environ, start_response):
         body = docs.get(environ.get("PATH_INFO", ""))
@@ -357,11 +304,6 @@ def _serve_in_thread(server) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
 
-def _kube_version() -> str:
-    from ..versions import pins
-    return pins().kubernetes
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description="The sandbox's AWS endpoint")
     ap.add_argument("--state", type=Path, required=True)
@@ -373,12 +315,10 @@ def main() -> None:
 
     _trust_gateway_signature_check()
     issuer = cfg["issuer"]
-    bootstrap(args.state, f"https://127.0.0.1:{cfg['ports']['apiserver']}", issuer)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(str(args.state / "pki" / "aws.crt"), str(args.state / "pki" / "aws.key"))
+    account.bootstrap(args.state, f"https://127.0.0.1:{cfg['ports']['apiserver']}", issuer)
+    ctx = common.server_context(args.state / "pki" / "aws.crt", args.state / "pki" / "aws.key")
     # The cluster's OIDC issuer (what EKS serves at oidc.eks.<region>.amazonaws.com) and the node's
     # instance metadata service, each on a port of its own, in this process.
-    from ..eks import oidc
     docs = oidc.documents(issuer, args.state / "pki" / "sa.pub")
     _serve_in_thread(make_server("127.0.0.1", cfg["ports"]["oidc"], _static_json(docs), threaded=True,
                                  ssl_context=ctx))

@@ -20,9 +20,9 @@ from typing import Callable
 
 import jwt
 
+from ...facts import STS_NS
 from . import account
 
-STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 NOT_AUTHORIZED = "Not authorized to perform sts:AssumeRoleWithWebIdentity"
 
 

@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import parse_qsl, urlsplit
 
-V1_PREFIX = "k8s-aws-v1."
+from ...facts import EKS_TOKEN_PREFIX as V1_PREFIX
+from ...facts import PRESIGN_WINDOW as PRESIGNED_URL_EXPIRATION
+from ...facts import SIGV4_DATE
+
 MAX_TOKEN_LEN = 4 * 1024
 CLUSTER_ID_HEADER = "x-k8s-aws-id"
-DATE_FORMAT = "%Y%m%dT%H%M%SZ"
+DATE_FORMAT = SIGV4_DATE
 GO_DATE_LAYOUT = "20060102T150405Z"
-PRESIGNED_URL_EXPIRATION = dt.timedelta(minutes=15)
 ALLOWED_PARAMETERS = {"action", "version", "x-amz-algorithm", "x-amz-credential", "x-amz-date", "x-amz-expires",
                       "x-amz-security-token", "x-amz-signature", "x-amz-signedheaders"}
 _B64URL = re.compile(r"[A-Za-z0-9_-]")

@@ -20,16 +20,15 @@ import argparse
 import hashlib
 import json
 import logging
-import ssl
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import urllib3
 from kubernetes import client, config, watch
 
 from .. import clock
-from ..aws import account
+from .. import common
 from . import awsauth, cwlogs, podidentity, token
 
 log = logging.getLogger("aws-iam-authenticator")
@@ -46,7 +45,7 @@ class Authenticator:
         self.http = urllib3.PoolManager(cert_reqs="CERT_REQUIRED", ca_certs=str(state / "pki" / "ca.crt"),
                                         maxsize=64, retries=False, timeout=urllib3.Timeout(connect=5, read=10))
         # The cluster creator is mapped by EKS itself, outside aws-auth (config-map mode).
-        self.static = [awsauth.Mapping(arn=account.arn("user", account.ADMIN_USER), username="kubernetes-admin",
+        self.static = [awsauth.Mapping(arn=common.arn("user", common.ADMIN_USER), username="kubernetes-admin",
                                        groups=["system:masters"], source="cluster creator (EKS, not in aws-auth)")]
         self.auth = awsauth.AuthConfig()
         self.auth_loaded = threading.Event()
@@ -89,8 +88,8 @@ class Authenticator:
 
     def _aws_client(self, service: str):
         import boto3
-        keys = account.admin_keys(self.state / "aws")
-        return boto3.client(service, region_name=account.REGION, endpoint_url=self.aws_endpoint,
+        keys = common.admin_keys(self.state / "aws")
+        return boto3.client(service, region_name=common.REGION, endpoint_url=self.aws_endpoint,
                             aws_access_key_id=keys.access_key_id, aws_secret_access_key=keys.secret_access_key,
                             verify=str(self.state / "pki" / "ca.crt"))
 
@@ -165,7 +164,7 @@ class PodIdentity:
 
     def __init__(self, state: Path):
         self.api = client.CoreV1Api(config.new_client_from_config(str(state / "pod-identity-webhook.kubeconfig")))
-        self.region = account.REGION
+        self.region = common.REGION
         self.decisions = state / "logs" / "pod-identity-webhook.jsonl"
         self._lock = threading.Lock()
 
@@ -252,15 +251,12 @@ def main() -> None:
     auth = Authenticator(args.state)
     stop = threading.Event()
     threading.Thread(target=auth.watch_aws_auth, args=(stop,), daemon=True).start()
-    server = ThreadingHTTPServer(("127.0.0.1", cfg["ports"]["authenticator"]),
-                                 make_handler(auth, PodIdentity(args.state)))
-    server.daemon_threads = True
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(str(args.state / "pki" / "authenticator.crt"), str(args.state / "pki" / "authenticator.key"))
-    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    ctx = common.server_context(args.state / "pki" / "authenticator.crt", args.state / "pki" / "authenticator.key")
+    common.serve_https(cfg["ports"]["authenticator"], make_handler(auth, PodIdentity(args.state)), ctx,
+                       name="webhook")
     log.info("listening on https://127.0.0.1:%s/authenticate for cluster %s", cfg["ports"]["authenticator"],
              auth.cluster_id)
-    server.serve_forever()
+    threading.Event().wait()   # serve until stopped
 
 
 if __name__ == "__main__":

@@ -1,0 +1,111 @@
+"""What every part of the sandbox shares: the account's address book, the cluster creator's keys,
+the one way to serve and to call HTTPS on 127.0.0.1, and the one kubeconfig builder.
+
+Both `aws/` and `eks/` import this module; it imports neither of them.
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import secrets
+import ssl
+import string
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from ..facts import ACCOUNT_ID, CLUSTER_NAME, REGION
+from . import paths
+
+__all__ = ["ACCOUNT_ID", "ADMIN_USER", "CLUSTER_NAME", "CLUSTER_ROLE", "NODE_ROLE", "REGION", "Keys",
+           "admin_keys", "arn", "cluster_arn", "client_context", "https_get", "kubeconfig_dict",
+           "server_context", "serve_https"]
+
+# -- who exists in the account when the lab starts (what `eksctl create cluster` made) ----------
+ADMIN_USER = "eks_admin"  # the note's cluster creator
+NODE_ROLE = "eksctl-myeks-nodegroup-ng1-NodeInstanceRole"
+CLUSTER_ROLE = "eksctl-myeks-cluster-ServiceRole"
+
+
+def arn(kind: str, name: str) -> str:
+    return f"arn:aws:iam::{ACCOUNT_ID}:{kind}/{name}"
+
+
+def cluster_arn() -> str:
+    return f"arn:aws:eks:{REGION}:{ACCOUNT_ID}:cluster/{CLUSTER_NAME}"
+
+
+@dataclass(frozen=True)
+class Keys:
+    access_key_id: str
+    secret_access_key: str
+
+
+def admin_keys(aws_dir: Path) -> Keys:
+    """The cluster creator's long-lived access key: made once per sandbox, private to the user, so
+    the learner's credentials survive a restart of the AWS endpoint."""
+    path = aws_dir / f"{ADMIN_USER}.json"
+    if path.exists():
+        return Keys(**json.loads(path.read_text()))
+    alphabet = string.ascii_uppercase + "234567"
+    keys = Keys(access_key_id="AKIA" + "".join(secrets.choice(alphabet) for _ in range(16)),
+                secret_access_key=secrets.token_urlsafe(30)[:40])
+    paths.write_private(path, json.dumps(vars(keys)))
+    return keys
+
+
+# -- HTTPS on loopback ----------------------------------------------------------------------------
+def server_context(cert: Path, key: Path, client_ca: Path | None = None) -> ssl.SSLContext:
+    """A server's TLS: its certificate; with CLIENT_CA, a client certificate is asked for (and
+    verified) but not required, so the handler can answer a caller without one in its own words."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert), str(key))
+    if client_ca is not None:
+        ctx.load_verify_locations(str(client_ca))
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+    return ctx
+
+
+def serve_https(port: int, handler: type[BaseHTTPRequestHandler], ctx: ssl.SSLContext,
+                name: str = "https") -> ThreadingHTTPServer:
+    """A threaded HTTPS server on 127.0.0.1:PORT, serving in a daemon thread of its own."""
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    server.daemon_threads = True
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True, name=name).start()
+    return server
+
+
+def client_context(ca: Path, cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(ca))
+    if cert and key:
+        ctx.load_cert_chain(str(cert), str(key))
+    return ctx
+
+
+def https_get(port: int, path: str, ctx: ssl.SSLContext, timeout: float = 2.0) -> tuple[int, bytes]:
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+# -- kubeconfigs ---------------------------------------------------------------------------------
+def kubeconfig_dict(server: str, ca: Path, user: str, user_entry: dict, cluster: str = CLUSTER_NAME,
+                    namespace: str | None = None, context: str | None = None) -> dict:
+    """A kubeconfig with one cluster, one user and one context (what kubeadm and kubectl write)."""
+    ctx = {"cluster": cluster, "user": user}
+    if namespace:
+        ctx["namespace"] = namespace
+    name = context or f"{user}@{cluster}"
+    return {
+        "apiVersion": "v1", "kind": "Config", "preferences": {},
+        "clusters": [{"name": cluster, "cluster": {"server": server, "certificate-authority": str(ca)}}],
+        "users": [{"name": user, "user": user_entry}],
+        "contexts": [{"name": name, "context": ctx}],
+        "current-context": name,
+    }

@@ -1,0 +1,28 @@
+"""The sandbox's AWS (helpers.sandbox.aws.gateway): moto behind our gateway, the cluster's OIDC
+issuer and the node's instance metadata, in one process."""
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .. import common
+from ..layout import Config, Layout
+from . import Component, python_argv
+
+MODULE = "helpers.sandbox.aws.gateway"
+
+
+def healthy(lay: Layout, cfg: Config) -> bool:
+    ctx = common.client_context(lay.pki / "ca.crt")
+    return common.https_get(cfg.ports["aws"], "/moto-api/", ctx)[0] in (200, 403, 404)
+
+
+def _version() -> str:
+    try:
+        return f"moto {version('moto')} + gateway"
+    except PackageNotFoundError:
+        return "moto ? + gateway"
+
+
+COMPONENT = Component(name="aws", program=MODULE, ports=("aws", "oidc", "imds"),
+                      argv=lambda c: python_argv(MODULE, c.lay), healthy=healthy,
+                      ready="the sandbox AWS endpoint", grace=2.0, version=_version, python=True)
