@@ -1,3 +1,3 @@
-from helpers.sandbox.cli import main
+from helpers.cli import main
 
 raise SystemExit(main())

@@ -18,7 +18,7 @@ import pandas as pd
 from .target import TAG
 
 
-def _iam():
+def iam_client():
     import boto3
     return boto3.client("iam")
 
@@ -34,7 +34,7 @@ def _kubectl(*args: str):
 
 def plan() -> pd.DataFrame:
     """Everything cleanup would remove: kind, name, and the tag value (when it was created)."""
-    iam, rows = _iam(), []
+    iam, rows = iam_client(), []
     for page in iam.get_paginator("list_users").paginate():
         for u in page["Users"]:
             tags = iam.list_user_tags(UserName=u["UserName"])["Tags"]
@@ -70,38 +70,36 @@ def _value(tags: list[dict]) -> str:
 
 
 def _aws_auth() -> dict | None:
-    from .eksctl import EksctlError, _load
+    from .eksctl import EksctlError, load_aws_auth
     try:
-        return _load(None)
+        return load_aws_auth(None)
     except EksctlError:   # no aws-auth (API-only clusters): nothing to clean there
         return None
 
 
-# (ConfigMap key, ARN field) of aws-auth's user and role entries, as eksctl._key_for names them
+# (ConfigMap key, ARN field) of aws-auth's user and role entries, as eksctl.key_for names them
 _AWS_AUTH_KEYS = (("mapUsers", "userarn"), ("mapRoles", "rolearn"))
 
 
 def _aws_auth_entries() -> list[tuple[str, str]]:
-    from .eksctl import _entries
+    from .eksctl import aws_auth_entries
     cm = _aws_auth()
     return [] if cm is None else [(key, str(e.get(field, ""))) for key, field in _AWS_AUTH_KEYS
-                                  for e in _entries(cm, key)]
+                                  for e in aws_auth_entries(cm, key)]
 
 
 def run(progress=lambda m: print(m, file=sys.stderr, flush=True)) -> pd.DataFrame:
     """Remove everything plan() lists; returns what was removed."""
     todo = plan()
-    iam = _iam()
+    iam = iam_client()
     for row in todo.itertuples():
         progress(f"removing {row.kind} {row.name}")
         if row.kind == "aws-auth entry":
             continue   # all entries together, below
         if row.kind == "IAM user":
-            for k in iam.list_access_keys(UserName=row.name)["AccessKeyMetadata"]:
-                iam.delete_access_key(UserName=row.name, AccessKeyId=k["AccessKeyId"])
-            _delete_principal(iam, "user", row.name)
+            delete_iam_principal(iam, "user", row.name)
         elif row.kind == "IAM role":
-            _delete_principal(iam, "role", row.name)
+            delete_iam_principal(iam, "role", row.name)
         elif row.kind == "IAM OIDC provider":
             iam.delete_open_id_connect_provider(OpenIDConnectProviderArn=row.arn)
         elif row.kind == "IAM policy":
@@ -112,9 +110,13 @@ def run(progress=lambda m: print(m, file=sys.stderr, flush=True)) -> pd.DataFram
     return todo
 
 
-def _delete_principal(iam, noun: str, name: str) -> None:
-    """A user or role goes only once its managed and inline policies are off it (IAM's rule)."""
+def delete_iam_principal(iam, noun: str, name: str) -> None:
+    """A user or role goes only once its access keys (a user's), managed and inline policies are off
+    it (IAM's rule). The one removal the series has: `./lab cleanup` and notebooks' set-up use it."""
     who = {f"{noun.capitalize()}Name": name}
+    if noun == "user":
+        for k in iam.list_access_keys(**who)["AccessKeyMetadata"]:
+            iam.delete_access_key(**who, AccessKeyId=k["AccessKeyId"])
     for p in getattr(iam, f"list_attached_{noun}_policies")(**who)["AttachedPolicies"]:
         getattr(iam, f"detach_{noun}_policy")(**who, PolicyArn=p["PolicyArn"])
     for policy in getattr(iam, f"list_{noun}_policies")(**who)["PolicyNames"]:
@@ -123,15 +125,15 @@ def _delete_principal(iam, noun: str, name: str) -> None:
 
 
 def _drop_aws_auth(arns: set[str]) -> None:
-    from .eksctl import _entries, _save
+    from .eksctl import aws_auth_entries, save_aws_auth
     for key, field in _AWS_AUTH_KEYS:
         cm = _aws_auth() if arns else None   # read again each time: a replace needs the current version
         if cm is None:
             return
-        entries = _entries(cm, key)
+        entries = aws_auth_entries(cm, key)
         kept = [e for e in entries if str(e.get(field, "")).lower() not in arns]
         if len(kept) != len(entries):
-            _save(cm, key, kept, None)
+            save_aws_auth(cm, key, kept, None)
 
 
 def main(argv: list[str]) -> int:

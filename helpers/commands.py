@@ -163,7 +163,7 @@ def _masked(value: str) -> str:
     return value if len(value) <= 12 else value[:8] + "…"
 
 
-def _parse(stdout: str, argv: list[str]):
+def parse_output(stdout: str, argv: list[str]):
     text = stdout.strip()
     if not text:
         return None
@@ -198,4 +198,4 @@ def run(command: str | list[str], *, input: str | None = None, env: dict[str, st
         return Result(shown, 127, "", f"{argv[0]}: command not found (is the lab's environment active?)\n")
     except subprocess.TimeoutExpired:
         return Result(shown, 124, "", f"timed out after {timeout:.0f}s\n")
-    return Result(shown, p.returncode, p.stdout, p.stderr, _parse(p.stdout, argv), parse_trace(p.stderr))
+    return Result(shown, p.returncode, p.stdout, p.stderr, parse_output(p.stdout, argv), parse_trace(p.stderr))

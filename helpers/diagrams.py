@@ -1,4 +1,4 @@
-"""Mermaid diagrams: the fixed ones a lesson starts from, and sequences drawn from what really ran.
+"""Mermaid diagrams: sequences drawn from what really ran (the fixed ones live in the notebooks' Markdown).
 
 JupyterLab (>= 4.1) renders a ```mermaid block in Markdown output, so `show(text)` is all a
 notebook needs. `sequence(result, decisions)` turns a kubectl run at -v6 (its HTTP exchanges)
@@ -8,29 +8,6 @@ milliseconds included.
 from __future__ import annotations
 
 from urllib.parse import urlsplit
-
-CHAIN = """flowchart LR
-    R[request] --> N[authentication<br/>인증: who are you?] --> Z[authorization<br/>인가: may you?]
-    Z --> M[mutating admission<br/>change it] --> V[validating admission<br/>accept it?] --> E[(etcd)]
-    N -. 401 Unauthorized .-> X1[refused]
-    Z -. 403 Forbidden .-> X2[refused]
-    V -. denied by webhook .-> X3[refused]"""
-
-EKS_TOKEN_FLOW = """sequenceDiagram
-    participant K as kubectl
-    participant P as aws eks get-token
-    participant A as kube-apiserver
-    participant W as aws-iam-authenticator
-    participant S as STS
-    K->>P: exec plugin (kubeconfig users[].exec)
-    P-->>K: k8s-aws-v1.<pre-signed GetCallerIdentity URL>
-    K->>A: request + Authorization: Bearer k8s-aws-v1.…
-    A->>W: TokenReview
-    W->>S: GET pre-signed URL (x-k8s-aws-id: cluster)
-    S-->>W: Arn, UserId, Account
-    W->>W: aws-auth mapRoles / mapUsers → username, groups
-    W-->>A: authenticated user (or 401)
-    A->>A: RBAC (403 if no rule allows)"""
 
 
 def _text(s: str) -> str:
@@ -50,7 +27,7 @@ def sequence(result, decisions=None) -> str:
     if not getattr(result, "exchanges", None):
         raise ValueError("no HTTP exchanges to draw: run the kubectl command with -v6 (or higher)")
     rows = decisions.to_dict("records") if hasattr(decisions, "to_dict") else \
-        list(decisions) if isinstance(decisions, list) else []   # e.g. lab.NotShownHere on a real cluster
+        list(decisions) if isinstance(decisions, list) else []   # e.g. target.NotShownHere on a real cluster
     lines = ["sequenceDiagram", "    participant K as kubectl", "    participant A as kube-apiserver"]
     if rows:
         lines.append("    participant W as token webhook")

@@ -46,24 +46,24 @@ def _kubectl(args: list[str], stdin: str | None = None, kubeconfig: str | None =
     return r.stdout
 
 
-def _load(kubeconfig: str | None) -> dict:
+def load_aws_auth(kubeconfig: str | None) -> dict:
     return json.loads(_kubectl(["get", "configmap", "aws-auth", "-n", "kube-system", "-o", "json"],
                                kubeconfig=kubeconfig))
 
 
-def _entries(cm: dict, key: str) -> list[dict]:
+def aws_auth_entries(cm: dict, key: str) -> list[dict]:
     raw = (cm.get("data") or {}).get(key)
     return list(yaml.safe_load(raw) or []) if raw else []
 
 
-def _save(cm: dict, key: str, entries: list[dict], kubeconfig: str | None) -> None:
+def save_aws_auth(cm: dict, key: str, entries: list[dict], kubeconfig: str | None) -> None:
     cm.setdefault("data", {})[key] = yaml.safe_dump(entries, default_flow_style=False, sort_keys=True)
     cm["metadata"] = {k: v for k, v in cm["metadata"].items() if k in ("name", "namespace", "resourceVersion",
                                                                         "labels", "annotations", "uid")}
     _kubectl(["replace", "-f", "-"], stdin=json.dumps(cm), kubeconfig=kubeconfig)
 
 
-def _key_for(arn: str) -> tuple[str, str]:
+def key_for(arn: str) -> tuple[str, str]:
     resource = arn.split(":", 5)[-1]
     if resource.startswith("role/"):
         return "mapRoles", "rolearn"
@@ -75,10 +75,11 @@ def _key_for(arn: str) -> tuple[str, str]:
 def _real_eksctl(cmd: str) -> Result | None:
     """Run the real eksctl for CMD on a real cluster when it is installed; None otherwise."""
     import shlex
-    import shutil
-    if not target.current().on_cluster or shutil.which("eksctl") is None:
+    t = target.current()
+    eksctl = t.eksctl()
+    if eksctl is None:
         return None
-    r = subprocess.run([*shlex.split(cmd), "--region", target.current().region], capture_output=True, text=True,
+    r = subprocess.run([eksctl, *shlex.split(cmd)[1:], "--region", t.region], capture_output=True, text=True,
                        timeout=300)
     if r.returncode:
         raise EksctlError(r.stderr.strip() or r.stdout.strip())
@@ -94,26 +95,26 @@ def create_iamidentitymapping(cluster: str, arn: str, username: str | None = Non
     target.require("aws-auth", f"adding {arn} to aws-auth")
     if kubeconfig is None and (real := _real_eksctl(cmd)) is not None:
         return real
-    key, arn_key = _key_for(arn)
-    cm = _load(kubeconfig)
-    entries = _entries(cm, key)
+    key, arn_key = key_for(arn)
+    cm = load_aws_auth(kubeconfig)
+    entries = aws_auth_entries(cm, key)
     entry = {arn_key: arn, **({"username": username} if username else {})}
     if groups:
         entry["groups"] = list(groups)
     entries.append(entry)
-    _save(cm, key, entries, kubeconfig)
+    save_aws_auth(cm, key, entries, kubeconfig)
     return Result(cmd, [f'[ℹ]  checking arn {arn} against entries in the auth ConfigMap',
                         f'[ℹ]  adding identity "{arn}" to auth ConfigMap'])
 
 
 def get_iamidentitymapping(cluster: str, kubeconfig: str | None = None) -> Result:
-    cm = _load(kubeconfig)
+    cm = load_aws_auth(kubeconfig)
     rows = []
     for key, arn_key in (("mapRoles", "rolearn"), ("mapUsers", "userarn")):
-        for e in _entries(cm, key):
+        for e in aws_auth_entries(cm, key):
             rows.append({"ARN": e.get(arn_key, ""), "USERNAME": e.get("username", ""),
                          "GROUPS": ",".join(e.get("groups") or []), "ACCOUNT": ""})
-    for account_id in _entries(cm, "mapAccounts"):
+    for account_id in aws_auth_entries(cm, "mapAccounts"):
         rows.append({"ARN": "", "USERNAME": "", "GROUPS": "", "ACCOUNT": str(account_id)})
     table = _table(rows, ["ARN", "USERNAME", "GROUPS", "ACCOUNT"])
     return Result(f"eksctl get iamidentitymapping --cluster {cluster}", table.splitlines(), rows)
@@ -125,14 +126,14 @@ def delete_iamidentitymapping(cluster: str, arn: str, all_matches: bool = False,
     target.require("aws-auth", f"removing {arn} from aws-auth")
     if kubeconfig is None and (real := _real_eksctl(cmd)) is not None:
         return real
-    key, arn_key = _key_for(arn)
-    cm = _load(kubeconfig)
-    entries = _entries(cm, key)
+    key, arn_key = key_for(arn)
+    cm = load_aws_auth(kubeconfig)
+    entries = aws_auth_entries(cm, key)
     matches = [i for i, e in enumerate(entries) if str(e.get(arn_key, "")).lower() == arn.lower()]
     if not matches:
         raise EksctlError(f'Error: failed to find arn "{arn}" in auth ConfigMap')
     drop = set(matches if all_matches else matches[:1])
-    _save(cm, key, [e for i, e in enumerate(entries) if i not in drop], kubeconfig)
+    save_aws_auth(cm, key, [e for i, e in enumerate(entries) if i not in drop], kubeconfig)
     msgs = [f'[ℹ]  removing identity "{arn}" from auth ConfigMap (username = "{entries[i].get("username", "")}", '
             f'groups = "{entries[i].get("groups") or []}")' for i in sorted(drop)]
     if not all_matches and len(matches) > 1:
@@ -199,7 +200,7 @@ def associate_iam_oidc_provider(cluster: str, approve: bool = True) -> Result:
 
 def _tags() -> list[str]:
     """The series' tag on what it creates in a real account (so `./lab cleanup` can find it)."""
-    return ["--tags", f"Key={target.TAG},Value={target.tag_value()}"] if target.current().on_cluster else []
+    return target.current().creation_tags()
 
 
 def irsa_trust_policy(provider_arn: str, namespace: str, name: str) -> dict:

@@ -126,7 +126,7 @@ def whoami(data: dict | None = None, reveal: bool | None = None) -> pd.DataFrame
     if data is None:
         from . import commands
         data = commands.run(["kubectl", "auth", "whoami", "-o", "json"], timeout=60).check().data
-    reveal = tokens._reveal(reveal)
+    reveal = tokens.should_reveal(reveal)
     info = (data.get("status") or {}).get("userInfo")
     if info is None:
         raise ValueError("not a SelfSubjectReview: no status.userInfo")

@@ -24,15 +24,14 @@ def run(out: Path, progress=lambda m: print(m, file=sys.stderr, flush=True)) -> 
 
     import os
 
-    from . import sandbox, target
+    from . import target
     # The kernels import `helpers` from this checkout, however this process was started.
     root = str(NOTEBOOKS.parent)
     if root not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
         os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
-    if target.current().on_cluster:
-        progress("[series] EKS_LAB_TARGET=cluster: running against your cluster (each notebook's opt-ins apply)")
-    else:
-        sandbox.up(progress=progress)
+    t = target.current()
+    progress(f"[series] target: {t.description} (each notebook's opt-ins apply on a real account)")
+    t.start(quiet=False)
     out.mkdir(parents=True, exist_ok=True)
     paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
     report = []

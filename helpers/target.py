@@ -1,6 +1,7 @@
 """Where the series runs: the sandbox (the default) or your own EKS cluster and AWS account.
 
-One switch: `EKS_LAB_TARGET=cluster` in the environment before JupyterLab starts, or
+The interface (`Target`) is here; its two implementations are in helpers/targets/ (sandbox.py,
+cluster.py), chosen once by `current()`. One switch: `EKS_LAB_TARGET=cluster` in the environment before JupyterLab starts, or
 `lab.configure(target="cluster", ...)` in a notebook's first cell. For a cluster, the rest is
 read from the usual places, each overridable:
 
@@ -23,6 +24,8 @@ import datetime as dt
 import os
 import re
 from dataclasses import dataclass
+
+from .facts import CLUSTER_NAME, REGION
 
 TAG = "eks-security-lab"
 OPT_INS = {
@@ -49,11 +52,28 @@ class OptInRequired(PermissionError):
     pass
 
 
+class NotShownHere:
+    """What a view that one target cannot give returns there: where to look instead."""
+
+    def __init__(self, message: str):
+        self.message = message
+
+    def _repr_html_(self) -> str:
+        import html
+        return f"<p>ℹ️ {html.escape(self.message)}</p>"
+
+    def __repr__(self) -> str:
+        return f"ℹ️ {self.message}"
+
+
 @dataclass(frozen=True)
 class Target:
+    """Where the series runs. Everything that differs between the sandbox and a real cluster is a
+    method here, implemented once per target (helpers/targets/): the notebook helpers ask the
+    current target and never branch on which one it is."""
     kind: str = "sandbox"
-    cluster: str = "myeks"
-    region: str = "ap-northeast-2"
+    cluster: str = CLUSTER_NAME
+    region: str = REGION
     context: str = ""
     profile: str = ""
     allow: frozenset = frozenset()
@@ -62,11 +82,59 @@ class Target:
     def on_cluster(self) -> bool:
         return self.kind == "cluster"
 
+    @property
+    def description(self) -> str:
+        """One line for the preflight table."""
+        raise NotImplementedError
+
     def allows(self, opt_in: str) -> bool:
-        return not self.on_cluster or opt_in in self.allow or "all" in self.allow
+        """Whether the learner opted in to OPT_IN (the sandbox's account is the learner's own)."""
+        raise NotImplementedError
+
+    def opt_in_state(self, opt_in: str) -> str:
+        """What the preflight table says of OPT_IN on this target."""
+        raise NotImplementedError
+
+    def start(self, quiet: bool = True):
+        """Make kubectl and aws in this kernel talk to the target; returns what it started or found."""
+        raise NotImplementedError
+
+    def decisions(self, last: int, log: str):
+        """The token webhook's (or pod-identity webhook's) latest decisions as a DataFrame."""
+        raise NotImplementedError
+
+    def pod_exec(self, argv: list[str]):
+        """`kubectl exec ARGV…` as the learner typed it; a commands.Result."""
+        raise NotImplementedError
+
+    def after_kubectl(self, argv: list[str], result) -> None:
+        """What follows a kubectl command on this target (e.g. labelling what the series created)."""
+
+    def may_delete_namespace(self, name: str) -> None:
+        """Raise OptInRequired when NAME is not the series' to delete."""
+
+    def may_delete_iam_principal(self, kind: str, name: str) -> None:
+        """Raise OptInRequired when the IAM user or role NAME is not the series' to delete."""
+
+    def components(self):
+        """What runs where (a DataFrame of the sandbox's processes, or where EKS runs them)."""
+        raise NotImplementedError
+
+    def creation_tags(self) -> list[str]:
+        """The `--tags` an `aws … create-*` call gets on this target."""
+        return []
+
+    def eksctl(self) -> str | None:
+        """The real eksctl to run, when this target uses it; None to make the same edits ourselves."""
+        return None
+
+    def masking(self) -> bool:
+        """Whether secrets are masked in what is shown."""
+        return False
 
 
 def current() -> Target:
+    """The target this kernel's environment names (read afresh: `configure` may change it)."""
     kind = os.environ.get("EKS_LAB_TARGET", "sandbox").strip() or "sandbox"
     if kind not in ("sandbox", "cluster"):
         raise ValueError(f"EKS_LAB_TARGET={kind!r}: use sandbox (the default) or cluster")
@@ -74,8 +142,12 @@ def current() -> Target:
     unknown = allow - set(OPT_INS) - {"all"}
     if unknown:
         raise ValueError(f"EKS_LAB_ALLOW names unknown opt-ins {sorted(unknown)}; known: {', '.join(OPT_INS)}, all")
-    return Target(kind, os.environ.get("EKS_LAB_CLUSTER", "myeks"),
-                  os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "ap-northeast-2",
+    if kind == "cluster":
+        from .targets.cluster import Cluster as chosen
+    else:
+        from .targets.sandbox import Sandbox as chosen
+    return chosen(kind, os.environ.get("EKS_LAB_CLUSTER", CLUSTER_NAME),
+                  os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or REGION,
                   os.environ.get("EKS_LAB_CONTEXT", ""), os.environ.get("AWS_PROFILE", ""), allow)
 
 
@@ -139,9 +211,10 @@ def _operation(args: list[str]) -> tuple[str, ...]:
 
 
 def guard_aws(argv: list[str]) -> list[str]:
-    """On a cluster: refuse what needs an opt-in, and tag what is created. On the sandbox: unchanged."""
+    """Refuse what needs an opt-in the learner has not given, and tag what is created (on the
+    sandbox every opt-in is given and nothing is tagged)."""
     t = current()
-    if not t.on_cluster or len(argv) < 3 or argv[0] != "aws":
+    if len(argv) < 3 or argv[0] != "aws":
         return argv
     op = _operation(argv[1:])
     if op not in AWS_GUARDED:
@@ -149,7 +222,7 @@ def guard_aws(argv: list[str]) -> list[str]:
     opt_in, taggable = AWS_GUARDED[op]
     require(opt_in, f"`aws {' '.join(op)}`")
     if taggable and "--tags" not in argv:
-        return [*argv, "--tags", f"Key={TAG},Value={tag_value()}"]
+        return [*argv, *t.creation_tags()]
     return argv
 
 
@@ -171,5 +244,5 @@ def redact(text: str) -> str:
 
 
 def masking() -> bool:
-    """Mask on a real account unless EKS_LAB_REVEAL=1 (the sandbox's keys open nothing)."""
-    return current().on_cluster and os.environ.get("EKS_LAB_REVEAL") != "1"
+    """Whether secrets are masked in what is shown (on a real account, unless EKS_LAB_REVEAL=1)."""
+    return current().masking()

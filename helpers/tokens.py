@@ -49,7 +49,7 @@ def _human(seconds: float) -> str:
     return f"{int(seconds)} seconds"
 
 
-def _reveal(reveal: bool | None) -> bool:
+def should_reveal(reveal: bool | None) -> bool:
     """Unless told, reveal on the sandbox and mask on a real account (helpers.target)."""
     if reveal is not None:
         return reveal
@@ -63,7 +63,7 @@ def mask(value: str, keep: int = 6) -> str:
 
 def decode_jwt(token: str, now: dt.datetime | None = None, reveal: bool | None = None) -> dict:
     """Header, claims, the `kubernetes.io` block and the times of a ServiceAccount token."""
-    reveal = _reveal(reveal)
+    reveal = should_reveal(reveal)
     now = now or dt.datetime.now(dt.timezone.utc)
     token = token.strip()
     if token.startswith(EKS_PREFIX):
@@ -84,7 +84,7 @@ def decode_jwt(token: str, now: dt.datetime | None = None, reveal: bool | None =
 
 def decode_eks_token(token: str, reveal: bool | None = None) -> dict:
     """An EKS token is `k8s-aws-v1.` + a base64url pre-signed STS GetCallerIdentity URL: open it up."""
-    reveal = _reveal(reveal)
+    reveal = should_reveal(reveal)
     token = token.strip()
     if not token.startswith(EKS_PREFIX):
         raise TokenFormatError(f'an EKS token starts with "{EKS_PREFIX}"; this starts with {token[:12]!r}')

@@ -115,7 +115,7 @@ class Exercise:
         self.tries = 0
 
     def submit(self, answer: str):
-        from .lab import Check
+        from .checks import Check
         self.tries += 1
         try:
             ok = bool(self.accept(answer.strip()))

@@ -244,4 +244,4 @@ def test_sequence_from_a_trace():
     with pytest.raises(ValueError, match="-v6"):
         diagrams.sequence(Result("kubectl get pods", 0, "", ""))
     assert "#59;" in diagrams._text("a;b")
-    assert diagrams.show(diagrams.CHAIN).data.startswith("```mermaid\nflowchart")
+    assert diagrams.show("flowchart LR\n  A-->B").data.startswith("```mermaid\nflowchart")

@@ -21,7 +21,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from helpers import cleanup, commands, eksctl, lab, magics, target
+from helpers import checks, cleanup, commands, decisions, eksctl, fixtures, lab, magics, target
+from helpers.targets.cluster import ClusterConnection
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,11 +54,11 @@ def outside(sb, tmp_path_factory):
 
 def test_start_uses_the_kubeconfig_and_starts_nothing(outside):
     c = lab.start()
-    assert isinstance(c, lab.Cluster) and c.kubeconfig.stat().st_mode & 0o077 == 0
+    assert isinstance(c, ClusterConnection) and c.kubeconfig.stat().st_mode & 0o077 == 0
     assert os.environ["KUBECONFIG"] == str(c.kubeconfig)
     assert commands.run("kubectl get ns kube-system").ok
     assert lab.caller_arn().endswith(":user/eks_admin")
-    assert isinstance(lab.components(), lab.NotShownHere)
+    assert isinstance(lab.components(), target.NotShownHere)
 
 
 def test_preflight_shows_where_and_what(outside):
@@ -77,15 +78,15 @@ def test_without_opt_in_nothing_is_created(outside):
     with pytest.raises(target.OptInRequired, match="iam-roles"):
         eksctl.associate_iam_oidc_provider("myeks")
     assert commands.run("kubectl get cm aws-auth -n kube-system -o json").data["data"] == before
-    view = lab.decisions(1, log="pod-identity-webhook")
-    assert isinstance(view, lab.NotShownHere) and "not published" in repr(view)
-    assert lab.expect_decision(view, error="anything") is view
+    view = decisions.latest(1, log="pod-identity-webhook")
+    assert isinstance(view, target.NotShownHere) and "not published" in repr(view)
+    assert checks.expect_decision(view, error="anything") is view
 
 
 def test_authenticator_decisions_come_from_cloudwatch(outside):
     """As on EKS with control-plane logging: the authenticator's lines in /aws/eks/<cluster>/cluster."""
     assert commands.run("kubectl get ns default").ok
-    d = lab.expect_decision(lab.decisions(20), decision="granted", username="kubernetes-admin",
+    d = checks.expect_decision(decisions.latest(20), decision="granted", username="kubernetes-admin",
                             arn=lambda arn: arn.endswith(":user/eks_admin"))
     assert d.attrs["source"] == "CloudWatch Logs /aws/eks/myeks/cluster"
     raw = commands.run("aws logs filter-log-events --log-group-name /aws/eks/myeks/cluster "
@@ -155,7 +156,7 @@ def test_cleanup_finds_what_a_crashed_run_left_and_only_that(outside):
     assert "t-crashed" not in json.dumps(commands.run("kubectl get cm aws-auth -n kube-system -o json").data)
     assert commands.run("aws iam get-user --user-name t-mine").ok
     with pytest.raises(target.OptInRequired, match="not created by the series"):
-        lab.remove_iam_user("t-mine")
+        fixtures.remove_iam_user("t-mine")
     assert commands.run("aws iam get-user --user-name t-mine").ok
     assert cleanup.plan().query("kind != 'namespace'").empty
 

@@ -174,6 +174,7 @@ def test_header_signature_check_over_the_exact_bytes():
 def test_control_plane_log_lines_are_logrus_text():
     import datetime as dt
 
+    from helpers import decisions
     from helpers.sandbox.eks import cwlogs
     when = dt.datetime(2026, 11, 28, 13, 0, tzinfo=dt.timezone.utc)
     line = cwlogs.logrus_line(when, "warning", "access denied", {
@@ -184,5 +185,5 @@ def test_control_plane_log_lines_are_logrus_text():
                     'error="ARN is not mapped" method=POST path=/authenticate')
     granted = cwlogs.logrus_line(when, "info", "access granted", {"groups": ["system:masters"], "username": "a\"b"})
     assert 'groups="[system:masters]"' in granted
-    assert cwlogs.parse_logrus(granted) == {"time": "2026-11-28T13:00:00Z", "level": "info", "msg": "access granted",
+    assert decisions.parse_logrus(granted) == {"time": "2026-11-28T13:00:00Z", "level": "info", "msg": "access granted",
                                             "groups": "[system:masters]", "username": 'a"b'}

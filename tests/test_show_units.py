@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from helpers import commands, lab, magics, tokens
+from helpers import admission, checks, commands, magics, tokens
 from tests import eks_tokens
 
 V6 = """I1128 11:59:44.960476    5965 loader.go:402] Config loaded from file:  /x/kubeconfig
@@ -109,15 +109,15 @@ def test_exec_credential():
 
 
 def test_exec_argument_parsing_without_a_cluster():
-    r = magics.pod_exec(["-it", "dev-kubectl", "-n", "dev-team", "ls"])
+    r = magics.kubectl("exec -it dev-kubectl -n dev-team ls")
     assert r.returncode == 1 and "after `--`" in r.stderr
-    r = magics.pod_exec(["-it", "-n", "dev-team", "--", "ls"])
+    r = magics.kubectl("exec -it -n dev-team -- ls")
     assert r.returncode == 1 and "expected 'exec (POD" in r.stderr
 
 
 def test_exercise_check_renders_pass_and_hint():
-    assert "✔" in lab.check(True, "done", "h")._repr_html_()
-    assert "Hint: try again" in lab.check(False, "done", "try again")._repr_html_()
+    assert "✔" in checks.check(True, "done", "h")._repr_html_()
+    assert "Hint: try again" in checks.check(False, "done", "try again")._repr_html_()
 
 
 RBAC_OBJECTS = {
@@ -177,7 +177,7 @@ def test_spec_diff_shows_only_what_admission_added():
     submitted = {"spec": {"containers": [{"name": "c", "image": "x"}]}}
     stored = {"spec": {"containers": [{"name": "c", "image": "x", "env": [{"name": "AWS_ROLE_ARN", "value": "r"}]}],
                        "volumes": [{"name": "aws-iam-token", "projected": {}}, {"name": "other", "emptyDir": {}}]}}
-    diff = lab.spec_diff(submitted, stored)
+    diff = admission.spec_diff(submitted, stored)
     added = [line for line in diff if line.startswith("+") and not line.startswith("+++")]
     assert any("AWS_ROLE_ARN" in line for line in added) and any("aws-iam-token" in line for line in added)
     assert not any("other" in line for line in diff) and not any("image" in line for line in diff)

@@ -199,7 +199,7 @@ def test_atomic_writer_layout_and_update(tmp_path):
 
 
 def test_env_expansion_like_kubernetes():
-    assert podexec._expand("a $(X) $(Y) $$(X)", {"X": "1"}) == "a 1 $(Y) $(X)"
+    assert podexec.expand("a $(X) $(Y) $$(X)", {"X": "1"}) == "a 1 $(Y) $(X)"
 
 
 def test_downward_api_field_values():

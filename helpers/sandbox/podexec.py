@@ -38,6 +38,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from . import common, lifecycle, paths
+from .kubeletapi import NO_CONTAINERS  # noqa: F401  (what the stand-in kubelet answers a stream with)
 from .layout import Config, Layout, layout, load_config
 
 SA_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -297,7 +298,7 @@ def container_env(api, pod: dict, container: dict) -> dict[str, str]:
         env.update({prefix + k: v.decode(errors="replace") for k, v in data.items()})
     for e in container.get("env", []) or []:
         if "valueFrom" not in e or e.get("value") is not None:
-            env[e["name"]] = _expand(e.get("value", ""), env)
+            env[e["name"]] = expand(e.get("value", ""), env)
             continue
         vf = e["valueFrom"]
         if "fieldRef" in vf:
@@ -317,7 +318,7 @@ def container_env(api, pod: dict, container: dict) -> dict[str, str]:
     return env
 
 
-def _expand(value: str, env: dict[str, str]) -> str:
+def expand(value: str, env: dict[str, str]) -> str:
     """Kubernetes' $(VAR) expansion: earlier variables only; $$ escapes."""
     return re.sub(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)",
                   lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)), value)
@@ -426,6 +427,34 @@ def prepare(namespace: str, name: str, container: str | None = None, state_dir: 
     return PodContext(namespace=namespace, name=name, uid=meta["uid"], container=cname,
                       service_account=spec.get("serviceAccountName", "default"), root=root, mounts=mounts,
                       env=env, kubeconfig=kubeconfig, tokens=tokens.known)
+
+
+# kubectl exec's flags that take a value (the pod is the first word that is neither flag nor value)
+_EXEC_VALUE_FLAGS = {"-n", "--namespace", "-c", "--container", "--as", "--as-group", "--as-uid", "--context",
+                     "--kubeconfig", "--request-timeout", "--pod-running-timeout", "-f", "--filename", "--cluster",
+                     "--user", "-s", "--server", "--token"}
+
+
+def parse_exec_args(argv: list[str]) -> tuple[str, str | None, str | None, list[str]]:
+    """`[-it] POD [-n NS] [-c CONTAINER] -- CMD…` → (namespace, container, pod, command)."""
+    opts, cmd = argv[:argv.index("--")], argv[argv.index("--") + 1:]
+    ns, container, pod = "default", None, None
+    i = 0
+    while i < len(opts):
+        a = opts[i]
+        if a in ("-n", "--namespace"):
+            ns, i = opts[i + 1], i + 2
+        elif a.startswith("--namespace="):
+            ns, i = a.split("=", 1)[1], i + 1
+        elif a in ("-c", "--container"):
+            container, i = opts[i + 1], i + 2
+        elif a in _EXEC_VALUE_FLAGS:
+            i += 2
+        elif a.startswith("-"):
+            i += 1  # -i, -t, -it, --flag=value: there is no terminal to attach
+        else:
+            pod, i = a, i + 1
+    return ns, container, pod, cmd
 
 
 def exec_in_pod(namespace: str, name: str, command: str | list[str], container: str | None = None,

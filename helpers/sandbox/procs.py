@@ -3,7 +3,7 @@
 Each component gets a PID file (pid, process start time, command) the moment it is spawned,
 so a later `up` or `down` can find it even if the Python that started it was killed with
 -9. The start time guards against a recycled PID. Every command line names the state
-directory, which lets `sweep` find strays that never got a PID file.
+directory, which lets `processes_mentioning` find strays that never got a PID file.
 """
 from __future__ import annotations
 
@@ -182,14 +182,6 @@ def processes_mentioning(marker: str) -> list[int]:
         if marker in cmdline and _start_ticks(int(entry.name)) is not None:
             pids.append(int(entry.name))
     return pids
-
-
-def sweep(marker: str, timeout: float = 5.0) -> list[int]:
-    """Stop every process that belongs to a sandbox state directory, PID file or not."""
-    found = processes_mentioning(marker)
-    for pid in found:
-        kill_group(pid, timeout)
-    return found
 
 
 def port_free(port: int, host: str = "127.0.0.1") -> bool:

@@ -34,15 +34,6 @@ def logrus_line(when: dt.datetime, level: str, msg: str, fields: dict) -> str:
     return " ".join(parts)
 
 
-def parse_logrus(line: str) -> dict:
-    """A logrus text line back into its fields (the reader's half, for helpers.lab.decisions)."""
-    out = {}
-    for m in re.finditer(r'(\w+)=("((?:[^"\\]|\\.)*)"|\S*)', line):
-        out[m.group(1)] = m.group(3).replace('\\"', '"').replace("\\\\", "\\") if m.group(3) is not None \
-            else m.group(2)
-    return out
-
-
 class Shipper:
     """Batches lines and sends them with PutLogEvents; creates the group and stream on first use."""
 

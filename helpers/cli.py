@@ -1,12 +1,13 @@
-"""`python -m helpers sandbox build|up|down|status|env`: the sandbox from a terminal."""
+"""`python -m helpers …` (what `./lab …` runs): the sandbox from a terminal (build, up, down,
+status, env), the whole series at once, and clean-up on a real account."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
 
-from . import gobuild as build_mod
-from . import lifecycle as controlplane
+from .sandbox import gobuild as build_mod
+from .sandbox import lifecycle
 
 
 def _status_table(st: dict) -> str:
@@ -45,12 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     clean.add_argument("--yes", action="store_true", help="remove them (default: only list)")
     args = parser.parse_args(argv)
     if args.area == "cleanup":
-        from .. import cleanup
+        from . import cleanup
         return cleanup.main(["--yes"] if args.yes else [])
     if args.area == "series":
         from pathlib import Path
 
-        from .. import series as series_mod
+        from . import series as series_mod
         report = series_mod.run(Path(args.out))
         print("\n".join(f"{r['notebook']:40} {r['seconds']:6.1f}s  {r['error'] or 'ok'}" for r in report))
         print(f"{'total':40} {sum(r['seconds'] for r in report):6.1f}s   -> {args.out}")
@@ -61,17 +62,17 @@ def main(argv: list[str] | None = None) -> int:
             bins = build_mod.build(force=args.force)
             print("\n".join(f"{k:24} {v}" for k, v in bins.as_dict().items()))
         elif args.cmd == "up":
-            sbx = controlplane.up()
+            sbx = lifecycle.up()
             print(f"sandbox {'already running' if sbx.reused else 'ready'}: {sbx.server}")
             print("use it from this shell:  eval \"$(python -m helpers sandbox env)\"")
         elif args.cmd == "down":
-            controlplane.down(purge=args.purge)
+            lifecycle.down(purge=args.purge)
         elif args.cmd == "status":
-            st = controlplane.status()
+            st = lifecycle.status()
             print(json.dumps(st, indent=2) if args.json else _status_table(st))
         elif args.cmd == "env":
-            print(controlplane.env_lines())
-    except (build_mod.BuildError, controlplane.SandboxError) as e:
+            print(lifecycle.env_lines())
+    except (build_mod.BuildError, lifecycle.SandboxError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
