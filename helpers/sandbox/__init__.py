@@ -1,4 +1,10 @@
-"""The offline sandbox: a real, pinned Kubernetes control plane on 127.0.0.1.
+"""The offline sandbox: a real, pinned Kubernetes control plane on 127.0.0.1, with EKS's and
+AWS's pieces beside it. Imported by helpers.targets.sandbox and helpers.cli only; it imports
+nothing of the notebook helpers (helpers.facts aside).
+
+Here: lifecycle (up/down/status), components/ (one module per process), layout, kubeconfigs,
+common (shared by aws/ and eks/, which never import each other), pki, procs, gobuild, the
+stand-in kubelet (kubelet, kubeletapi) and exec-as-pod (podexec).
 
     from helpers import sandbox
     sb = sandbox.up()          # build (first time), start or reuse, wait until ready

@@ -20,7 +20,7 @@ from . import paths
 
 __all__ = ["ACCOUNT_ID", "ADMIN_USER", "CLUSTER_NAME", "CLUSTER_ROLE", "NODE_ROLE", "REGION", "Keys",
            "admin_keys", "arn", "cluster_arn", "client_context", "https_get", "kubeconfig_dict",
-           "server_context", "serve_https"]
+           "server_context", "serve_https", "service_start"]
 
 # -- who exists in the account when the lab starts (what `eksctl create cluster` made) ----------
 ADMIN_USER = "eks_admin"  # the note's cluster creator
@@ -53,6 +53,22 @@ def admin_keys(aws_dir: Path) -> Keys:
                 secret_access_key=secrets.token_urlsafe(30)[:40])
     paths.write_private(path, json.dumps(vars(keys)))
     return keys
+
+
+# -- a service of the sandbox (the AWS gateway, the webhooks) ------------------------------------
+def service_start(description: str) -> tuple[Path, dict]:
+    """What every Python service does first: read `--state DIR`, log to stderr (the sandbox keeps it
+    in logs/<component>.log), follow the sandbox's clock, and read sandbox.json (ports, issuer)."""
+    import argparse
+    import logging
+
+    from . import clock
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--state", type=Path, required=True)
+    state = ap.parse_args().state
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    clock.configure(state)
+    return state, json.loads((state / "sandbox.json").read_text())
 
 
 # -- HTTPS on loopback ----------------------------------------------------------------------------

@@ -15,7 +15,6 @@ Run by the sandbox as `python -m helpers.sandbox.aws.gateway --state DIR --port 
 """
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import io
 import json
@@ -24,7 +23,6 @@ import os
 import re
 import sys
 import uuid
-from pathlib import Path
 from urllib.parse import parse_qsl
 
 # moto reads these when it is imported: enforce IAM on every request, and know AWS's managed policies.
@@ -305,25 +303,20 @@ def _serve_in_thread(server) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description="The sandbox's AWS endpoint")
-    ap.add_argument("--state", type=Path, required=True)
-    args = ap.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    clock.configure(args.state)
-    cfg = json.loads((args.state / "sandbox.json").read_text())
+    state, cfg = common.service_start("The sandbox's AWS endpoint")
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 
     _trust_gateway_signature_check()
     issuer = cfg["issuer"]
-    account.bootstrap(args.state, f"https://127.0.0.1:{cfg['ports']['apiserver']}", issuer)
-    ctx = common.server_context(args.state / "pki" / "aws.crt", args.state / "pki" / "aws.key")
+    account.bootstrap(state, f"https://127.0.0.1:{cfg['ports']['apiserver']}", issuer)
+    ctx = common.server_context(state / "pki" / "aws.crt", state / "pki" / "aws.key")
     # The cluster's OIDC issuer (what EKS serves at oidc.eks.<region>.amazonaws.com) and the node's
     # instance metadata service, each on a port of its own, in this process.
-    docs = oidc.documents(issuer, args.state / "pki" / "sa.pub")
+    docs = oidc.documents(issuer, state / "pki" / "sa.pub")
     _serve_in_thread(make_server("127.0.0.1", cfg["ports"]["oidc"], _static_json(docs), threaded=True,
                                  ssl_context=ctx))
     _serve_in_thread(make_server("127.0.0.1", cfg["ports"]["imds"], imds.App(), threaded=True))
-    app = Gateway(DomainDispatcherApplication(create_backend_app), str(args.state / "pki" / "ca.crt"))
+    app = Gateway(DomainDispatcherApplication(create_backend_app), str(state / "pki" / "ca.crt"))
     server = make_server("127.0.0.1", cfg["ports"]["aws"], app, threaded=True, request_handler=MotoRequestHandler,
                          ssl_context=ctx)
     log.info("AWS endpoint on https://127.0.0.1:%s (account %s)", cfg["ports"]["aws"], account.ACCOUNT_ID)

@@ -16,7 +16,6 @@ Run by the sandbox as `python -m helpers.sandbox.eks.webhook --state DIR`.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
@@ -242,17 +241,12 @@ def make_handler(auth: Authenticator, pods: PodIdentity):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description="aws-iam-authenticator-compatible token webhook")
-    ap.add_argument("--state", type=Path, required=True)
-    args = ap.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    clock.configure(args.state)
-    cfg = json.loads((args.state / "sandbox.json").read_text())
-    auth = Authenticator(args.state)
+    state, cfg = common.service_start("aws-iam-authenticator-compatible token webhook")
+    auth = Authenticator(state)
     stop = threading.Event()
     threading.Thread(target=auth.watch_aws_auth, args=(stop,), daemon=True).start()
-    ctx = common.server_context(args.state / "pki" / "authenticator.crt", args.state / "pki" / "authenticator.key")
-    common.serve_https(cfg["ports"]["authenticator"], make_handler(auth, PodIdentity(args.state)), ctx,
+    ctx = common.server_context(state / "pki" / "authenticator.crt", state / "pki" / "authenticator.key")
+    common.serve_https(cfg["ports"]["authenticator"], make_handler(auth, PodIdentity(state)), ctx,
                        name="webhook")
     log.info("listening on https://127.0.0.1:%s/authenticate for cluster %s", cfg["ports"]["authenticator"],
              auth.cluster_id)
