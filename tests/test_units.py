@@ -12,7 +12,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from helpers.sandbox import gobuild, pki, podexec, procs
+from helpers.sandbox import gobuild, pki, podexec, podvolumes, procs
 from helpers.sandbox.versions import KUBERNETES_MODULE, pins
 
 
@@ -187,13 +187,13 @@ def test_map_paths_rewrites_only_whole_mount_paths():
 
 
 def test_atomic_writer_layout_and_update(tmp_path):
-    podexec.atomic_write(tmp_path, {"token": (b"t1", 0o644), "sub/ca.crt": (b"ca", 0o600)})
+    podvolumes.atomic_write(tmp_path, {"token": (b"t1", 0o644), "sub/ca.crt": (b"ca", 0o600)})
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("..")) == ["sub", "token"]
     assert (tmp_path / "..data").is_symlink() and os.readlink(tmp_path / "token") == "..data/token"
     first = os.readlink(tmp_path / "..data")
-    podexec.atomic_write(tmp_path, {"token": (b"t1", 0o644), "sub/ca.crt": (b"ca", 0o600)})
+    podvolumes.atomic_write(tmp_path, {"token": (b"t1", 0o644), "sub/ca.crt": (b"ca", 0o600)})
     assert os.readlink(tmp_path / "..data") == first  # unchanged content: nothing rewritten
-    podexec.atomic_write(tmp_path, {"token": (b"t2", 0o644)})
+    podvolumes.atomic_write(tmp_path, {"token": (b"t2", 0o644)})
     assert (tmp_path / "token").read_bytes() == b"t2" and not (tmp_path / "sub").exists()
     assert not (tmp_path / first).exists()  # the old generation is removed
 
@@ -205,11 +205,11 @@ def test_env_expansion_like_kubernetes():
 def test_downward_api_field_values():
     pod = {"metadata": {"name": "p", "namespace": "n", "uid": "u", "labels": {"b": "2", "a": "1"}},
            "spec": {"nodeName": "node"}, "status": {}}
-    assert podexec.field_value(pod, "metadata.labels") == 'a="1"\nb="2"'
-    assert podexec.field_value(pod, "metadata.labels['b']") == "2"
-    assert podexec.field_value(pod, "spec.nodeName") == "node"
-    with pytest.raises(podexec.PodExecError, match="unsupported"):
-        podexec.field_value(pod, "spec.nope")
+    assert podvolumes.field_value(pod, "metadata.labels") == 'a="1"\nb="2"'
+    assert podvolumes.field_value(pod, "metadata.labels['b']") == "2"
+    assert podvolumes.field_value(pod, "spec.nodeName") == "node"
+    with pytest.raises(podvolumes.PodExecError, match="unsupported"):
+        podvolumes.field_value(pod, "spec.nope")
 
 
 def test_service_env_points_at_the_real_listener():

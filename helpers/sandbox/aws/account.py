@@ -8,7 +8,6 @@ server. The account's names and ARNs are in `..common`, which the EKS side reads
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 from pathlib import Path
 
@@ -24,28 +23,11 @@ EKS_TRUST = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Princip
                                                      "Action": "sts:AssumeRole"}]}
 
 
-def _aws_style_user_ids() -> None:
-    """moto gives IAM users lowercase random ids; AWS's are "AIDA" + 17 characters, and they show
-    up in `aws sts get-caller-identity` and in the authenticator's uid, so make them look right."""
-    from moto.iam import models as iam_models
-
-    original = iam_models.User.__init__
-
-    def init(self, account_id, region_name, name, *args, **kwargs):
-        original(self, account_id, region_name, name, *args, **kwargs)
-        # stable across restarts of the gateway, so a user's uid in Kubernetes stays the same
-        digest = base64.b32encode(hashlib.sha256(f"{account_id}/{name}".encode()).digest()).decode()
-        self.id = "AIDA" + digest[:17]
-
-    iam_models.User.__init__ = init
-
-
 def bootstrap(state: Path, server: str, issuer: str) -> None:
     """The account as the lab finds it after `eksctl create cluster`: the creator, the roles, the cluster."""
     from moto.eks.models import eks_backends
     from moto.iam.models import iam_backends
 
-    _aws_style_user_ids()
     iam = iam_backends[ACCOUNT_ID]["aws"]
     keys = admin_keys(state / "aws")
     iam.create_user(REGION, ADMIN_USER)

@@ -43,3 +43,15 @@ def documents(issuer: str, sa_pub: Path) -> dict[str, bytes]:
     path = "/" + issuer.split("://", 1)[1].split("/", 1)[1]
     return {f"{path}/.well-known/openid-configuration": json.dumps(discovery(issuer)).encode(),
             f"{path}/keys": json.dumps(jwks(sa_pub.read_bytes())).encode()}
+
+
+def app(docs: dict[str, bytes]):
+    """A WSGI app serving DOCS (path → JSON body), 404 elsewhere, as the issuer's host does."""
+    def app(environ, start_response):
+        body = docs.get(environ.get("PATH_INFO", ""))
+        if body is None:
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"not found"]
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+    return app
