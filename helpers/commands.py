@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
 import shlex
-import subprocess
 from dataclasses import dataclass, field
 
 import yaml
+
+from . import shell
 
 # kubectl -v6: I1128 ... round_trippers.go:632] "Response" verb="GET" url="https://…" status="200 OK" milliseconds=4
 _TRACE_STRUCTURED = re.compile(r'"Response" verb="(?P<verb>\w+)" url="(?P<url>[^"]+)" status="(?P<status>[^"]*)"'
@@ -191,11 +191,7 @@ def run(command: str | list[str], *, input: str | None = None, env: dict[str, st
     argv = guard_aws(argv)   # on a real account: opt-in first, and the series' tag on what is created
     shown = _SECRET_FLAG.sub(lambda m: m.group(1) + _masked(m.group(2)),
                              command if isinstance(command, str) and argv == typed else shlex.join(argv))
-    try:
-        p = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout,
-                           env={**os.environ, **(env or {})})
-    except FileNotFoundError:
+    p = shell.run(argv, input=input, env=env, timeout=timeout)
+    if p.returncode == 127:
         return Result(shown, 127, "", f"{argv[0]}: command not found (is the lab's environment active?)\n")
-    except subprocess.TimeoutExpired:
-        return Result(shown, 124, "", f"timed out after {timeout:.0f}s\n")
     return Result(shown, p.returncode, p.stdout, p.stderr, parse_output(p.stdout, argv), parse_trace(p.stderr))

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from dataclasses import dataclass, field
 
 import yaml
 
-from . import target
+from . import commands, shell, target
 
 
 class EksctlError(RuntimeError):
@@ -37,11 +36,9 @@ class Result:
 
 
 def _kubectl(args: list[str], stdin: str | None = None, kubeconfig: str | None = None) -> str:
-    env = dict(os.environ)
-    if kubeconfig:
-        env["KUBECONFIG"] = str(kubeconfig)
-    r = subprocess.run(["kubectl", *args], input=stdin, capture_output=True, text=True, env=env, timeout=60)
-    if r.returncode:
+    r = commands.run(["kubectl", *args], input=stdin, env={"KUBECONFIG": str(kubeconfig)} if kubeconfig else None,
+                     timeout=60)
+    if not r.ok:
         raise EksctlError(r.stderr.strip() or r.stdout.strip())
     return r.stdout
 
@@ -79,8 +76,7 @@ def _real_eksctl(cmd: str) -> Result | None:
     eksctl = t.eksctl()
     if eksctl is None:
         return None
-    r = subprocess.run([eksctl, *shlex.split(cmd)[1:], "--region", t.region], capture_output=True, text=True,
-                       timeout=300)
+    r = shell.run([eksctl, *shlex.split(cmd)[1:], "--region", t.region], timeout=300)
     if r.returncode:
         raise EksctlError(r.stderr.strip() or r.stdout.strip())
     return Result(cmd, (r.stdout + r.stderr).strip().splitlines())
@@ -154,9 +150,8 @@ def _table(rows: list[dict], cols: list[str]) -> str:
 # --- IRSA: the OIDC provider and iamserviceaccount ---------------------------------------------------
 
 def _aws(args: list[str]) -> dict:
-    r = subprocess.run(["aws", *args, "--output", "json"], capture_output=True, text=True, env=dict(os.environ),
-                       timeout=120)
-    if r.returncode:
+    r = commands.run(["aws", *args, "--output", "json"], timeout=120)   # guarded and tagged there too
+    if not r.ok:
         raise EksctlError(r.stderr.strip())
     return json.loads(r.stdout) if r.stdout.strip() else {}
 

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from helpers import sandbox
+from helpers import sandbox, shell
 
 
 @pytest.fixture(scope="session")
@@ -42,13 +41,10 @@ class Kubectl:
         self.sb = sb
         self.kubeconfig = kubeconfig or sb.admin_kubeconfig
 
-    def __call__(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-        env = dict(os.environ, KUBECONFIG=str(self.kubeconfig))
-        r = subprocess.run([str(self.sb.kubectl), *args], capture_output=True, text=True, env=env, input=input,
-                           timeout=60)
-        if check and r.returncode:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({r.returncode}):\n{r.stderr}")
-        return r
+    def __call__(self, *args: str, input: str | None = None, check: bool = True) -> shell.Completed:
+        r = shell.run([str(self.sb.kubectl), *args], env={"KUBECONFIG": str(self.kubeconfig)}, input=input,
+                      timeout=60)
+        return r.check(f"kubectl {' '.join(args)}", AssertionError) if check else r
 
 
 @pytest.fixture(scope="session")

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
 import time
 
+from helpers import shell
 from helpers.authz import Identity, Request, Snapshot
 
 GROUPS = ["", "apps", "batch", "rbac.authorization.k8s.io"]
@@ -127,10 +127,7 @@ class Corpus:
 
 
 def kubectl(*args: str, input: str | None = None) -> str:
-    r = subprocess.run(["kubectl", *args], capture_output=True, text=True, input=input, timeout=300)
-    if r.returncode:
-        raise RuntimeError(f"kubectl {' '.join(args)}: {r.stderr}")
-    return r.stdout
+    return shell.run(["kubectl", *args], input=input, timeout=300).check().stdout
 
 
 def apply(corpus: Corpus, timeout: float = 60) -> Snapshot:

@@ -1,6 +1,7 @@
 """The package's boundaries (issue #11), checked on every import statement, function-level ones too.
 
-- helpers.facts imports nothing of the project: anything may use it.
+- helpers.facts (constants) and helpers.shell (the one program runner) import nothing of the
+  project: anything may use them.
 - helpers.sandbox (the sandbox's parts) never imports the notebook-facing modules; inside it,
   aws/ and eks/ never import each other (what both need is in sandbox/common).
 - notebook-facing modules reach the sandbox only through the target (helpers.targets.sandbox);
@@ -15,6 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "helpers"
+LEAVES = ("helpers.facts", "helpers.shell")
 
 
 def _module_name(path: Path) -> str:
@@ -87,9 +89,9 @@ def _violations() -> list[str]:
             if not _is(mod, "helpers"):
                 continue
             where = f"{path.relative_to(ROOT)}:{line} imports {mod}"
-            if name == "helpers.facts":
-                bad.append(f"{where}: helpers.facts imports nothing of the project")
-            if _is(name, "helpers.sandbox") and not (_is(mod, "helpers.sandbox") or mod == "helpers.facts"
+            if name in LEAVES:
+                bad.append(f"{where}: {name} imports nothing of the project")
+            if _is(name, "helpers.sandbox") and not (_is(mod, "helpers.sandbox") or mod in LEAVES
                                                      or mod == "helpers"):
                 bad.append(f"{where}: the sandbox does not import notebook-facing modules")
             if _is(name, "helpers.sandbox.aws") and _is(mod, "helpers.sandbox.eks") or \
@@ -113,6 +115,16 @@ def _violations() -> list[str]:
 
 def test_no_import_crosses_a_boundary_the_wrong_way():
     assert _violations() == []
+
+
+def test_programs_are_run_in_one_place():
+    """kubectl, aws and a pod's commands go through helpers.shell (helpers.commands on top of it);
+    only the process supervisor and the Go build start programs of their own."""
+    import re
+    allowed = {"helpers/shell.py", "helpers/sandbox/procs.py", "helpers/sandbox/gobuild.py"}
+    found = [str(p.relative_to(ROOT)) for p in sorted(PKG.rglob("*.py"))
+             if re.search(r"subprocess\.(run|Popen|call|check_output|check_call)\(", p.read_text())]
+    assert sorted(set(found) - allowed) == []
 
 
 def test_the_check_sees_a_crossing(tmp_path, monkeypatch):

@@ -5,13 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import subprocess
 import time
 
 import pytest
 import yaml
 
-from helpers import eksctl
+from helpers import eksctl, shell
 from helpers.sandbox import clock
 from helpers.sandbox.aws import account
 from tests import eks_tokens
@@ -22,11 +21,9 @@ UNAUTHORIZED = "error: You must be logged in to the server (Unauthorized)"
 
 
 
-def run(args: list[str], env: dict, check: bool = True) -> subprocess.CompletedProcess:
-    r = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
-    if check and r.returncode:
-        raise AssertionError(f"{' '.join(args)} failed ({r.returncode}):\n{r.stderr}")
-    return r
+def run(args: list[str], env: dict, check: bool = True) -> shell.Completed:
+    r = shell.run(args, env=env, replace_env=True)
+    return r.check(error=AssertionError) if check else r
 
 
 def aws_json(env: dict, *args: str) -> dict:
@@ -154,16 +151,16 @@ def signer(sb, env):
 
 
 def _refused(sb, bare_kubeconfig, token: str) -> dict:
-    r = subprocess.run([str(sb.kubectl), "--kubeconfig", str(bare_kubeconfig), "--token", token, "get", "nodes"],
-                       capture_output=True, text=True, timeout=60)
+    r = shell.run([str(sb.kubectl), "--kubeconfig", str(bare_kubeconfig), "--token", token, "get", "nodes"],
+                  timeout=60)
     assert r.returncode == 1 and r.stderr.strip() == UNAUTHORIZED, r.stderr
     return _last_decision(sb, token)
 
 
 def test_a_good_hand_made_token_is_accepted(sb, bare_kubeconfig, signer):
     token = eks_tokens.token_of(signer())
-    r = subprocess.run([str(sb.kubectl), "--kubeconfig", str(bare_kubeconfig), "--token", token, "get", "nodes"],
-                       capture_output=True, text=True, timeout=60)
+    r = shell.run([str(sb.kubectl), "--kubeconfig", str(bare_kubeconfig), "--token", token, "get", "nodes"],
+                  timeout=60)
     assert r.returncode == 0, r.stderr  # the corpus below fails for its one defect, not for the method
 
 
@@ -277,5 +274,4 @@ def test_malformed_aws_auth_denies_and_the_webhook_survives(env, sb):
              json.dumps({"data": {"mapUsers": cm["data"].get("mapUsers", "[]\n")}})], env)
         for k in ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields"):
             vwc["metadata"].pop(k, None)
-        subprocess.run(
-            ["kubectl", "create", "-f", "-"], input=json.dumps(vwc), env=env, capture_output=True, text=True)
+        shell.run(["kubectl", "create", "-f", "-"], input=json.dumps(vwc), env=env, replace_env=True)

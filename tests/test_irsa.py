@@ -3,7 +3,6 @@ tokens as AWS does, EKS's pod-identity webhook, and the real `aws` CLI inside po
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 
 import boto3
@@ -14,7 +13,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from helpers import eksctl
+from helpers import eksctl, shell
 from helpers.sandbox import clock, podexec
 from helpers.sandbox.aws import account
 
@@ -25,17 +24,13 @@ S3_READ_ONLY = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"
 
 
 def kubectl(env, *args, input=None, check=True):
-    r = subprocess.run(["kubectl", *args], env=env, input=input, capture_output=True, text=True, timeout=120)
-    if check and r.returncode:
-        raise AssertionError(r.stderr)
-    return r
+    r = shell.run(["kubectl", *args], env=env, replace_env=True, input=input)
+    return r.check(error=AssertionError) if check else r
 
 
 def aws(env, *args, check=True):
-    r = subprocess.run(["aws", *args], env=env, capture_output=True, text=True, timeout=120)
-    if check and r.returncode:
-        raise AssertionError(r.stderr)
-    return r
+    r = shell.run(["aws", *args], env=env, replace_env=True)
+    return r.check(error=AssertionError) if check else r
 
 
 def pod_manifest(name, sa=None, automount=None, annotations=None):

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
+from .. import shell
 from ..facts import CLUSTER_NAME, REGION
 from . import gobuild, kubeconfigs, paths, pki, procs
 from .components import Component, Context, all_components, by_name, python_env
@@ -224,19 +225,18 @@ def _start_all(bins: gobuild.Binaries, lay: Layout, cfg: Config, keys: pki.Clust
 def _apply_eks_objects(bins: gobuild.Binaries, lay: Layout, cfg: Config) -> None:
     """EKS's objects: RBAC and the aws-auth validation webhook (ours, re-applied on every start) and
     aws-auth itself (created once, then the learner's)."""
-    import subprocess
-    env = dict(os.environ, KUBECONFIG=str(lay.admin_kubeconfig))
+    env = {"KUBECONFIG": str(lay.admin_kubeconfig)}
     ca = (lay.pki / "ca.crt").read_bytes()  # the webhooks' caBundle
     webhooks = [json.dumps(eks_bootstrap.validation_webhook(cfg.ports["authenticator"], ca)),
                 json.dumps(eks_bootstrap.pod_identity_webhook(cfg.ports["authenticator"], ca))]
     manifests = "\n---\n".join([eks_bootstrap.RBAC_AUTHENTICATOR, eks_bootstrap.POD_IDENTITY_RBAC,
                                  eks_bootstrap.NODE_BOOTSTRAPPER, *webhooks])
-    r = subprocess.run([str(bins.kubectl), "apply", "--server-side", "--force-conflicts", "-f", "-"],
-                       input=manifests, env=env, capture_output=True, text=True, timeout=30)
+    r = shell.run([str(bins.kubectl), "apply", "--server-side", "--force-conflicts", "-f", "-"],
+                  input=manifests, env=env, timeout=30)
     if r.returncode:
         raise SandboxError(f"could not create EKS's RBAC objects: {r.stderr.strip()}")
-    r = subprocess.run([str(bins.kubectl), "create", "-f", "-"], input=json.dumps(eks_bootstrap.aws_auth_configmap()),
-                       env=env, capture_output=True, text=True, timeout=30)
+    r = shell.run([str(bins.kubectl), "create", "-f", "-"], input=json.dumps(eks_bootstrap.aws_auth_configmap()),
+                  env=env, timeout=30)
     if r.returncode and "AlreadyExists" not in r.stderr:
         raise SandboxError(f"could not create kube-system/aws-auth: {r.stderr.strip()}")
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
+from .. import shell
 from . import common, lifecycle, paths
 from .kubeletapi import NO_CONTAINERS  # noqa: F401  (what the stand-in kubelet answers a stream with)
 from .layout import Config, Layout, layout, load_config
@@ -261,15 +261,13 @@ def parse_exec_args(argv: list[str]) -> tuple[str, str | None, str | None, list[
 
 def exec_in_pod(namespace: str, name: str, command: str | list[str], container: str | None = None,
                 state_dir: Path | str | None = None, timeout: float = 120.0, stdin: str | None = None
-                ) -> subprocess.CompletedProcess:
+                ) -> shell.Completed:
     """`kubectl exec -n NAMESPACE NAME -- COMMAND`, run as that pod would run it (see module doc)."""
     ctx = prepare(namespace, name, container, state_dir)
     argv = shlex.split(command) if isinstance(command, str) else list(command)
     mapped = [map_paths(a, ctx.mounts) for a in argv]
-    try:
-        result = subprocess.run(mapped, env=ctx.env, cwd=ctx.env["HOME"], capture_output=True, text=True,
-                                timeout=timeout, input=stdin)
-    except FileNotFoundError:
-        return subprocess.CompletedProcess(argv, 127, "", f'exec: "{argv[0]}": executable file not found in $PATH\n'
-                                           "(the sandbox runs commands on this machine, not the container image)\n")
-    return subprocess.CompletedProcess(argv, result.returncode, result.stdout, result.stderr)
+    result = shell.run(mapped, env=ctx.env, replace_env=True, cwd=ctx.env["HOME"], timeout=timeout, input=stdin)
+    if result.returncode == 127:
+        return shell.Completed(argv, 127, "", f'exec: "{argv[0]}": executable file not found in $PATH\n'
+                               "(the sandbox runs commands on this machine, not the container image)\n")
+    return shell.Completed(argv, result.returncode, result.stdout, result.stderr)
