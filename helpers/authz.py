@@ -14,6 +14,7 @@ system:serviceaccounts, system:serviceaccounts:<ns>); `Snapshot` holds the RBAC 
 API resources once, so a whole matrix costs one pass over the bindings. The API server remains
 the judge: `server_decide` asks it with a SubjectAccessReview, which sees every authorizer.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,17 +30,22 @@ SA_PREFIX = "system:serviceaccount:"
 @dataclass(frozen=True)
 class Identity:
     """Who is asking: a user name and every group the authenticator gives it."""
+
     user: str
     groups: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, name: str, groups: tuple[str, ...] | list[str] = ()) -> "Identity":
-        """Expand groups as the authenticators do: `system:serviceaccount:dev:sa`, `system:anonymous`, or a user."""
+        """Expand groups as the authenticators do: `system:serviceaccount:dev:sa`,
+        `system:anonymous`, or a user."""
         extra = list(groups)
         if name.startswith(SA_PREFIX):
-            parts = name[len(SA_PREFIX):].split(":")
+            parts = name[len(SA_PREFIX) :].split(":")
             if len(parts) != 2 or not all(parts):
-                raise ValueError(f"{name!r} is not a ServiceAccount user name; it reads system:serviceaccount:<namespace>:<name>")
+                raise ValueError(
+                    f"{name!r} is not a ServiceAccount user name; it reads "
+                    "system:serviceaccount:<namespace>:<name>"
+                )
             extra += ["system:serviceaccounts", f"system:serviceaccounts:{parts[0]}", AUTHENTICATED]
         elif name == ANONYMOUS:
             extra += [UNAUTHENTICATED]
@@ -63,6 +69,7 @@ class Identity:
 @dataclass(frozen=True)
 class Request:
     """What is asked: `get pods/log` in a namespace, or `get /healthz`."""
+
     verb: str
     resource: str = ""
     group: str = ""
@@ -84,13 +91,18 @@ class Request:
 
     def __str__(self) -> str:
         named = f" named {self.name}" if self.name else ""
-        where = f" in {self.namespace}" if self.namespace else (" (cluster-wide)" if self.is_resource else "")
+        where = (
+            f" in {self.namespace}"
+            if self.namespace
+            else (" (cluster-wide)" if self.is_resource else "")
+        )
         return f"{self.verb} {self.target}{named}{where}"
 
 
 @dataclass(frozen=True)
 class Resource:
     """One row of `kubectl api-resources -o wide`."""
+
     name: str
     group: str
     namespaced: bool
@@ -106,6 +118,7 @@ class Resource:
 @dataclass
 class Grant:
     """One rule reached through one binding: the unit an RBAC decision is made of."""
+
     binding_kind: str
     binding: str
     binding_namespace: str
@@ -118,9 +131,16 @@ class Grant:
     def source(self) -> str:
         """Upstream's wording (authorizingVisitor: "RBAC: allowed by <source>")."""
         s = self.subject
-        who = f'{s["kind"]} "{s["name"]}/{s.get("namespace") or self.binding_namespace}"' \
-            if s["kind"] == "ServiceAccount" else f'{s["kind"]} "{s["name"]}"'
-        name = f"{self.binding}/{self.binding_namespace}" if self.binding_kind == "RoleBinding" else self.binding
+        who = (
+            f'{s["kind"]} "{s["name"]}/{s.get("namespace") or self.binding_namespace}"'
+            if s["kind"] == "ServiceAccount"
+            else f'{s["kind"]} "{s["name"]}"'
+        )
+        name = (
+            f"{self.binding}/{self.binding_namespace}"
+            if self.binding_kind == "RoleBinding"
+            else self.binding
+        )
         return f'{self.binding_kind} "{name}" of {self.role_kind} "{self.role}" to {who}'
 
 
@@ -134,26 +154,36 @@ class Decision:
     near: list[Grant] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     privileged: bool = False
-    server: dict | None = None      # the API server's SubjectAccessReview status, when asked
+    server: dict | None = None  # the API server's SubjectAccessReview status, when asked
 
     def explain(self) -> str:
         """One paragraph a learner can read: which binding and rule decided, or why none did."""
         if self.privileged:
-            return (f"allowed: {self.identity.user or 'this identity'} is in {MASTERS}, which kube-apiserver allows "
-                    "before RBAC is asked (no binding needed, none can take it away)")
+            return (
+                f"allowed: {self.identity.user or 'this identity'} is in {MASTERS}, which "
+                "kube-apiserver allows "
+                "before RBAC is asked (no binding needed, none can take it away)"
+            )
         if self.allowed:
             g = self.by[0]
-            more = f" (and {len(self.by) - 1} more rule(s) would allow it too)" if len(self.by) > 1 else ""
+            more = (
+                f" (and {len(self.by) - 1} more rule(s) would allow it too)"
+                if len(self.by) > 1
+                else ""
+            )
             return f"allowed by {g.source}: rule {_rule_text(g.rule)}{more}"
         text = f"denied: no RBAC rule for {self.identity} allows {self.request}"
         if self.near:
-            text += "; closest: " + "; ".join(f"{_rule_text(g.rule)} via {g.source}" for g in self.near[:3])
+            text += "; closest: " + "; ".join(
+                f"{_rule_text(g.rule)} via {g.source}" for g in self.near[:3]
+            )
         if self.errors:
             text += "; broken bindings: " + aggregate(self.errors)
         return text
 
     def _repr_html_(self) -> str:
         import html
+
         mark = "✔ yes" if self.allowed else "✖ no"
         return f"<p><b>{mark}</b> — {html.escape(self.explain())}</p>"
 
@@ -162,12 +192,14 @@ def _rule_text(rule: dict, most: int = 6) -> str:
     def items(values: list[str]) -> str:
         more = f", … {len(values) - most} more" if len(values) > most else ""
         return ", ".join(values[:most]) + more
+
     keys = ("verbs", "apiGroups", "resources", "resourceNames", "nonResourceURLs")
     return "{" + ", ".join(f"{k}: [{items(rule[k])}]" for k in keys if rule.get(k)) + "}"
 
 
 def aggregate(errors: list[str]) -> str:
-    """utilerrors.NewAggregate(...).Error(): one message as is, several de-duplicated in brackets."""
+    """utilerrors.NewAggregate(...).Error(): one message as is, several de-duplicated in
+    brackets."""
     if len(errors) == 1:
         return errors[0]
     seen = list(dict.fromkeys(errors))
@@ -206,13 +238,18 @@ def _url_matches(rule: dict, path: str) -> bool:
 def rule_allows(rule: dict, req: Request) -> bool:
     if req.is_resource:
         combined = f"{req.resource}/{req.subresource}" if req.subresource else req.resource
-        return (_verb_matches(rule, req.verb) and _group_matches(rule, req.group)
-                and _resource_matches(rule, combined, req.subresource) and _name_matches(rule, req.name))
+        return (
+            _verb_matches(rule, req.verb)
+            and _group_matches(rule, req.group)
+            and _resource_matches(rule, combined, req.subresource)
+            and _name_matches(rule, req.name)
+        )
     return _verb_matches(rule, req.verb) and _url_matches(rule, req.path)
 
 
 def applies(subject: dict, who: Identity, namespace: str) -> bool:
-    """Upstream appliesToUser: does this binding subject name WHO (a namespace-less SA subject means the binding's)?"""
+    """Upstream appliesToUser: does this binding subject name WHO (a namespace-less SA subject means
+    the binding's)?"""
     kind = subject.get("kind")
     if kind == "User":
         return who.user == subject.get("name")
@@ -247,7 +284,9 @@ class Snapshot:
     @classmethod
     def load(cls, with_resources: bool = True) -> "Snapshot":
         """Read RBAC (one `kubectl get`) and, for names like `deploy`, the API resources."""
-        out = _kubectl(["get", "clusterroles,clusterrolebindings,roles,rolebindings", "-A", "-o", "json"])
+        out = _kubectl(
+            ["get", "clusterroles,clusterrolebindings,roles,rolebindings", "-A", "-o", "json"]
+        )
         return cls(json.loads(out)["items"], api_resources() if with_resources else None)
 
     @property
@@ -258,16 +297,23 @@ class Snapshot:
     def _role_rules(self, ref: dict, namespace: str) -> tuple[list[dict], str | None]:
         if ref.get("kind") == "ClusterRole":
             role = self.cluster_roles.get(ref["name"])
-            return (role.get("rules") or [], None) if role else \
-                ([], f'clusterrole.rbac.authorization.k8s.io "{ref["name"]}" not found')
+            return (
+                (role.get("rules") or [], None)
+                if role
+                else ([], f'clusterrole.rbac.authorization.k8s.io "{ref["name"]}" not found')
+            )
         if ref.get("kind") == "Role":
             role = self.roles.get((namespace, ref["name"]))
-            return (role.get("rules") or [], None) if role else \
-                ([], f'role.rbac.authorization.k8s.io "{ref["name"]}" not found')
+            return (
+                (role.get("rules") or [], None)
+                if role
+                else ([], f'role.rbac.authorization.k8s.io "{ref["name"]}" not found')
+            )
         return [], f'unsupported role reference kind: "{ref.get("kind")}"'
 
     def grants(self, who: Identity, namespace: str = "") -> tuple[list[Grant], list[str]]:
-        """Every rule that applies to WHO in NAMESPACE, in the authorizer's visiting order, and broken refs."""
+        """Every rule that applies to WHO in NAMESPACE, in the authorizer's visiting order, and
+        broken refs."""
         out, errors = [], []
         visits = [("ClusterRoleBinding", b, "") for b in self.cluster_role_bindings]
         if namespace:
@@ -280,8 +326,17 @@ class Snapshot:
             if err:
                 errors.append(err)
             for rule in rules:
-                out.append(Grant(kind, b["metadata"]["name"], ns, b["roleRef"]["kind"], b["roleRef"]["name"],
-                                 subject, rule))
+                out.append(
+                    Grant(
+                        kind,
+                        b["metadata"]["name"],
+                        ns,
+                        b["roleRef"]["kind"],
+                        b["roleRef"]["name"],
+                        subject,
+                        rule,
+                    )
+                )
         return out, errors
 
     def decide(self, who: Identity, req: Request) -> Decision:
@@ -296,13 +351,22 @@ class Snapshot:
         if by:
             return Decision(True, f"RBAC: allowed by {by[0].source}", who, req, by=by)
         near = [g for g in grants if about(g.rule, req)]
-        return Decision(False, f"RBAC: {aggregate(errors)}" if errors else "", who, req, near=near, errors=errors)
+        return Decision(
+            False,
+            f"RBAC: {aggregate(errors)}" if errors else "",
+            who,
+            req,
+            near=near,
+            errors=errors,
+        )
 
     def who_can(self, req: Request) -> list[tuple[Grant, dict]]:
         """Each (binding subject) whose binding's role allows REQ, with the grant that allows it."""
         visits = [("ClusterRoleBinding", b, "") for b in self.cluster_role_bindings]
         if req.is_resource and req.namespace:
-            visits += [("RoleBinding", b, req.namespace) for b in self.role_bindings.get(req.namespace, [])]
+            visits += [
+                ("RoleBinding", b, req.namespace) for b in self.role_bindings.get(req.namespace, [])
+            ]
         found = []
         for kind, b, ns in visits:
             rules, _ = self._role_rules(b["roleRef"], ns)
@@ -311,9 +375,21 @@ class Snapshot:
                 continue
             for s in b.get("subjects") or []:
                 if s.get("kind") == "ServiceAccount" and not (s.get("namespace") or ns):
-                    continue   # can never apply (upstream: no namespace to default to)
-                found.append((Grant(kind, b["metadata"]["name"], ns, b["roleRef"]["kind"], b["roleRef"]["name"],
-                                    s, rule), s))
+                    continue  # can never apply (upstream: no namespace to default to)
+                found.append(
+                    (
+                        Grant(
+                            kind,
+                            b["metadata"]["name"],
+                            ns,
+                            b["roleRef"]["kind"],
+                            b["roleRef"]["name"],
+                            s,
+                            rule,
+                        ),
+                        s,
+                    )
+                )
         return found
 
     def subjects(self) -> list[dict]:
@@ -323,9 +399,13 @@ class Snapshot:
             for b in bs:
                 for s in b.get("subjects") or []:
                     is_sa = s.get("kind") == "ServiceAccount"
-                    key = (s.get("kind"), s.get("name"), s.get("namespace") or (ns if is_sa else ""))
+                    key = (
+                        s.get("kind"),
+                        s.get("name"),
+                        s.get("namespace") or (ns if is_sa else ""),
+                    )
                     if is_sa and not key[2]:
-                        continue   # a ClusterRoleBinding's SA without a namespace names nobody
+                        continue  # a ClusterRoleBinding's SA without a namespace names nobody
                     seen.setdefault(key, {"kind": key[0], "name": key[1], "namespace": key[2]})
         return sorted(seen.values(), key=lambda s: (s["kind"], s["namespace"], s["name"]))
 
@@ -334,7 +414,8 @@ class Snapshot:
 
     # -- resources -----------------------------------------------------------------------------
     def resolve(self, verb: str, target: str, namespace: str = "", name: str = "") -> Request:
-        """Parse what `kubectl auth can-i VERB TARGET` takes: pods, po, deployments.apps, pods/exec, /healthz."""
+        """Parse what `kubectl auth can-i VERB TARGET` takes: pods, po, deployments.apps, pods/exec,
+        /healthz."""
         if target.startswith("/"):
             return Request(verb, path=target)
         res, _, sub = target.partition("/")
@@ -349,16 +430,20 @@ class Snapshot:
 
 
 def about(rule: dict, req: Request) -> bool:
-    """The rule names this resource (or URL), whatever its verbs and names: the closest a denial came."""
+    """The rule names this resource (or URL), whatever its verbs and names: the closest a denial
+    came."""
     if req.is_resource:
         combined = f"{req.resource}/{req.subresource}" if req.subresource else req.resource
-        return _group_matches(rule, req.group) and _resource_matches(rule, combined, req.subresource)
+        return _group_matches(rule, req.group) and _resource_matches(
+            rule, combined, req.subresource
+        )
     return _url_matches(rule, req.path)
 
 
 class RuleIndex:
-    """Grants filed under each resource they name (`pods`, `pods/exec`, `*`, `*/scale`), so a question
-    looks only at the rules about its resource: a matrix stays fast with thousands of bindings."""
+    """Grants filed under each resource they name (`pods`, `pods/exec`, `*`, `*/scale`), so a
+    question looks only at the rules about its resource: a matrix stays fast with thousands of
+    bindings."""
 
     def __init__(self, grants: list[Grant]):
         self.by_resource: dict[str, list[Grant]] = {}
@@ -385,6 +470,7 @@ class RuleIndex:
 
 def _kubectl(args: list[str]) -> str:
     from .commands import run
+
     return run(["kubectl", *args], timeout=120).check().stdout
 
 
@@ -403,9 +489,16 @@ def parse_api_resources(text: str) -> list[Resource]:
     for ln in lines[1:]:
         cells = {c: ln[s:e].strip() for c, s, e in zip(cols, starts, starts[1:] + [None])}
         api = cells["APIVERSION"]
-        out.append(Resource(cells["NAME"], api.rpartition("/")[0], cells["NAMESPACED"] == "true", cells["KIND"],
-                            tuple(v for v in cells["VERBS"].strip("[]").replace(" ", ",").split(",") if v),
-                            tuple(s for s in cells["SHORTNAMES"].split(",") if s)))
+        out.append(
+            Resource(
+                cells["NAME"],
+                api.rpartition("/")[0],
+                cells["NAMESPACED"] == "true",
+                cells["KIND"],
+                tuple(v for v in cells["VERBS"].strip("[]").replace(" ", ",").split(",") if v),
+                tuple(s for s in cells["SHORTNAMES"].split(",") if s),
+            )
+        )
     return out
 
 
@@ -422,19 +515,31 @@ def _authorization_api():
     import os
 
     from kubernetes import client, config
+
     key = os.environ.get("KUBECONFIG", "")
     if key not in _API:
         # named explicitly: the client reads $KUBECONFIG once, when it is first imported
-        _API[key] = client.AuthorizationV1Api(config.new_client_from_config(config_file=key or "~/.kube/config"))
+        _API[key] = client.AuthorizationV1Api(
+            config.new_client_from_config(config_file=key or "~/.kube/config")
+        )
     return _API[key]
 
 
 def sar_body(who: Identity, req: Request) -> dict:
     spec: dict = {"user": who.user, "groups": list(who.groups)}
     if req.is_resource:
-        spec["resourceAttributes"] = {k: v for k, v in {
-            "verb": req.verb, "group": req.group, "resource": req.resource, "subresource": req.subresource,
-            "namespace": req.namespace, "name": req.name}.items() if v}
+        spec["resourceAttributes"] = {
+            k: v
+            for k, v in {
+                "verb": req.verb,
+                "group": req.group,
+                "resource": req.resource,
+                "subresource": req.subresource,
+                "namespace": req.namespace,
+                "name": req.name,
+            }.items()
+            if v
+        }
     else:
         spec["nonResourceAttributes"] = {"verb": req.verb, "path": req.path}
     return {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec}
@@ -444,5 +549,9 @@ def server_decide(who: Identity, req: Request) -> dict:
     """A SubjectAccessReview: the API server's own answer (status: allowed, denied, reason)."""
     resp = _authorization_api().create_subject_access_review(sar_body(who, req))
     s = resp.status
-    return {"allowed": bool(s.allowed), "denied": bool(s.denied), "reason": s.reason or "",
-            "evaluationError": s.evaluation_error or ""}
+    return {
+        "allowed": bool(s.allowed),
+        "denied": bool(s.denied),
+        "reason": s.reason or "",
+        "evaluationError": s.evaluation_error or "",
+    }

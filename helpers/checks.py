@@ -2,6 +2,7 @@
 answer to "can I?", waiting until a pod runs or a command's answer holds, and a decision the
 authenticator must have logged.
 """
+
 from __future__ import annotations
 
 from . import target
@@ -15,6 +16,7 @@ class Check:
 
     def _repr_html_(self) -> str:
         import html
+
         if self.ok:
             return f"<p>✔ <b>{html.escape(self.passed)}</b></p>"
         return f"<p>✖ not yet. Hint: {html.escape(self.hint)}</p>"
@@ -27,9 +29,12 @@ def check(ok: bool, passed: str, hint: str) -> Check:
     return Check(ok, passed, hint)
 
 
-def can_i(verb: str, resource: str, namespace: str | None = None, as_user: str | None = None) -> bool:
+def can_i(
+    verb: str, resource: str, namespace: str | None = None, as_user: str | None = None
+) -> bool:
     """`kubectl auth can-i`, answered by the API server (every authorizer)."""
     from . import commands
+
     argv = ["kubectl", "auth", "can-i", verb, resource]
     if namespace:
         argv += ["-n", namespace]
@@ -41,17 +46,30 @@ def can_i(verb: str, resource: str, namespace: str | None = None, as_user: str |
 def wait_for_pods(namespace: str, *names: str, timeout: float = 30) -> None:
     """Wait until each pod is Running (what `kubectl wait --for=condition=Ready` shows)."""
     from . import commands
+
     for name in names:
-        commands.run(["kubectl", "wait", "--for=condition=Ready", f"pod/{name}", "-n", namespace,
-                      f"--timeout={int(timeout)}s"]).check()
+        commands.run(
+            [
+                "kubectl",
+                "wait",
+                "--for=condition=Ready",
+                f"pod/{name}",
+                "-n",
+                namespace,
+                f"--timeout={int(timeout)}s",
+            ]
+        ).check()
 
 
-def until(command: str, holds, timeout: float = 20, interval: float = 0.5, input: str | None = None):
+def until(
+    command: str, holds, timeout: float = 20, interval: float = 0.5, input: str | None = None
+):
     """Run COMMAND until `holds(result)` (for what the API server applies a moment after it is
     written, e.g. a new admission policy); the last Result either way, so the cell can assert it."""
     import time
 
     from . import commands
+
     deadline = time.monotonic() + timeout
     while True:
         r = commands.run(command, input=input)
@@ -66,14 +84,22 @@ def expect_decision(d, timeout: float = 120, **fields):
     line arrives (EKS delivers control-plane logs after a delay); a view that is not available
     on this target explains itself instead."""
     import time
+
     if isinstance(d, target.NotShownHere):
         return d
 
     def matches(row) -> bool:
         return all(v(row.get(k, "")) if callable(v) else row.get(k) == v for k, v in fields.items())
+
     deadline = time.monotonic() + timeout
-    while not any(matches(r) for r in d.to_dict("records")) and "refresh" in d.attrs and time.monotonic() < deadline:
+    while (
+        not any(matches(r) for r in d.to_dict("records"))
+        and "refresh" in d.attrs
+        and time.monotonic() < deadline
+    ):
         time.sleep(2)
         d = d.attrs["refresh"]()
-    assert any(matches(r) for r in d.to_dict("records")), f"no decision with {fields} among:\n{d.to_string()}"
+    assert any(matches(r) for r in d.to_dict("records")), (
+        f"no decision with {fields} among:\n{d.to_string()}"
+    )
     return d

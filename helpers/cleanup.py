@@ -9,6 +9,7 @@ what a crashed run left. With a tagged user go its access keys, attached and inl
 with a tagged role, its policies; aws-auth entries naming a tagged user or role are removed.
 Anything without the tag is never touched, whatever its name.
 """
+
 from __future__ import annotations
 
 import sys
@@ -20,6 +21,7 @@ from .target import TAG
 
 def iam_client():
     import boto3
+
     return boto3.client("iam")
 
 
@@ -29,6 +31,7 @@ def _tagged(tags: list[dict]) -> bool:
 
 def _kubectl(*args: str):
     from .commands import run
+
     return run(["kubectl", *args])
 
 
@@ -57,7 +60,9 @@ def plan() -> pd.DataFrame:
     ns = _kubectl("get", "namespaces", "-l", TAG, "-o", "json")
     if ns.ok:
         for item in ns.data["items"]:
-            rows.append(("namespace", item["metadata"]["name"], "", item["metadata"]["labels"].get(TAG, "")))
+            rows.append(
+                ("namespace", item["metadata"]["name"], "", item["metadata"]["labels"].get(TAG, ""))
+            )
     arns = {r[2].lower() for r in rows if r[0] in ("IAM user", "IAM role")}
     for key, arn in _aws_auth_entries():
         if arn.lower() in arns:
@@ -71,9 +76,10 @@ def _value(tags: list[dict]) -> str:
 
 def _aws_auth() -> dict | None:
     from .eksctl import EksctlError, load_aws_auth
+
     try:
         return load_aws_auth(None)
-    except EksctlError:   # no aws-auth (API-only clusters): nothing to clean there
+    except EksctlError:  # no aws-auth (API-only clusters): nothing to clean there
         return None
 
 
@@ -83,9 +89,17 @@ _AWS_AUTH_KEYS = (("mapUsers", "userarn"), ("mapRoles", "rolearn"))
 
 def _aws_auth_entries() -> list[tuple[str, str]]:
     from .eksctl import aws_auth_entries
+
     cm = _aws_auth()
-    return [] if cm is None else [(key, str(e.get(field, ""))) for key, field in _AWS_AUTH_KEYS
-                                  for e in aws_auth_entries(cm, key)]
+    return (
+        []
+        if cm is None
+        else [
+            (key, str(e.get(field, "")))
+            for key, field in _AWS_AUTH_KEYS
+            for e in aws_auth_entries(cm, key)
+        ]
+    )
 
 
 def run(progress=lambda m: print(m, file=sys.stderr, flush=True)) -> pd.DataFrame:
@@ -95,7 +109,7 @@ def run(progress=lambda m: print(m, file=sys.stderr, flush=True)) -> pd.DataFram
     for row in todo.itertuples():
         progress(f"removing {row.kind} {row.name}")
         if row.kind == "aws-auth entry":
-            continue   # all entries together, below
+            continue  # all entries together, below
         if row.kind == "IAM user":
             delete_iam_principal(iam, "user", row.name)
         elif row.kind == "IAM role":
@@ -111,8 +125,9 @@ def run(progress=lambda m: print(m, file=sys.stderr, flush=True)) -> pd.DataFram
 
 
 def delete_iam_principal(iam, noun: str, name: str) -> None:
-    """A user or role goes only once its access keys (a user's), managed and inline policies are off
-    it (IAM's rule). The one removal the series has: `./lab cleanup` and notebooks' set-up use it."""
+    """A user or role goes only once its access keys (a user's), managed and inline policies are
+    off it (IAM's rule). The one removal the series has: `./lab cleanup` and notebooks' set-up
+    use it."""
     who = {f"{noun.capitalize()}Name": name}
     if noun == "user":
         for k in iam.list_access_keys(**who)["AccessKeyMetadata"]:
@@ -126,8 +141,11 @@ def delete_iam_principal(iam, noun: str, name: str) -> None:
 
 def _drop_aws_auth(arns: set[str]) -> None:
     from .eksctl import aws_auth_entries, save_aws_auth
+
     for key, field in _AWS_AUTH_KEYS:
-        cm = _aws_auth() if arns else None   # read again each time: a replace needs the current version
+        cm = (
+            _aws_auth() if arns else None
+        )  # read again each time: a replace needs the current version
         if cm is None:
             return
         entries = aws_auth_entries(cm, key)

@@ -1,5 +1,6 @@
 """`python -m helpers …` (what `./lab …` runs): the sandbox from a terminal (build, up, down,
 status, env), the whole series at once, and clean-up on a real account."""
+
 from __future__ import annotations
 
 import argparse
@@ -13,47 +14,87 @@ from .sandbox import lifecycle
 def _status_table(st: dict) -> str:
     rows = [("COMPONENT", "RUNNING", "HEALTHY", "PID", "PORT", "VERSION")]
     for c in st["components"]:
-        rows.append((c["component"], "yes" if c["running"] else "no", "yes" if c["healthy"] else "no",
-                     str(c["pid"] or "-"), str(c["port"] or "-"), c["version"]))
+        rows.append(
+            (
+                c["component"],
+                "yes" if c["running"] else "no",
+                "yes" if c["healthy"] else "no",
+                str(c["pid"] or "-"),
+                str(c["port"] or "-"),
+                c["version"],
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["   ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
-    head = [f"sandbox   {st['state_dir']}",
-            f"server    {st['server'] or '-'}",
-            f"state     {'running and healthy' if st['healthy'] else 'running, NOT healthy' if st['running'] else 'stopped'}",
-            f"binaries  {'built' if st['built'] else 'not built (run `python -m helpers sandbox build`)'}", ""]
+    head = [
+        f"sandbox   {st['state_dir']}",
+        f"server    {st['server'] or '-'}",
+        "state     "
+        + (
+            "running and healthy"
+            if st["healthy"]
+            else "running, NOT healthy"
+            if st["running"]
+            else "stopped"
+        ),
+        "binaries  "
+        f"{'built' if st['built'] else 'not built (run `python -m helpers sandbox build`)'}",
+        "",
+    ]
     return "\n".join(head + lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers", description="The EKS security lab's helpers.")
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers", description="The EKS security lab's helpers."
+    )
     sub = parser.add_subparsers(dest="area", required=True)
-    sb = sub.add_parser("sandbox", help="the local Kubernetes control plane the notebooks run against")
+    sb = sub.add_parser(
+        "sandbox", help="the local Kubernetes control plane the notebooks run against"
+    )
     cmds = sb.add_subparsers(dest="cmd", required=True)
-    b = cmds.add_parser("build", help="build the pinned binaries from Go modules (a no-op once built)")
+    b = cmds.add_parser(
+        "build", help="build the pinned binaries from Go modules (a no-op once built)"
+    )
     b.add_argument("--force", action="store_true", help="rebuild even if the cache has them")
-    cmds.add_parser("up", help="start the sandbox (or reuse the running one) and wait until it is ready")
+    cmds.add_parser(
+        "up", help="start the sandbox (or reuse the running one) and wait until it is ready"
+    )
     d = cmds.add_parser("down", help="stop every sandbox process")
-    d.add_argument("--purge", action="store_true", help="also delete the state (certificates, etcd data)")
+    d.add_argument(
+        "--purge", action="store_true", help="also delete the state (certificates, etcd data)"
+    )
     s = cmds.add_parser("status", help="components, versions, ports, PIDs, health")
     s.add_argument("--json", action="store_true")
     cmds.add_parser("env", help="`export` lines that point a terminal's kubectl at the sandbox")
     series = sub.add_parser("series", help="the notebooks, all at once")
     scmds = series.add_subparsers(dest="cmd", required=True)
-    srun = scmds.add_parser("run", help="execute every notebook headless; write executed copies and HTML")
+    srun = scmds.add_parser(
+        "run", help="execute every notebook headless; write executed copies and HTML"
+    )
     srun.add_argument("--out", default="build/series", help="output folder (default build/series)")
-    clean = sub.add_parser("cleanup", help="list (or, with --yes, remove) what the series created on a real "
-                                           "account and cluster: everything tagged/labelled eks-security-lab")
+    clean = sub.add_parser(
+        "cleanup",
+        help="list (or, with --yes, remove) what the series created on a real "
+        "account and cluster: everything tagged/labelled eks-security-lab",
+    )
     clean.add_argument("--yes", action="store_true", help="remove them (default: only list)")
     args = parser.parse_args(argv)
     if args.area == "cleanup":
         from . import cleanup
+
         return cleanup.main(["--yes"] if args.yes else [])
     if args.area == "series":
         from pathlib import Path
 
         from . import series as series_mod
+
         report = series_mod.run(Path(args.out))
-        print("\n".join(f"{r['notebook']:40} {r['seconds']:6.1f}s  {r['error'] or 'ok'}" for r in report))
+        print(
+            "\n".join(
+                f"{r['notebook']:40} {r['seconds']:6.1f}s  {r['error'] or 'ok'}" for r in report
+            )
+        )
         print(f"{'total':40} {sum(r['seconds'] for r in report):6.1f}s   -> {args.out}")
         return 1 if any(r["error"] for r in report) else 0
 
@@ -64,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "up":
             sbx = lifecycle.up()
             print(f"sandbox {'already running' if sbx.reused else 'ready'}: {sbx.server}")
-            print("use it from this shell:  eval \"$(python -m helpers sandbox env)\"")
+            print('use it from this shell:  eval "$(python -m helpers sandbox env)"')
         elif args.cmd == "down":
             lifecycle.down(purge=args.purge)
         elif args.cmd == "status":
@@ -76,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("interrupted; nothing was left half-done (run the same command again)", file=sys.stderr)
+        print(
+            "interrupted; nothing was left half-done (run the same command again)", file=sys.stderr
+        )
         return 130
     return 0

@@ -5,6 +5,7 @@ stdout, stderr, the output parsed (JSON or YAML, when it is), the HTTP exchanges
 at -v6 and above, and one sentence on what a failure means. In a notebook a Result renders
 itself: the command, its output, and the failure explained.
 """
+
 from __future__ import annotations
 
 import html
@@ -17,24 +18,34 @@ import yaml
 
 from . import shell
 
-# kubectl -v6: I1128 ... round_trippers.go:632] "Response" verb="GET" url="https://…" status="200 OK" milliseconds=4
-_TRACE_STRUCTURED = re.compile(r'"Response" verb="(?P<verb>\w+)" url="(?P<url>[^"]+)" status="(?P<status>[^"]*)"'
-                               r'(?: headers=.*?)? milliseconds=(?P<ms>\d+)')
+# kubectl -v6: I1128 ... round_trippers.go:632] "Response" verb="GET" url="https://…" status="200
+# OK" milliseconds=4
+_TRACE_STRUCTURED = re.compile(
+    r'"Response" verb="(?P<verb>\w+)" url="(?P<url>[^"]+)" status="(?P<status>[^"]*)"'
+    r"(?: headers=.*?)? milliseconds=(?P<ms>\d+)"
+)
 # older form: round_trippers.go:553] GET https://… 200 OK in 4 milliseconds
-_TRACE_PLAIN = re.compile(r"\] (?P<verb>GET|POST|PUT|PATCH|DELETE|HEAD) (?P<url>https?://\S+) (?P<status>\d{3}[^\n]*?) "
-                          r"in (?P<ms>\d+) milliseconds")
+_TRACE_PLAIN = re.compile(
+    r"\] (?P<verb>GET|POST|PUT|PATCH|DELETE|HEAD) (?P<url>https?://\S+) (?P<status>\d{3}[^\n]*?) "
+    r"in (?P<ms>\d+) milliseconds"
+)
 _BODY = re.compile(r'"Response Body" body=(?P<body>.*)$|\] Response Body: (?P<plain>.*)$')
 
 MEANINGS = {
-    "401": "401 Unauthorized: the API server could not tell who you are (authentication, 인증, failed).",
-    "403": "403 Forbidden: the API server knows who you are, but no RBAC rule allows this (authorization, 인가).",
+    "401": "401 Unauthorized: the API server could not tell who you are "
+    "(authentication, 인증, failed).",
+    "403": "403 Forbidden: the API server knows who you are, but no RBAC rule allows this "
+    "(authorization, 인가).",
     "404": "404 Not Found: the object (or the API) does not exist.",
     "409": "409 Conflict: it already exists, or it changed under you.",
-    "AccessDenied": "AWS knows who you are (IAM authenticated you), but no policy allows this action.",
+    "AccessDenied": "AWS knows who you are (IAM authenticated you), "
+    "but no policy allows this action.",
     "UnauthorizedOperation": "AWS knows who you are, but no IAM policy allows this EC2 action.",
     "InvalidClientTokenId": "AWS does not know these credentials (wrong or deleted access key).",
-    "SignatureDoesNotMatch": "The request was signed with the wrong secret, or changed after signing.",
-    "InvalidIdentityToken": "STS refused the web-identity token itself (issuer, audience or signature).",
+    "SignatureDoesNotMatch": "The request was signed with the wrong secret, "
+    "or changed after signing.",
+    "InvalidIdentityToken": "STS refused the web-identity token itself "
+    "(issuer, audience or signature).",
 }
 
 
@@ -89,31 +100,52 @@ class Result:
 
     def check(self) -> "Result":
         if not self.ok:
-            raise CommandError(f"`{self.command}` failed ({self.returncode}): {self.stderr.strip()}")
+            raise CommandError(
+                f"`{self.command}` failed ({self.returncode}): {self.stderr.strip()}"
+            )
         return self
 
     def exchanges_table(self):
         import pandas as pd
-        return pd.DataFrame([{"method": e.verb, "url": e.url, "status": e.status, "ms": e.ms} for e in self.exchanges],
-                            columns=["method", "url", "status", "ms"])
+
+        return pd.DataFrame(
+            [
+                {"method": e.verb, "url": e.url, "status": e.status, "ms": e.ms}
+                for e in self.exchanges
+            ],
+            columns=["method", "url", "status", "ms"],
+        )
 
     def _repr_html_(self) -> str:
         from .target import masking, redact
+
         hide = redact if masking() else (lambda text: text)
         pre = "font-family:monospace;white-space:pre;text-align:left;margin:0.3em 0"
         parts = [f'<div><code style="font-weight:bold">$ {html.escape(hide(self.command))}</code>']
         out = hide(self.stdout) if self.stdout.strip() else ""
-        err = hide("\n".join(line for line in self.stderr.splitlines()
-                              if not _is_trace(line) and not (self.exchanges and _is_logged_body(line))))
+        err = hide(
+            "\n".join(
+                line
+                for line in self.stderr.splitlines()
+                if not _is_trace(line) and not (self.exchanges and _is_logged_body(line))
+            )
+        )
         if out:
             parts.append(f'<pre style="{pre}">{html.escape(out.rstrip())}</pre>')
         if err.strip():
             colour = "#b00020" if not self.ok else "#555"
             parts.append(f'<pre style="{pre};color:{colour}">{html.escape(err.rstrip())}</pre>')
         if self.exchanges:
-            rows = "".join(f"<tr><td>{e.verb}</td><td><code>{html.escape(hide(e.url))}</code></td><td>{html.escape(e.status)}"
-                           f"</td><td style='text-align:right'>{e.ms}</td></tr>" for e in self.exchanges)
-            parts.append("<table><tr><th>method</th><th>url</th><th>status</th><th>ms</th></tr>" + rows + "</table>")
+            rows = "".join(
+                f"<tr><td>{e.verb}</td><td><code>{html.escape(hide(e.url))}</code></td>"
+                f"<td>{html.escape(e.status)}</td><td style='text-align:right'>{e.ms}</td></tr>"
+                for e in self.exchanges
+            )
+            parts.append(
+                "<table><tr><th>method</th><th>url</th><th>status</th><th>ms</th></tr>"
+                + rows
+                + "</table>"
+            )
         if self.meaning:
             parts.append(f"<p>⚠️ <b>exit {self.returncode}</b> — {html.escape(self.meaning)}</p>")
         elif not self.ok:
@@ -122,6 +154,7 @@ class Result:
 
     def __str__(self) -> str:
         from .target import masking, redact
+
         text = (self.stdout + self.stderr).rstrip()
         return redact(text) if masking() else text
 
@@ -131,7 +164,8 @@ def _is_trace(line: str) -> bool:
 
 
 def _is_logged_body(line: str) -> bool:
-    """The continuation lines of a JSON body kubectl logged at -v6 and above (shown in the table instead)."""
+    """The continuation lines of a JSON body kubectl logged at -v6 and above (shown in the table
+    instead)."""
     return bool(re.match(r'^\s*(?:[\]\[{}]|"[\w-]+": |\}\])', line))
 
 
@@ -141,7 +175,11 @@ def parse_trace(stderr: str) -> list[Exchange]:
     for line in stderr.splitlines():
         m = _TRACE_STRUCTURED.search(line) or _TRACE_PLAIN.search(line)
         if m:
-            exchanges.append(Exchange(m.group("verb"), m.group("url"), m.group("status").strip(), int(m.group("ms"))))
+            exchanges.append(
+                Exchange(
+                    m.group("verb"), m.group("url"), m.group("status").strip(), int(m.group("ms"))
+                )
+            )
             continue
         b = _BODY.search(line)
         if b and exchanges:
@@ -181,17 +219,32 @@ def parse_output(stdout: str, argv: list[str]):
     return None
 
 
-def run(command: str | list[str], *, input: str | None = None, env: dict[str, str] | None = None,
-        timeout: float = 120) -> Result:
+def run(
+    command: str | list[str],
+    *,
+    input: str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> Result:
     """Run a kubectl/aws (or any) command line as typed; never raises for a non-zero exit (but an
-    `aws` command that would change a real account without the learner's opt-in raises OptInRequired)."""
+    `aws` command that would change a real account without the learner's opt-in raises
+    OptInRequired)."""
     from .target import guard_aws
+
     argv = shlex.split(command) if isinstance(command, str) else list(command)
     typed = argv
-    argv = guard_aws(argv)   # on a real account: opt-in first, and the series' tag on what is created
-    shown = _SECRET_FLAG.sub(lambda m: m.group(1) + _masked(m.group(2)),
-                             command if isinstance(command, str) and argv == typed else shlex.join(argv))
+    argv = guard_aws(
+        argv
+    )  # on a real account: opt-in first, and the series' tag on what is created
+    shown = _SECRET_FLAG.sub(
+        lambda m: m.group(1) + _masked(m.group(2)),
+        command if isinstance(command, str) and argv == typed else shlex.join(argv),
+    )
     p = shell.run(argv, input=input, env=env, timeout=timeout)
     if p.returncode == 127:
-        return Result(shown, 127, "", f"{argv[0]}: command not found (is the lab's environment active?)\n")
-    return Result(shown, p.returncode, p.stdout, p.stderr, parse_output(p.stdout, argv), parse_trace(p.stderr))
+        return Result(
+            shown, 127, "", f"{argv[0]}: command not found (is the lab's environment active?)\n"
+        )
+    return Result(
+        shown, p.returncode, p.stdout, p.stderr, parse_output(p.stdout, argv), parse_trace(p.stderr)
+    )

@@ -1,10 +1,12 @@
-"""Mermaid diagrams: sequences drawn from what really ran (the fixed ones live in the notebooks' Markdown).
+"""Mermaid diagrams: sequences drawn from what really ran (the fixed ones live in the
+notebooks' Markdown).
 
 JupyterLab (>= 4.1) renders a ```mermaid block in Markdown output, so `show(text)` is all a
 notebook needs. `sequence(result, decisions)` turns a kubectl run at -v6 (its HTTP exchanges)
 and the token webhook's decisions into the sequence that actually happened, status codes and
 milliseconds included.
 """
+
 from __future__ import annotations
 
 from urllib.parse import urlsplit
@@ -26,9 +28,18 @@ def sequence(result, decisions=None) -> str:
     decision (rows of `lab.decisions()`) shown where the API server asked it."""
     if not getattr(result, "exchanges", None):
         raise ValueError("no HTTP exchanges to draw: run the kubectl command with -v6 (or higher)")
-    rows = decisions.to_dict("records") if hasattr(decisions, "to_dict") else \
-        list(decisions) if isinstance(decisions, list) else []   # e.g. target.NotShownHere on a real cluster
-    lines = ["sequenceDiagram", "    participant K as kubectl", "    participant A as kube-apiserver"]
+    rows = (
+        decisions.to_dict("records")
+        if hasattr(decisions, "to_dict")
+        else list(decisions)
+        if isinstance(decisions, list)
+        else []
+    )  # e.g. target.NotShownHere on a real cluster
+    lines = [
+        "sequenceDiagram",
+        "    participant K as kubectl",
+        "    participant A as kube-apiserver",
+    ]
     if rows:
         lines.append("    participant W as token webhook")
     for i, ex in enumerate(result.exchanges):
@@ -48,4 +59,5 @@ def sequence(result, decisions=None) -> str:
 def show(text: str):
     """Display Mermaid source as a diagram (a Markdown output JupyterLab renders)."""
     from IPython.display import Markdown
+
     return Markdown(f"```mermaid\n{text}\n```")

@@ -10,6 +10,7 @@ kubeconfig the caller uses, so only an identity the cluster lets edit aws-auth c
 Each returns the eksctl command it stands for, so a notebook can show what a learner with
 eksctl would type.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,16 +37,24 @@ class Result:
 
 
 def _kubectl(args: list[str], stdin: str | None = None, kubeconfig: str | None = None) -> str:
-    r = commands.run(["kubectl", *args], input=stdin, env={"KUBECONFIG": str(kubeconfig)} if kubeconfig else None,
-                     timeout=60)
+    r = commands.run(
+        ["kubectl", *args],
+        input=stdin,
+        env={"KUBECONFIG": str(kubeconfig)} if kubeconfig else None,
+        timeout=60,
+    )
     if not r.ok:
         raise EksctlError(r.stderr.strip() or r.stdout.strip())
     return r.stdout
 
 
 def load_aws_auth(kubeconfig: str | None) -> dict:
-    return json.loads(_kubectl(["get", "configmap", "aws-auth", "-n", "kube-system", "-o", "json"],
-                               kubeconfig=kubeconfig))
+    return json.loads(
+        _kubectl(
+            ["get", "configmap", "aws-auth", "-n", "kube-system", "-o", "json"],
+            kubeconfig=kubeconfig,
+        )
+    )
 
 
 def aws_auth_entries(cm: dict, key: str) -> list[dict]:
@@ -54,9 +63,14 @@ def aws_auth_entries(cm: dict, key: str) -> list[dict]:
 
 
 def save_aws_auth(cm: dict, key: str, entries: list[dict], kubeconfig: str | None) -> None:
-    cm.setdefault("data", {})[key] = yaml.safe_dump(entries, default_flow_style=False, sort_keys=True)
-    cm["metadata"] = {k: v for k, v in cm["metadata"].items() if k in ("name", "namespace", "resourceVersion",
-                                                                        "labels", "annotations", "uid")}
+    cm.setdefault("data", {})[key] = yaml.safe_dump(
+        entries, default_flow_style=False, sort_keys=True
+    )
+    cm["metadata"] = {
+        k: v
+        for k, v in cm["metadata"].items()
+        if k in ("name", "namespace", "resourceVersion", "labels", "annotations", "uid")
+    }
     _kubectl(["replace", "-f", "-"], stdin=json.dumps(cm), kubeconfig=kubeconfig)
 
 
@@ -72,6 +86,7 @@ def key_for(arn: str) -> tuple[str, str]:
 def _real_eksctl(cmd: str) -> Result | None:
     """Run the real eksctl for CMD on a real cluster when it is installed; None otherwise."""
     import shlex
+
     t = target.current()
     eksctl = t.eksctl()
     if eksctl is None:
@@ -82,8 +97,13 @@ def _real_eksctl(cmd: str) -> Result | None:
     return Result(cmd, (r.stdout + r.stderr).strip().splitlines())
 
 
-def create_iamidentitymapping(cluster: str, arn: str, username: str | None = None, groups: list[str] = (),
-                              kubeconfig: str | None = None) -> Result:
+def create_iamidentitymapping(
+    cluster: str,
+    arn: str,
+    username: str | None = None,
+    groups: list[str] = (),
+    kubeconfig: str | None = None,
+) -> Result:
     cmd = f"eksctl create iamidentitymapping --cluster {cluster} --arn {arn}"
     if username:
         cmd += f" --username {username}"
@@ -99,8 +119,13 @@ def create_iamidentitymapping(cluster: str, arn: str, username: str | None = Non
         entry["groups"] = list(groups)
     entries.append(entry)
     save_aws_auth(cm, key, entries, kubeconfig)
-    return Result(cmd, [f'[ℹ]  checking arn {arn} against entries in the auth ConfigMap',
-                        f'[ℹ]  adding identity "{arn}" to auth ConfigMap'])
+    return Result(
+        cmd,
+        [
+            f"[ℹ]  checking arn {arn} against entries in the auth ConfigMap",
+            f'[ℹ]  adding identity "{arn}" to auth ConfigMap',
+        ],
+    )
 
 
 def get_iamidentitymapping(cluster: str, kubeconfig: str | None = None) -> Result:
@@ -108,17 +133,26 @@ def get_iamidentitymapping(cluster: str, kubeconfig: str | None = None) -> Resul
     rows = []
     for key, arn_key in (("mapRoles", "rolearn"), ("mapUsers", "userarn")):
         for e in aws_auth_entries(cm, key):
-            rows.append({"ARN": e.get(arn_key, ""), "USERNAME": e.get("username", ""),
-                         "GROUPS": ",".join(e.get("groups") or []), "ACCOUNT": ""})
+            rows.append(
+                {
+                    "ARN": e.get(arn_key, ""),
+                    "USERNAME": e.get("username", ""),
+                    "GROUPS": ",".join(e.get("groups") or []),
+                    "ACCOUNT": "",
+                }
+            )
     for account_id in aws_auth_entries(cm, "mapAccounts"):
         rows.append({"ARN": "", "USERNAME": "", "GROUPS": "", "ACCOUNT": str(account_id)})
     table = _table(rows, ["ARN", "USERNAME", "GROUPS", "ACCOUNT"])
     return Result(f"eksctl get iamidentitymapping --cluster {cluster}", table.splitlines(), rows)
 
 
-def delete_iamidentitymapping(cluster: str, arn: str, all_matches: bool = False,
-                              kubeconfig: str | None = None) -> Result:
-    cmd = f"eksctl delete iamidentitymapping --cluster {cluster} --arn {arn}" + (" --all" if all_matches else "")
+def delete_iamidentitymapping(
+    cluster: str, arn: str, all_matches: bool = False, kubeconfig: str | None = None
+) -> Result:
+    cmd = f"eksctl delete iamidentitymapping --cluster {cluster} --arn {arn}" + (
+        " --all" if all_matches else ""
+    )
     target.require("aws-auth", f"removing {arn} from aws-auth")
     if kubeconfig is None and (real := _real_eksctl(cmd)) is not None:
         return real
@@ -130,11 +164,17 @@ def delete_iamidentitymapping(cluster: str, arn: str, all_matches: bool = False,
         raise EksctlError(f'Error: failed to find arn "{arn}" in auth ConfigMap')
     drop = set(matches if all_matches else matches[:1])
     save_aws_auth(cm, key, [e for i, e in enumerate(entries) if i not in drop], kubeconfig)
-    msgs = [f'[ℹ]  removing identity "{arn}" from auth ConfigMap (username = "{entries[i].get("username", "")}", '
-            f'groups = "{entries[i].get("groups") or []}")' for i in sorted(drop)]
+    msgs = [
+        f'[ℹ]  removing identity "{arn}" from auth ConfigMap (username = '
+        f'"{entries[i].get("username", "")}", '
+        f'groups = "{entries[i].get("groups") or []}")'
+        for i in sorted(drop)
+    ]
     if not all_matches and len(matches) > 1:
-        msgs.append(f"[!]  there are {len(matches) - 1} mappings left with same arn {arn} "
-                    "(use --all to delete them at once)")
+        msgs.append(
+            f"[!]  there are {len(matches) - 1} mappings left with same arn {arn} "
+            "(use --all to delete them at once)"
+        )
     return Result(cmd, msgs)
 
 
@@ -145,25 +185,30 @@ def _table(rows: list[dict], cols: list[str]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+# --- IRSA: the OIDC provider and iamserviceaccount
+# ---------------------------------------------------
 
-
-# --- IRSA: the OIDC provider and iamserviceaccount ---------------------------------------------------
 
 def _aws(args: list[str]) -> dict:
-    r = commands.run(["aws", *args, "--output", "json"], timeout=120)   # guarded and tagged there too
+    r = commands.run(
+        ["aws", *args, "--output", "json"], timeout=120
+    )  # guarded and tagged there too
     if not r.ok:
         raise EksctlError(r.stderr.strip())
     return json.loads(r.stdout) if r.stdout.strip() else {}
 
 
 def _issuer(cluster: str) -> str:
-    return _aws(["eks", "describe-cluster", "--name", cluster])["cluster"]["identity"]["oidc"]["issuer"]
+    return _aws(["eks", "describe-cluster", "--name", cluster])["cluster"]["identity"]["oidc"][
+        "issuer"
+    ]
 
 
 def _thumbprint(ca_file: str) -> str:
     """SHA-1 of the issuer's root CA certificate, as IAM wants it for an OIDC provider."""
     import hashlib
     import ssl
+
     pem = open(ca_file).read()
     return hashlib.sha1(ssl.PEM_cert_to_DER_cert(pem)).hexdigest()
 
@@ -177,19 +222,40 @@ def oidc_provider_arn(cluster: str) -> str | None:
 
 
 def associate_iam_oidc_provider(cluster: str, approve: bool = True) -> Result:
-    cmd = f"eksctl utils associate-iam-oidc-provider --cluster {cluster}" + (" --approve" if approve else "")
+    cmd = f"eksctl utils associate-iam-oidc-provider --cluster {cluster}" + (
+        " --approve" if approve else ""
+    )
     issuer = _issuer(cluster)
     existing = oidc_provider_arn(cluster)
     if existing:
-        return Result(cmd, [f'[ℹ]  IAM Open ID Connect provider is already associated with cluster "{cluster}"'])
+        return Result(
+            cmd,
+            [f'[ℹ]  IAM Open ID Connect provider is already associated with cluster "{cluster}"'],
+        )
     if not approve:
-        return Result(cmd, [f'[ℹ]  (plan) would create IAM Open ID Connect provider for cluster "{cluster}"',
-                            "[!]  no changes were applied, run again with '--approve' to apply the changes"])
+        return Result(
+            cmd,
+            [
+                f'[ℹ]  (plan) would create IAM Open ID Connect provider for cluster "{cluster}"',
+                "[!]  no changes were applied, run again with '--approve' to apply the changes",
+            ],
+        )
     target.require("iam-roles", f"creating the IAM OIDC provider of cluster {cluster}")
-    # IAM fetches the thumbprint itself when none is given; the sandbox's issuer is signed by its own CA.
+    # IAM fetches the thumbprint itself when none is given; the sandbox's issuer is signed by its
+    # own CA.
     ca = os.environ.get("AWS_CA_BUNDLE", "")
-    _aws(["iam", "create-open-id-connect-provider", "--url", issuer, "--client-id-list", "sts.amazonaws.com",
-          *(["--thumbprint-list", _thumbprint(ca)] if ca else []), *_tags()])
+    _aws(
+        [
+            "iam",
+            "create-open-id-connect-provider",
+            "--url",
+            issuer,
+            "--client-id-list",
+            "sts.amazonaws.com",
+            *(["--thumbprint-list", _thumbprint(ca)] if ca else []),
+            *_tags(),
+        ]
+    )
     return Result(cmd, [f'[✔]  created IAM Open ID Connect provider for cluster "{cluster}"'])
 
 
@@ -201,69 +267,147 @@ def _tags() -> list[str]:
 def irsa_trust_policy(provider_arn: str, namespace: str, name: str) -> dict:
     """The trust policy eksctl writes for an iamserviceaccount."""
     bare = provider_arn.split(":oidc-provider/", 1)[1]
-    return {"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": {"Federated": provider_arn}, "Action": "sts:AssumeRoleWithWebIdentity",
-        "Condition": {"StringEquals": {f"{bare}:aud": "sts.amazonaws.com",
-                                       f"{bare}:sub": f"system:serviceaccount:{namespace}:{name}"}}}]}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": provider_arn},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {
+                    "StringEquals": {
+                        f"{bare}:aud": "sts.amazonaws.com",
+                        f"{bare}:sub": f"system:serviceaccount:{namespace}:{name}",
+                    }
+                },
+            }
+        ],
+    }
 
 
 def _role_name(cluster: str, namespace: str, name: str) -> str:
     import hashlib
+
     suffix = hashlib.sha256(f"{cluster}/{namespace}/{name}".encode()).hexdigest()[:12].upper()
     return f"eksctl-{cluster}-addon-iamserviceaccount-{namespace}-{name}-Role1-{suffix}"[:64]
 
 
-def create_iamserviceaccount(cluster: str, name: str, namespace: str = "default",
-                             attach_policy_arns: list[str] = (), approve: bool = True,
-                             kubeconfig: str | None = None) -> Result:
-    cmd = (f"eksctl create iamserviceaccount --name {name} --namespace {namespace} --cluster {cluster}"
-           + (" --approve" if approve else "") + "".join(f" --attach-policy-arn {p}" for p in attach_policy_arns))
+def create_iamserviceaccount(
+    cluster: str,
+    name: str,
+    namespace: str = "default",
+    attach_policy_arns: list[str] = (),
+    approve: bool = True,
+    kubeconfig: str | None = None,
+) -> Result:
+    cmd = (
+        f"eksctl create iamserviceaccount --name {name} --namespace {namespace} --cluster {cluster}"
+        + (" --approve" if approve else "")
+        + "".join(f" --attach-policy-arn {p}" for p in attach_policy_arns)
+    )
     provider = oidc_provider_arn(cluster)
     if provider is None:
-        raise EksctlError(f'Error: unable to create iamserviceaccount(s) without IAM OIDC provider enabled '
-                          f'(run `eksctl utils associate-iam-oidc-provider --cluster {cluster} --approve`)')
+        raise EksctlError(
+            f"Error: unable to create iamserviceaccount(s) without IAM OIDC provider enabled "
+            f"(run `eksctl utils associate-iam-oidc-provider --cluster {cluster} --approve`)"
+        )
     if not approve:
-        return Result(cmd, ["[!]  no tasks were executed, run again with '--approve' to apply the changes"])
+        return Result(
+            cmd, ["[!]  no tasks were executed, run again with '--approve' to apply the changes"]
+        )
     target.require("iam-roles", f"creating an IAM role for ServiceAccount {namespace}/{name}")
     role = _role_name(cluster, namespace, name)
     tags = _tags()[1:]
-    role_arn = _aws(["iam", "create-role", "--role-name", role, "--assume-role-policy-document",
-                     json.dumps(irsa_trust_policy(provider, namespace, name)), "--tags",
-                     f"Key=alpha.eksctl.io/cluster-name,Value={cluster}",
-                     f"Key=alpha.eksctl.io/iamserviceaccount-name,Value={namespace}/{name}", *tags])["Role"]["Arn"]
+    role_arn = _aws(
+        [
+            "iam",
+            "create-role",
+            "--role-name",
+            role,
+            "--assume-role-policy-document",
+            json.dumps(irsa_trust_policy(provider, namespace, name)),
+            "--tags",
+            f"Key=alpha.eksctl.io/cluster-name,Value={cluster}",
+            f"Key=alpha.eksctl.io/iamserviceaccount-name,Value={namespace}/{name}",
+            *tags,
+        ]
+    )["Role"]["Arn"]
     for policy in attach_policy_arns:
         _aws(["iam", "attach-role-policy", "--role-name", role, "--policy-arn", policy])
-    sa = {"apiVersion": "v1", "kind": "ServiceAccount",
-          "metadata": {"name": name, "namespace": namespace,
-                       "labels": {"app.kubernetes.io/managed-by": "eksctl"},
-                       "annotations": {"eks.amazonaws.com/role-arn": role_arn}}}
+    sa = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/managed-by": "eksctl"},
+            "annotations": {"eks.amazonaws.com/role-arn": role_arn},
+        },
+    }
     _kubectl(["apply", "-f", "-"], stdin=json.dumps(sa), kubeconfig=kubeconfig)
-    return Result(cmd, [f'[ℹ]  1 iamserviceaccount ({namespace}/{name}) was included',
-                        f'[ℹ]  created IAM role "{role}" (trust: {provider})',
-                        f'[ℹ]  created serviceaccount "{namespace}/{name}"'], [{"roleArn": role_arn}])
+    return Result(
+        cmd,
+        [
+            f"[ℹ]  1 iamserviceaccount ({namespace}/{name}) was included",
+            f'[ℹ]  created IAM role "{role}" (trust: {provider})',
+            f'[ℹ]  created serviceaccount "{namespace}/{name}"',
+        ],
+        [{"roleArn": role_arn}],
+    )
 
 
 def get_iamserviceaccount(cluster: str, kubeconfig: str | None = None) -> Result:
-    sas = json.loads(_kubectl(["get", "serviceaccounts", "-A", "-l", "app.kubernetes.io/managed-by=eksctl",
-                               "-o", "json"], kubeconfig=kubeconfig))["items"]
-    rows = [{"NAMESPACE": s["metadata"]["namespace"], "NAME": s["metadata"]["name"],
-             "ROLE ARN": (s["metadata"].get("annotations") or {}).get("eks.amazonaws.com/role-arn", "")}
-            for s in sas]
-    return Result(f"eksctl get iamserviceaccount --cluster {cluster}",
-                  _table(rows, ["NAMESPACE", "NAME", "ROLE ARN"]).splitlines(), rows)
+    sas = json.loads(
+        _kubectl(
+            [
+                "get",
+                "serviceaccounts",
+                "-A",
+                "-l",
+                "app.kubernetes.io/managed-by=eksctl",
+                "-o",
+                "json",
+            ],
+            kubeconfig=kubeconfig,
+        )
+    )["items"]
+    rows = [
+        {
+            "NAMESPACE": s["metadata"]["namespace"],
+            "NAME": s["metadata"]["name"],
+            "ROLE ARN": (s["metadata"].get("annotations") or {}).get(
+                "eks.amazonaws.com/role-arn", ""
+            ),
+        }
+        for s in sas
+    ]
+    return Result(
+        f"eksctl get iamserviceaccount --cluster {cluster}",
+        _table(rows, ["NAMESPACE", "NAME", "ROLE ARN"]).splitlines(),
+        rows,
+    )
 
 
-def delete_iamserviceaccount(cluster: str, name: str, namespace: str = "default",
-                             kubeconfig: str | None = None) -> Result:
+def delete_iamserviceaccount(
+    cluster: str, name: str, namespace: str = "default", kubeconfig: str | None = None
+) -> Result:
     role = _role_name(cluster, namespace, name)
     target.require("iam-roles", f"deleting IAM role {role}")
     try:
-        for p in _aws(["iam", "list-attached-role-policies", "--role-name", role]).get("AttachedPolicies", []):
+        for p in _aws(["iam", "list-attached-role-policies", "--role-name", role]).get(
+            "AttachedPolicies", []
+        ):
             _aws(["iam", "detach-role-policy", "--role-name", role, "--policy-arn", p["PolicyArn"]])
         _aws(["iam", "delete-role", "--role-name", role])
     except EksctlError as e:
         if "NoSuchEntity" not in str(e):
             raise
-    _kubectl(["delete", "serviceaccount", name, "-n", namespace, "--ignore-not-found"], kubeconfig=kubeconfig)
-    return Result(f"eksctl delete iamserviceaccount --cluster {cluster} --name {name} --namespace {namespace}",
-                  [f'[ℹ]  deleted serviceaccount "{namespace}/{name}" and IAM role "{role}"'])
+    _kubectl(
+        ["delete", "serviceaccount", name, "-n", namespace, "--ignore-not-found"],
+        kubeconfig=kubeconfig,
+    )
+    return Result(
+        f"eksctl delete iamserviceaccount --cluster {cluster} --name {name} --namespace "
+        f"{namespace}",
+        [f'[ℹ]  deleted serviceaccount "{namespace}/{name}" and IAM role "{role}"'],
+    )

@@ -2,6 +2,7 @@
 workstation with its own credentials, removing an IAM user an earlier run left, and what
 notebook 04 leaves for 05. On a real cluster none of them touches what the series did not create.
 """
+
 from __future__ import annotations
 
 from . import target
@@ -12,27 +13,43 @@ def fresh_namespaces(*names: str) -> None:
     cluster only namespaces the series created (labelled) are deleted; a namespace of yours
     with the same name stops the notebook instead."""
     from . import commands
+
     t = target.current()
     for name in names:
         t.may_delete_namespace(name)
-    commands.run(["kubectl", "delete", "namespace", *names, "--ignore-not-found", "--wait=true",
-                  "--timeout=120s"]).check()
+    commands.run(
+        [
+            "kubectl",
+            "delete",
+            "namespace",
+            *names,
+            "--ignore-not-found",
+            "--wait=true",
+            "--timeout=120s",
+        ]
+    ).check()
 
 
 class Workstation:
-    """Another machine of the lab ("bastion host 2"): its own AWS credentials and its own kubeconfig."""
+    """Another machine of the lab ("bastion host 2"): its own AWS credentials and its own
+    kubeconfig."""
 
     def __init__(self, name: str, access_key_id: str, secret_access_key: str):
         import tempfile
         from pathlib import Path
+
         self.name = name
         self.home = Path(tempfile.mkdtemp(prefix=f"{name}-"))
-        self.env = {"AWS_ACCESS_KEY_ID": access_key_id, "AWS_SECRET_ACCESS_KEY": secret_access_key,
-                    "AWS_SHARED_CREDENTIALS_FILE": str(self.home / "credentials"),
-                    "KUBECONFIG": str(self.home / "kubeconfig")}
+        self.env = {
+            "AWS_ACCESS_KEY_ID": access_key_id,
+            "AWS_SECRET_ACCESS_KEY": secret_access_key,
+            "AWS_SHARED_CREDENTIALS_FILE": str(self.home / "credentials"),
+            "KUBECONFIG": str(self.home / "kubeconfig"),
+        }
 
     def run(self, command: str):
         from . import commands
+
         r = commands.run(command, env=self.env)
         r.command = f"[{self.name}] {r.command}"
         return r
@@ -42,6 +59,7 @@ def remove_iam_user(name: str) -> None:
     """Delete an IAM user with its keys and policies (what an earlier run may have left). On a real
     account only a user the series created (tagged) is touched, and only with the opt-in."""
     from . import cleanup
+
     iam = cleanup.iam_client()
     try:
         iam.get_user(UserName=name)
@@ -51,12 +69,18 @@ def remove_iam_user(name: str) -> None:
     cleanup.delete_iam_principal(iam, "user", name)
 
 
-def ensure_irsa_pod(manifest: str, sa: str = "my-sa", policy: str = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess",
-                    cluster: str = "myeks") -> None:
-    """Re-create what notebook 04 leaves for 05 (OIDC provider, IRSA ServiceAccount, pod) if it is missing."""
+def ensure_irsa_pod(
+    manifest: str,
+    sa: str = "my-sa",
+    policy: str = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess",
+    cluster: str = "myeks",
+) -> None:
+    """Re-create what notebook 04 leaves for 05 (OIDC provider, IRSA ServiceAccount, pod) if it is
+    missing."""
     import yaml
 
     from . import commands, eksctl
+
     if not eksctl.oidc_provider_arn(cluster):
         eksctl.associate_iam_oidc_provider(cluster)
     if commands.run(["kubectl", "get", "sa", sa]).returncode:

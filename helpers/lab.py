@@ -11,28 +11,35 @@ Also here: `configure` (the configuration cell), `preflight` (where the notebook
 it will create), `alias`, who am I in AWS (`caller_arn`, `account_id`) and `components`.
 Checks live in helpers.checks, decisions in helpers.decisions, set-up steps in helpers.fixtures.
 """
+
 from __future__ import annotations
 
 from . import target
-from .target import configure  # noqa: F401  (the configuration cell: lab.configure(target="cluster", ...))
+
+# the configuration cell: lab.configure(target="cluster", ...)
+from .target import configure  # noqa: F401
 
 
 def start(quiet: bool = True):
     sb = target.current().start(quiet)
     try:
         from IPython import get_ipython
+
         ip = get_ipython()
     except ImportError:
         ip = None
     if ip is not None:
         from . import magics
+
         magics.register(ip)
     return sb
 
 
 def alias(name: str, namespace: str, pod: str) -> str:
-    """Register %NAME as kubectl run inside POD (the note's k1/k2); returns the alias the note used."""
+    """Register %NAME as kubectl run inside POD (the note's k1/k2); returns the alias the note
+    used."""
     from . import magics
+
     magics.alias(name, namespace, pod)
     return f"alias {name}='kubectl exec -it {pod} -n {namespace} -- kubectl'"
 
@@ -42,17 +49,27 @@ def preflight(notebook: str):
     import pandas as pd
 
     from . import commands
+
     t = target.current()
     me = caller_identity()
     ident = me.data or {}
-    cluster = commands.run(["aws", "eks", "describe-cluster", "--name", t.cluster, "--output", "json"])
+    cluster = commands.run(
+        ["aws", "eks", "describe-cluster", "--name", t.cluster, "--output", "json"]
+    )
     info = (cluster.data or {}).get("cluster", {})
     ctx = commands.run(["kubectl", "config", "current-context"]).stdout.strip()
-    rows = [("target", t.description),
-            ("account", ident.get("Account", f"? {me.stderr.strip()}")), ("caller", ident.get("Arn", "?")),
-            ("cluster", f"{t.cluster} ({info.get('status', cluster.stderr.strip() or '?')}, "
-                        f"Kubernetes {info.get('version', '?')})"),
-            ("region", t.region), ("kubeconfig context", ctx)]
+    rows = [
+        ("target", t.description),
+        ("account", ident.get("Account", f"? {me.stderr.strip()}")),
+        ("caller", ident.get("Arn", "?")),
+        (
+            "cluster",
+            f"{t.cluster} ({info.get('status', cluster.stderr.strip() or '?')}, "
+            f"Kubernetes {info.get('version', '?')})",
+        ),
+        ("region", t.region),
+        ("kubeconfig context", ctx),
+    ]
     for what, opt_in in target.PLAN.get(notebook, []):
         state = "" if opt_in is None else t.opt_in_state(opt_in)
         rows.append(("will create", f"{what}" + (f"  [{state}]" if state else "")))
@@ -69,11 +86,14 @@ def account_id() -> str:
 
 
 def caller_identity():
-    """`aws sts get-caller-identity`: who this kernel's AWS credentials are (not cached: a profile may change)."""
+    """`aws sts get-caller-identity`: who this kernel's AWS credentials are (not cached: a profile
+    may change)."""
     from . import commands
+
     return commands.run(["aws", "sts", "get-caller-identity", "--output", "json"], timeout=30)
 
 
 def components():
-    """What runs where: the sandbox's processes (all healthy, or an error), or on EKS where they are."""
+    """What runs where: the sandbox's processes (all healthy, or an error), or on EKS where they
+    are."""
     return target.current().components()

@@ -3,14 +3,17 @@
     %kubectl get pods -n kube-system          the real kubectl
     %%kubectl create -f -                      the note's `cat <<EOF | kubectl create -f -`
     %aws sts get-caller-identity --query Arn  the real aws CLI
-    %kubectl exec -it POD -n NS -- CMD        the real kubectl exec; on the sandbox, once the API server
-                                               allowed it, CMD runs as that pod would (target.pod_exec)
+    %kubectl exec -it POD -n NS -- CMD        the real kubectl exec; on the sandbox, once the API
+    server
+                                               allowed it, CMD runs as that pod would
+                                               (target.pod_exec)
     %k1 get pods                               kubectl inside a pod, once `alias("k1", NS, POD)`
 
 Each returns a helpers.commands.Result, which renders itself; assign it to assert on it.
 On a real cluster (helpers.target), `aws` commands that create IAM users, keys or roles need the
 learner's opt-in and get the series' tag; a namespace the series creates gets its label.
 """
+
 from __future__ import annotations
 
 import shlex
@@ -31,7 +34,7 @@ def kubectl(line: str, cell: str | None = None) -> commands.Result:
 
 
 def aws(line: str, cell: str | None = None) -> commands.Result:
-    return commands.run(["aws", *shlex.split(line)], input=cell)   # guarded there (helpers.target)
+    return commands.run(["aws", *shlex.split(line)], input=cell)  # guarded there (helpers.target)
 
 
 def alias(name: str, namespace: str, pod: str, ip=None) -> None:
@@ -39,7 +42,9 @@ def alias(name: str, namespace: str, pod: str, ip=None) -> None:
     _aliases[name] = (namespace, pod)
     ip = ip or _ipython()
     if ip is not None:
-        ip.register_magic_function(lambda line, cell=None, _n=name: _alias_call(_n, line), "line", name)
+        ip.register_magic_function(
+            lambda line, cell=None, _n=name: _alias_call(_n, line), "line", name
+        )
 
 
 def _alias_call(name: str, line: str) -> commands.Result:
@@ -53,6 +58,7 @@ def _alias_call(name: str, line: str) -> commands.Result:
 def _ipython():
     try:
         from IPython import get_ipython
+
         return get_ipython()
     except ImportError:
         return None

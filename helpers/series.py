@@ -7,6 +7,7 @@ EKS_LAB_TARGET=cluster, against your cluster instead), with progress, and
 writes the executed notebooks and an HTML page for each into the output folder. The committed
 notebooks are never touched.
 """
+
 from __future__ import annotations
 
 import sys
@@ -25,10 +26,13 @@ def run(out: Path, progress=lambda m: print(m, file=sys.stderr, flush=True)) -> 
     import os
 
     from . import target
+
     # The kernels import `helpers` from this checkout, however this process was started.
     root = str(NOTEBOOKS.parent)
     if root not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
-        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [root, os.environ.get("PYTHONPATH")])
+        )
     t = target.current()
     progress(f"[series] target: {t.description} (each notebook's opt-ins apply on a real account)")
     t.start(quiet=False)
@@ -41,8 +45,9 @@ def run(out: Path, progress=lambda m: print(m, file=sys.stderr, flush=True)) -> 
         started = time.monotonic()
         error = None
         try:
-            NotebookClient(nb, timeout=300, kernel_name="python3",
-                           resources={"metadata": {"path": str(out)}}).execute()
+            NotebookClient(
+                nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(out)}}
+            ).execute()
         except CellExecutionError as e:
             error = str(e).splitlines()[0] if str(e) else "a cell failed"
         seconds = time.monotonic() - started
@@ -50,5 +55,8 @@ def run(out: Path, progress=lambda m: print(m, file=sys.stderr, flush=True)) -> 
         html, _ = HTMLExporter().from_notebook_node(nb)
         (out / f"{path.stem}.html").write_text(html)
         report.append({"notebook": path.stem, "seconds": round(seconds, 1), "error": error})
-        progress(f"[series] {i}/{len(paths)} {path.stem}: {'FAILED: ' + error if error else 'ok'} ({seconds:.0f}s)")
+        progress(
+            f"[series] {i}/{len(paths)} {path.stem}: {'FAILED: ' + error if error else 'ok'} "
+            f"({seconds:.0f}s)"
+        )
     return report

@@ -6,6 +6,7 @@ out. It never raises for a failing, missing or slow program: those come back as 
 It imports nothing of the project, so the sandbox, the notebook helpers (helpers.commands adds
 rendering and the real-account guard on top) and the tests all use it.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,18 +28,34 @@ class Completed:
     def check(self, what: str | None = None, error: type[Exception] = RuntimeError) -> Completed:
         """Raise ERROR naming the command and its stderr unless it succeeded."""
         if self.returncode:
-            raise error(f"{what or ' '.join(self.argv)} failed ({self.returncode}): "
-                        f"{(self.stderr or self.stdout).strip()}")
+            raise error(
+                f"{what or ' '.join(self.argv)} failed ({self.returncode}): "
+                f"{(self.stderr or self.stdout).strip()}"
+            )
         return self
 
 
-def run(argv: list[str], *, input: str | None = None, env: dict[str, str] | None = None,
-        replace_env: bool = False, cwd: str | None = None, timeout: float = 120) -> Completed:
+def run(
+    argv: list[str],
+    *,
+    input: str | None = None,
+    env: dict[str, str] | None = None,
+    replace_env: bool = False,
+    cwd: str | None = None,
+    timeout: float = 120,
+) -> Completed:
     """Run ARGV. ENV is added to this process's environment (or replaces it with REPLACE_ENV)."""
     full_env = dict(env or {}) if replace_env else {**os.environ, **(env or {})}
     try:
-        p = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout, env=full_env,
-                           cwd=cwd)
+        p = subprocess.run(
+            argv,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=full_env,
+            cwd=cwd,
+        )
     except FileNotFoundError:
         return Completed(list(argv), 127, "", f"{argv[0]}: command not found\n")
     except subprocess.TimeoutExpired:

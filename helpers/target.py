@@ -1,7 +1,8 @@
 """Where the series runs: the sandbox (the default) or your own EKS cluster and AWS account.
 
 The interface (`Target`) is here; its two implementations are in helpers/targets/ (sandbox.py,
-cluster.py), chosen once by `current()`. One switch: `EKS_LAB_TARGET=cluster` in the environment before JupyterLab starts, or
+cluster.py), chosen once by `current()`. One switch: `EKS_LAB_TARGET=cluster` in the environment
+before JupyterLab starts, or
 `lab.configure(target="cluster", ...)` in a notebook's first cell. For a cluster, the rest is
 read from the usual places, each overridable:
 
@@ -18,6 +19,7 @@ the opt-in. Everything the series creates in AWS carries the tag `eks-security-l
 namespace it creates the label of the same name, so `./lab cleanup` finds them even after a
 crashed run; it never deletes what it did not create. Secrets are masked in what is shown.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -29,22 +31,41 @@ from .facts import CLUSTER_NAME, REGION
 
 TAG = "eks-security-lab"
 OPT_INS = {
-    "iam-users": "create IAM users and access keys and attach AdministratorAccess to them (notebooks 02, 03)",
+    "iam-users": "create IAM users and access keys and attach AdministratorAccess to them "
+    "(notebooks 02, 03)",
     "iam-roles": "create IAM roles and an IAM OIDC provider for the cluster (notebooks 04, 05)",
     "aws-auth": "add and remove entries in the cluster's aws-auth ConfigMap (notebook 03)",
 }
 
 # What each notebook creates, for the preflight cell: (what, opt-in or None for Kubernetes objects).
 PLAN = {
-    "01": [("namespaces dev-team, infra-team with ServiceAccounts, Roles, RoleBindings and two pods", None)],
-    "02": [("IAM user part2-other with an access key (deleted again in the notebook)", "iam-users")],
-    "03": [("IAM user testuser with an access key and AdministratorAccess attached", "iam-users"),
-           ("an aws-auth mapUsers entry for testuser (removed again in the notebook)", "aws-auth")],
-    "04": [("the cluster's IAM OIDC provider (if missing)", "iam-roles"),
-           ("IAM role for ServiceAccount default/my-sa with AmazonS3ReadOnlyAccess", "iam-roles"),
-           ("pods in default and a namespace of the notebook", None)],
+    "01": [
+        (
+            "namespaces dev-team, infra-team with ServiceAccounts, Roles, RoleBindings and two "
+            "pods",
+            None,
+        )
+    ],
+    "02": [
+        ("IAM user part2-other with an access key (deleted again in the notebook)", "iam-users")
+    ],
+    "03": [
+        ("IAM user testuser with an access key and AdministratorAccess attached", "iam-users"),
+        ("an aws-auth mapUsers entry for testuser (removed again in the notebook)", "aws-auth"),
+    ],
+    "04": [
+        ("the cluster's IAM OIDC provider (if missing)", "iam-roles"),
+        ("IAM role for ServiceAccount default/my-sa with AmazonS3ReadOnlyAccess", "iam-roles"),
+        ("pods in default and a namespace of the notebook", None),
+    ],
     "05": [("the IRSA role and pod of notebook 04, if missing", "iam-roles")],
-    "06": [("namespace beyond, a ServiceAccount and RoleBinding, a ValidatingAdmissionPolicy and binding", None)],
+    "06": [
+        (
+            "namespace beyond, a ServiceAccount and RoleBinding, a ValidatingAdmissionPolicy and "
+            "binding",
+            None,
+        )
+    ],
 }
 
 
@@ -60,6 +81,7 @@ class NotShownHere:
 
     def _repr_html_(self) -> str:
         import html
+
         return f"<p>ℹ️ {html.escape(self.message)}</p>"
 
     def __repr__(self) -> str:
@@ -71,6 +93,7 @@ class Target:
     """Where the series runs. Everything that differs between the sandbox and a real cluster is a
     method here, implemented once per target (helpers/targets/): the notebook helpers ask the
     current target and never branch on which one it is."""
+
     kind: str = "sandbox"
     cluster: str = CLUSTER_NAME
     region: str = REGION
@@ -96,7 +119,8 @@ class Target:
         raise NotImplementedError
 
     def start(self, quiet: bool = True):
-        """Make kubectl and aws in this kernel talk to the target; returns what it started or found."""
+        """Make kubectl and aws in this kernel talk to the target; returns what it started or
+        found."""
         raise NotImplementedError
 
     def decisions(self, last: int, log: str):
@@ -108,7 +132,8 @@ class Target:
         raise NotImplementedError
 
     def after_kubectl(self, argv: list[str], result) -> None:
-        """What follows a kubectl command on this target (e.g. labelling what the series created)."""
+        """What follows a kubectl command on this target (e.g. labelling what the series
+        created)."""
 
     def may_delete_namespace(self, name: str) -> None:
         """Raise OptInRequired when NAME is not the series' to delete."""
@@ -125,7 +150,8 @@ class Target:
         return []
 
     def eksctl(self) -> str | None:
-        """The real eksctl to run, when this target uses it; None to make the same edits ourselves."""
+        """The real eksctl to run, when this target uses it; None to make the same edits
+        ourselves."""
         return None
 
     def masking(self) -> bool:
@@ -138,25 +164,47 @@ def current() -> Target:
     kind = os.environ.get("EKS_LAB_TARGET", "sandbox").strip() or "sandbox"
     if kind not in ("sandbox", "cluster"):
         raise ValueError(f"EKS_LAB_TARGET={kind!r}: use sandbox (the default) or cluster")
-    allow = frozenset(a.strip() for a in os.environ.get("EKS_LAB_ALLOW", "").split(",") if a.strip())
+    allow = frozenset(
+        a.strip() for a in os.environ.get("EKS_LAB_ALLOW", "").split(",") if a.strip()
+    )
     unknown = allow - set(OPT_INS) - {"all"}
     if unknown:
-        raise ValueError(f"EKS_LAB_ALLOW names unknown opt-ins {sorted(unknown)}; known: {', '.join(OPT_INS)}, all")
+        raise ValueError(
+            f"EKS_LAB_ALLOW names unknown opt-ins {sorted(unknown)}; known: {', '.join(OPT_INS)}, "
+            "all"
+        )
     if kind == "cluster":
         from .targets.cluster import Cluster as chosen
     else:
         from .targets.sandbox import Sandbox as chosen
-    return chosen(kind, os.environ.get("EKS_LAB_CLUSTER", CLUSTER_NAME),
-                  os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or REGION,
-                  os.environ.get("EKS_LAB_CONTEXT", ""), os.environ.get("AWS_PROFILE", ""), allow)
+    return chosen(
+        kind,
+        os.environ.get("EKS_LAB_CLUSTER", CLUSTER_NAME),
+        os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or REGION,
+        os.environ.get("EKS_LAB_CONTEXT", ""),
+        os.environ.get("AWS_PROFILE", ""),
+        allow,
+    )
 
 
-def configure(target: str | None = None, cluster: str | None = None, region: str | None = None,
-              context: str | None = None, profile: str | None = None, allow: list[str] | None = None) -> Target:
-    """The configuration cell: set this kernel's target (the same variables a shell would export)."""
-    for var, value in (("EKS_LAB_TARGET", target), ("EKS_LAB_CLUSTER", cluster), ("AWS_REGION", region),
-                       ("EKS_LAB_CONTEXT", context), ("AWS_PROFILE", profile),
-                       ("EKS_LAB_ALLOW", ",".join(allow) if allow is not None else None)):
+def configure(
+    target: str | None = None,
+    cluster: str | None = None,
+    region: str | None = None,
+    context: str | None = None,
+    profile: str | None = None,
+    allow: list[str] | None = None,
+) -> Target:
+    """The configuration cell: set this kernel's target (the same variables a shell would
+    export)."""
+    for var, value in (
+        ("EKS_LAB_TARGET", target),
+        ("EKS_LAB_CLUSTER", cluster),
+        ("AWS_REGION", region),
+        ("EKS_LAB_CONTEXT", context),
+        ("AWS_PROFILE", profile),
+        ("EKS_LAB_ALLOW", ",".join(allow) if allow is not None else None),
+    ):
         if value is not None:
             os.environ[var] = value
     return current()
@@ -170,8 +218,10 @@ def require(opt_in: str, action: str) -> None:
     raise OptInRequired(
         f"not done: {action} would change your AWS account or cluster ({OPT_INS[opt_in]}). "
         f"If you mean it, opt in with EKS_LAB_ALLOW={opt_in} before starting JupyterLab, or run "
-        f"lab.configure(allow=[{', '.join(repr(a) for a in sorted(t.allow | {opt_in}))}]) and re-run this cell. "
-        "Everything created is tagged; `./lab cleanup` removes it.")
+        f"lab.configure(allow=[{', '.join(repr(a) for a in sorted(t.allow | {opt_in}))}]) and "
+        "re-run this cell. "
+        "Everything created is tagged; `./lab cleanup` removes it."
+    )
 
 
 def tag_value() -> str:
@@ -181,19 +231,36 @@ def tag_value() -> str:
 # -- the aws commands a notebook types ------------------------------------------------------------
 # operation -> (opt-in, takes --tags on creation)
 AWS_GUARDED = {
-    ("iam", "create-user"): ("iam-users", True), ("iam", "create-access-key"): ("iam-users", False),
-    ("iam", "attach-user-policy"): ("iam-users", False), ("iam", "put-user-policy"): ("iam-users", False),
-    ("iam", "create-login-profile"): ("iam-users", False), ("iam", "delete-user"): ("iam-users", False),
-    ("iam", "delete-access-key"): ("iam-users", False), ("iam", "detach-user-policy"): ("iam-users", False),
-    ("iam", "create-role"): ("iam-roles", True), ("iam", "attach-role-policy"): ("iam-roles", False),
-    ("iam", "put-role-policy"): ("iam-roles", False), ("iam", "delete-role"): ("iam-roles", False),
-    ("iam", "create-policy"): ("iam-roles", True), ("iam", "create-open-id-connect-provider"): ("iam-roles", True),
+    ("iam", "create-user"): ("iam-users", True),
+    ("iam", "create-access-key"): ("iam-users", False),
+    ("iam", "attach-user-policy"): ("iam-users", False),
+    ("iam", "put-user-policy"): ("iam-users", False),
+    ("iam", "create-login-profile"): ("iam-users", False),
+    ("iam", "delete-user"): ("iam-users", False),
+    ("iam", "delete-access-key"): ("iam-users", False),
+    ("iam", "detach-user-policy"): ("iam-users", False),
+    ("iam", "create-role"): ("iam-roles", True),
+    ("iam", "attach-role-policy"): ("iam-roles", False),
+    ("iam", "put-role-policy"): ("iam-roles", False),
+    ("iam", "delete-role"): ("iam-roles", False),
+    ("iam", "create-policy"): ("iam-roles", True),
+    ("iam", "create-open-id-connect-provider"): ("iam-roles", True),
 }
 
 
 # aws's global options that take a value: their value is not the service or operation name
-_AWS_VALUE_OPTIONS = {"--output", "--region", "--profile", "--query", "--endpoint-url", "--ca-bundle", "--color",
-                      "--cli-read-timeout", "--cli-connect-timeout", "--cli-binary-format"}
+_AWS_VALUE_OPTIONS = {
+    "--output",
+    "--region",
+    "--profile",
+    "--query",
+    "--endpoint-url",
+    "--ca-bundle",
+    "--color",
+    "--cli-read-timeout",
+    "--cli-connect-timeout",
+    "--cli-binary-format",
+}
 
 
 def _operation(args: list[str]) -> tuple[str, ...]:
@@ -228,10 +295,15 @@ def guard_aws(argv: list[str]) -> list[str]:
 
 # -- masking ------------------------------------------------------------------------------------
 _MASKS = [
-    (re.compile(r'("(?:SecretAccessKey|SessionToken|secretAccessKey|sessionToken)"\s*:\s*")([^"]+)(")'), 2),
+    (
+        re.compile(
+            r'("(?:SecretAccessKey|SessionToken|secretAccessKey|sessionToken)"\s*:\s*")([^"]+)(")'
+        ),
+        2,
+    ),
     (re.compile(r"((?:aws_secret_access_key|aws_session_token)\s*=\s*)(\S+)()"), 2),
-    (re.compile(r"(eyJ[\w-]{8,}\.[\w-]{8,}\.)([\w-]{16,})()"), 2),           # a JWT's signature
-    (re.compile(r"(k8s-aws-v1\.[\w-]{12})([\w-]+)()"), 2),                    # an EKS token's pre-signed URL
+    (re.compile(r"(eyJ[\w-]{8,}\.[\w-]{8,}\.)([\w-]{16,})()"), 2),  # a JWT's signature
+    (re.compile(r"(k8s-aws-v1\.[\w-]{12})([\w-]+)()"), 2),  # an EKS token's pre-signed URL
     (re.compile(r"(X-Amz-(?:Signature|Security-Token)=)([^&\s\"]+)()"), 2),
 ]
 

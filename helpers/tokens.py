@@ -4,6 +4,7 @@ Each `decode_*` returns plain data (tested); `show_*` renders it for a notebook.
 verifies a signature: that is the API server's and STS's job, and the notebooks show them doing
 it. Against a real account, signatures and secrets are masked unless `reveal=True`.
 """
+
 from __future__ import annotations
 
 import base64
@@ -35,8 +36,11 @@ def _when(ts: int | None, now: dt.datetime) -> dict | None:
     t = dt.datetime.fromtimestamp(int(ts), dt.timezone.utc)
     delta = t - now
     words = _human(abs(delta.total_seconds()))
-    return {"unix": int(ts), "utc": t.strftime("%Y-%m-%d %H:%M:%S UTC"),
-            "relative": f"in {words}" if delta.total_seconds() >= 0 else f"{words} ago"}
+    return {
+        "unix": int(ts),
+        "utc": t.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "relative": f"in {words}" if delta.total_seconds() >= 0 else f"{words} ago",
+    }
 
 
 def _human(seconds: float) -> str:
@@ -54,6 +58,7 @@ def should_reveal(reveal: bool | None) -> bool:
     if reveal is not None:
         return reveal
     from .target import masking
+
     return not masking()
 
 
@@ -67,7 +72,9 @@ def decode_jwt(token: str, now: dt.datetime | None = None, reveal: bool | None =
     now = now or dt.datetime.now(dt.timezone.utc)
     token = token.strip()
     if token.startswith(EKS_PREFIX):
-        raise TokenFormatError("this is an EKS token (k8s-aws-v1.…), not a JWT: use decode_eks_token")
+        raise TokenFormatError(
+            "this is an EKS token (k8s-aws-v1.…), not a JWT: use decode_eks_token"
+        )
     parts = token.split(".")
     if len(parts) != 3:
         raise TokenFormatError(f"a JWT has 3 dot-separated parts; this has {len(parts)}")
@@ -76,36 +83,59 @@ def decode_jwt(token: str, now: dt.datetime | None = None, reveal: bool | None =
     except (ValueError, UnicodeDecodeError) as e:
         raise TokenFormatError(f"the JWT's header or claims are not JSON: {e}") from None
     k8s = claims.get("kubernetes.io") or {}
-    return {"header": header, "claims": claims, "kubernetes.io": k8s,
-            "times": {k: _when(claims.get(k), now) for k in ("iat", "nbf", "exp")}
-            | {"warnafter": _when(k8s.get("warnafter"), now)},
-            "signature": parts[2] if reveal else mask(parts[2])}
+    return {
+        "header": header,
+        "claims": claims,
+        "kubernetes.io": k8s,
+        "times": {k: _when(claims.get(k), now) for k in ("iat", "nbf", "exp")}
+        | {"warnafter": _when(k8s.get("warnafter"), now)},
+        "signature": parts[2] if reveal else mask(parts[2]),
+    }
 
 
 def decode_eks_token(token: str, reveal: bool | None = None) -> dict:
-    """An EKS token is `k8s-aws-v1.` + a base64url pre-signed STS GetCallerIdentity URL: open it up."""
+    """An EKS token is `k8s-aws-v1.` + a base64url pre-signed STS GetCallerIdentity URL: open it
+    up."""
     reveal = should_reveal(reveal)
     token = token.strip()
     if not token.startswith(EKS_PREFIX):
-        raise TokenFormatError(f'an EKS token starts with "{EKS_PREFIX}"; this starts with {token[:12]!r}')
+        raise TokenFormatError(
+            f'an EKS token starts with "{EKS_PREFIX}"; this starts with {token[:12]!r}'
+        )
     try:
-        url = _b64url(token[len(EKS_PREFIX):]).decode()
+        url = _b64url(token[len(EKS_PREFIX) :]).decode()
     except UnicodeDecodeError:
         raise TokenFormatError("the token's body is not a URL") from None
     parts = urlsplit(url)
     params = dict(parse_qsl(parts.query, keep_blank_values=True))
     cred = params.get("X-Amz-Credential", "").split("/")
-    scope = dict(zip(("access_key_id", "date", "region", "service", "terminator"), cred)) if len(cred) == 5 else {}
+    scope = (
+        dict(zip(("access_key_id", "date", "region", "service", "terminator"), cred))
+        if len(cred) == 5
+        else {}
+    )
     if not reveal:
         for k in ("X-Amz-Signature", "X-Amz-Security-Token"):
             if k in params:
                 params[k] = mask(params[k])
         url = url.split("&X-Amz-Signature=")[0] + "&X-Amz-Signature=…"
     date = params.get("X-Amz-Date")
-    signed_at = dt.datetime.strptime(date, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc) if date else None
-    return {"url": url, "scheme": parts.scheme, "host": parts.netloc, "path": parts.path, "parameters": params,
-            "credential_scope": scope, "signed_headers": params.get("X-Amz-SignedHeaders", "").split(";"),
-            "signed_at": signed_at, "valid_until": signed_at + facts.PRESIGN_WINDOW if signed_at else None}
+    signed_at = (
+        dt.datetime.strptime(date, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
+        if date
+        else None
+    )
+    return {
+        "url": url,
+        "scheme": parts.scheme,
+        "host": parts.netloc,
+        "path": parts.path,
+        "parameters": params,
+        "credential_scope": scope,
+        "signed_headers": params.get("X-Amz-SignedHeaders", "").split(";"),
+        "signed_at": signed_at,
+        "valid_until": signed_at + facts.PRESIGN_WINDOW if signed_at else None,
+    }
 
 
 def decode_exec_credential(text: str) -> dict:
@@ -116,15 +146,22 @@ def decode_exec_credential(text: str) -> dict:
         raise TokenFormatError(f"not JSON: {e}") from None
     if cred.get("kind") != "ExecCredential":
         raise TokenFormatError(f"kind is {cred.get('kind')!r}, not ExecCredential")
-    return {"apiVersion": cred.get("apiVersion"), "expirationTimestamp": cred.get("status", {}).get("expirationTimestamp"),
-            "token": cred.get("status", {}).get("token", "")}
+    return {
+        "apiVersion": cred.get("apiVersion"),
+        "expirationTimestamp": cred.get("status", {}).get("expirationTimestamp"),
+        "token": cred.get("status", {}).get("token", ""),
+    }
 
 
 # --- rendering ------------------------------------------------------------------------------------
 
+
 def _table(rows: list[tuple[str, str]], head: tuple[str, str] = ("field", "value")) -> str:
-    body = "".join(f"<tr><td><code>{html.escape(str(k))}</code></td><td style='text-align:left'>"
-                   f"{html.escape(str(v))}</td></tr>" for k, v in rows)
+    body = "".join(
+        f"<tr><td><code>{html.escape(str(k))}</code></td><td style='text-align:left'>"
+        f"{html.escape(str(v))}</td></tr>"
+        for k, v in rows
+    )
     return f"<table><tr><th>{head[0]}</th><th>{head[1]}</th></tr>{body}</table>"
 
 
@@ -140,20 +177,44 @@ def show_jwt(token: str, reveal: bool | None = None) -> _HTML:
     d = decode_jwt(token, reveal=reveal)
     times = [(k, f"{v['utc']} ({v['relative']})") for k, v in d["times"].items() if v]
     k8s = d["kubernetes.io"]
-    who = [("namespace", k8s.get("namespace")), ("serviceaccount", (k8s.get("serviceaccount") or {}).get("name")),
-           ("pod", (k8s.get("pod") or {}).get("name")), ("node", (k8s.get("node") or {}).get("name"))]
-    markup = ("<h4>header</h4>" + _table(list(d["header"].items())) +
-              "<h4>claims</h4>" + _table([(k, json.dumps(v) if isinstance(v, (dict, list)) else v)
-                                          for k, v in d["claims"].items() if k != "kubernetes.io"]) +
-              "<h4>kubernetes.io (who the token is bound to)</h4>" + _table([(k, v) for k, v in who if v]) +
-              "<h4>times</h4>" + _table(times))
+    who = [
+        ("namespace", k8s.get("namespace")),
+        ("serviceaccount", (k8s.get("serviceaccount") or {}).get("name")),
+        ("pod", (k8s.get("pod") or {}).get("name")),
+        ("node", (k8s.get("node") or {}).get("name")),
+    ]
+    markup = (
+        "<h4>header</h4>"
+        + _table(list(d["header"].items()))
+        + "<h4>claims</h4>"
+        + _table(
+            [
+                (k, json.dumps(v) if isinstance(v, (dict, list)) else v)
+                for k, v in d["claims"].items()
+                if k != "kubernetes.io"
+            ]
+        )
+        + "<h4>kubernetes.io (who the token is bound to)</h4>"
+        + _table([(k, v) for k, v in who if v])
+        + "<h4>times</h4>"
+        + _table(times)
+    )
     return _HTML(markup, d)
 
 
 def show_eks_token(token: str, reveal: bool | None = None) -> _HTML:
     d = decode_eks_token(token, reveal=reveal)
     rows = [("URL", d["url"]), ("host", d["host"])] + list(d["parameters"].items())
-    rows += [("credential scope", " / ".join(d["credential_scope"].values())),
-             ("signed headers", ", ".join(d["signed_headers"])),
-             ("valid until", d["valid_until"].strftime("%Y-%m-%d %H:%M:%S UTC") if d["valid_until"] else "?")]
-    return _HTML("<h4>EKS token = k8s-aws-v1. + base64url(pre-signed STS URL)</h4>" + _table(rows, ("part", "value")), d)
+    rows += [
+        ("credential scope", " / ".join(d["credential_scope"].values())),
+        ("signed headers", ", ".join(d["signed_headers"])),
+        (
+            "valid until",
+            d["valid_until"].strftime("%Y-%m-%d %H:%M:%S UTC") if d["valid_until"] else "?",
+        ),
+    ]
+    return _HTML(
+        "<h4>EKS token = k8s-aws-v1. + base64url(pre-signed STS URL)</h4>"
+        + _table(rows, ("part", "value")),
+        d,
+    )

@@ -4,6 +4,7 @@ Every widget's callback is a plain method that returns what it shows (`ask`, `re
 `submit`), so tests call it without a browser, and a notebook run headless can call it too
 and assert what it shows. The widgets only wire those methods to controls.
 """
+
 from __future__ import annotations
 
 import html
@@ -11,12 +12,30 @@ import html
 from . import authz, rbac
 from .authz import Snapshot
 
-VERBS = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection", "impersonate", "*"]
-SUBRESOURCES = ["pods/exec", "pods/log", "pods/portforward", "deployments.apps/scale", "serviceaccounts/token"]
+VERBS = [
+    "get",
+    "list",
+    "watch",
+    "create",
+    "update",
+    "patch",
+    "delete",
+    "deletecollection",
+    "impersonate",
+    "*",
+]
+SUBRESOURCES = [
+    "pods/exec",
+    "pods/log",
+    "pods/portforward",
+    "deployments.apps/scale",
+    "serviceaccounts/token",
+]
 
 
 def subject_label(s: dict) -> str:
-    """How a binding's subject is typed into the explorer: a user name, an SA's user name, group:NAME."""
+    """How a binding's subject is typed into the explorer: a user name, an SA's user name,
+    group:NAME."""
     if s["kind"] == "ServiceAccount":
         return f"{authz.SA_PREFIX}{s['namespace']}:{s['name']}"
     return f"group:{s['name']}" if s["kind"] == "Group" else s["name"]
@@ -30,17 +49,24 @@ class CanIExplorer:
         self.server = server
         self.widget = None
 
-    def ask(self, subject: str, verb: str, resource: str, namespace: str = "", name: str = "") -> authz.Decision:
-        """The callback: the local decision; with server=True the API server's answer is attached."""
+    def ask(
+        self, subject: str, verb: str, resource: str, namespace: str = "", name: str = ""
+    ) -> authz.Decision:
+        """The callback: the local decision; with server=True the API server's answer is
+        attached."""
         subject, resource = subject.strip(), resource.strip()
         if not subject or not resource:
             raise ValueError("choose a subject and a resource first")
-        decision = rbac.explain(subject, verb, resource, namespace.strip(), name.strip(), self.snapshot)
+        decision = rbac.explain(
+            subject, verb, resource, namespace.strip(), name.strip(), self.snapshot
+        )
         if self.server:
             decision.server = authz.server_decide(decision.identity, decision.request)
         return decision
 
-    def render(self, subject: str, verb: str, resource: str, namespace: str = "", name: str = "") -> str:
+    def render(
+        self, subject: str, verb: str, resource: str, namespace: str = "", name: str = ""
+    ) -> str:
         try:
             d = self.ask(subject, verb, resource, namespace, name)
         except ValueError as e:
@@ -48,39 +74,69 @@ class CanIExplorer:
         out = d._repr_html_() + f"<p><small>asked as {html.escape(str(d.identity))}</small></p>"
         server = getattr(d, "server", None)
         if server is not None:
-            agree = "agrees" if server["allowed"] == d.allowed else "DISAGREES (another authorizer decided)"
-            out += (f"<p>API server (SubjectAccessReview): <b>{'yes' if server['allowed'] else 'no'}</b> — {agree}"
-                    f"{': ' + html.escape(server['reason']) if server['reason'] else ''}</p>")
+            agree = (
+                "agrees"
+                if server["allowed"] == d.allowed
+                else "DISAGREES (another authorizer decided)"
+            )
+            out += (
+                "<p>API server (SubjectAccessReview): "
+                f"<b>{'yes' if server['allowed'] else 'no'}</b> — {agree}"
+                f"{': ' + html.escape(server['reason']) if server['reason'] else ''}</p>"
+            )
         return out
 
     def options(self) -> dict[str, list[str]]:
         snap = self.snapshot
-        return {"subjects": [subject_label(s) for s in snap.subjects()],
-                "resources": sorted({r.label for r in snap.resources} | set(SUBRESOURCES)),
-                "namespaces": [""] + snap.namespaces()}
+        return {
+            "subjects": [subject_label(s) for s in snap.subjects()],
+            "resources": sorted({r.label for r in snap.resources} | set(SUBRESOURCES)),
+            "namespaces": [""] + snap.namespaces(),
+        }
 
     def show(self):
         import ipywidgets as w
+
         opts = self.options()
-        subject = w.Combobox(options=opts["subjects"], placeholder="user, system:serviceaccount:ns:name, group:NAME",
-                             description="subject")
+        subject = w.Combobox(
+            options=opts["subjects"],
+            placeholder="user, system:serviceaccount:ns:name, group:NAME",
+            description="subject",
+        )
         verb = w.Dropdown(options=VERBS, value="get", description="verb")
-        resource = w.Combobox(options=opts["resources"], placeholder="pods, pods/exec, deployments.apps",
-                              description="resource")
-        namespace = w.Combobox(options=opts["namespaces"], placeholder="(cluster-wide)", description="namespace")
+        resource = w.Combobox(
+            options=opts["resources"],
+            placeholder="pods, pods/exec, deployments.apps",
+            description="resource",
+        )
+        namespace = w.Combobox(
+            options=opts["namespaces"], placeholder="(cluster-wide)", description="namespace"
+        )
         name = w.Text(placeholder="(any)", description="name")
         out = w.HTML()
         button = w.Button(description="can-i?", button_style="primary")
-        button.on_click(lambda _: setattr(out, "value", self.render(subject.value, verb.value, resource.value,
-                                                                      namespace.value, name.value)))
-        self.widget = w.VBox([w.HBox([subject, verb]), w.HBox([resource, namespace]), w.HBox([name, button]), out])
+        button.on_click(
+            lambda _: setattr(
+                out,
+                "value",
+                self.render(subject.value, verb.value, resource.value, namespace.value, name.value),
+            )
+        )
+        self.widget = w.VBox(
+            [w.HBox([subject, verb]), w.HBox([resource, namespace]), w.HBox([name, button]), out]
+        )
         return self.widget
 
 
 class HeatMap:
     """Subjects × resources, coloured by how many of the chosen verbs each subject may use."""
 
-    def __init__(self, subjects: list[str], snapshot: Snapshot | None = None, resources: list[str] | None = None):
+    def __init__(
+        self,
+        subjects: list[str],
+        snapshot: Snapshot | None = None,
+        resources: list[str] | None = None,
+    ):
         self.subjects, self.resources = subjects, resources
         self.snapshot = snapshot or Snapshot.load()
 
@@ -98,17 +154,24 @@ class HeatMap:
 
     def show(self):
         import ipywidgets as w
+
         namespace = w.Dropdown(options=[""] + self.snapshot.namespaces(), description="namespace")
-        verbs = w.SelectMultiple(options=list(rbac.MATRIX_VERBS), value=list(rbac.MATRIX_VERBS), description="verbs")
+        verbs = w.SelectMultiple(
+            options=list(rbac.MATRIX_VERBS), value=list(rbac.MATRIX_VERBS), description="verbs"
+        )
         out = w.HTML(self.render())
-        refresh = lambda _: setattr(out, "value", self.render(namespace.value, verbs.value))  # noqa: E731
+
+        def refresh(_):
+            out.value = self.render(namespace.value, verbs.value)
+
         namespace.observe(refresh, "value")
         verbs.observe(refresh, "value")
         return w.VBox([w.HBox([namespace, verbs]), out])
 
 
 class Exercise:
-    """A question with a typed answer: ✔ when `accept(answer)` holds, else the hint; try as often as needed."""
+    """A question with a typed answer: ✔ when `accept(answer)` holds, else the hint; try as often as
+    needed."""
 
     def __init__(self, question: str, accept, hint: str, passed: str = "correct"):
         self.question, self.accept, self.hint, self.passed = question, accept, hint, passed
@@ -116,20 +179,26 @@ class Exercise:
 
     def submit(self, answer: str):
         from .checks import Check
+
         self.tries += 1
         try:
             ok = bool(self.accept(answer.strip()))
-        except Exception as e:   # a checker that cannot read the answer is a wrong answer, not a crash
+        except (
+            Exception
+        ) as e:  # a checker that cannot read the answer is a wrong answer, not a crash
             return Check(False, self.passed, f"{self.hint} (could not read that answer: {e})")
         return Check(ok, self.passed, self.hint)
 
     def show(self):
         import ipywidgets as w
+
         box = w.Text(placeholder="your answer", description="answer")
         out = w.HTML()
         button = w.Button(description="check")
         button.on_click(lambda _: setattr(out, "value", self.submit(box.value)._repr_html_()))
-        return w.VBox([w.HTML(f"<p><b>{html.escape(self.question)}</b></p>"), w.HBox([box, button]), out])
+        return w.VBox(
+            [w.HTML(f"<p><b>{html.escape(self.question)}</b></p>"), w.HBox([box, button]), out]
+        )
 
 
 def one_of(*answers: str):

@@ -87,3 +87,9 @@ def test_every_notebook_starts_alike_and_has_a_plan():
             f"{nb_path.name}: the preflight cell follows the set-up"
         if number != "00":
             assert target.PLAN.get(number), f"{nb_path.name}: helpers.target.PLAN says what it creates"
+
+
+def test_the_package_keeps_its_lines_within_100_characters():
+    long = [f"{p.relative_to(ROOT)}:{i}" for p in sorted((ROOT / "helpers").rglob("*.py"))
+            for i, line in enumerate(p.read_text().splitlines(), 1) if len(line) > 100]
+    assert long == []

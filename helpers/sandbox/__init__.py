@@ -11,9 +11,33 @@ stand-in kubelet (kubelet, kubeletapi) and exec-as-pod (podexec).
     sandbox.status()           # components, versions, ports, PIDs, health
     sandbox.down()             # stop everything it started
 """
-from .gobuild import BuildError, binaries, build
-from .lifecycle import (CLUSTER_NAME, REGION, Sandbox, SandboxError, current, down, env_lines, env_vars,
-                           status, up)
 
-__all__ = ["BuildError", "CLUSTER_NAME", "REGION", "Sandbox", "SandboxError", "binaries", "build", "current",
-           "down", "env_lines", "env_vars", "status", "up"]
+from .gobuild import BuildError, binaries, build
+from .lifecycle import (
+    CLUSTER_NAME,
+    REGION,
+    Sandbox,
+    SandboxError,
+    current,
+    down,
+    env_lines,
+    env_vars,
+    status,
+    up,
+)
+
+__all__ = [
+    "BuildError",
+    "CLUSTER_NAME",
+    "REGION",
+    "Sandbox",
+    "SandboxError",
+    "binaries",
+    "build",
+    "current",
+    "down",
+    "env_lines",
+    "env_vars",
+    "status",
+    "up",
+]

@@ -4,6 +4,7 @@ Real time, plus an offset a test (or a curious learner) may set, so that "a toke
 after 15 minutes" can be shown in seconds: `set_offset(state_dir, 16 * 60)`. Only the sandbox's
 own gateway and token webhook read it; the Kubernetes binaries keep the machine's clock.
 """
+
 from __future__ import annotations
 
 import datetime as dt

@@ -3,6 +3,7 @@ the one way to serve and to call HTTPS on 127.0.0.1, and the one kubeconfig buil
 
 Both `aws/` and `eks/` import this module; it imports neither of them.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -18,9 +19,24 @@ from pathlib import Path
 from ..facts import ACCOUNT_ID, CLUSTER_NAME, REGION
 from . import paths
 
-__all__ = ["ACCOUNT_ID", "ADMIN_USER", "CLUSTER_NAME", "CLUSTER_ROLE", "NODE_ROLE", "REGION", "Keys",
-           "admin_keys", "arn", "cluster_arn", "client_context", "https_get", "kubeconfig_dict",
-           "server_context", "serve_https", "service_start"]
+__all__ = [
+    "ACCOUNT_ID",
+    "ADMIN_USER",
+    "CLUSTER_NAME",
+    "CLUSTER_ROLE",
+    "NODE_ROLE",
+    "REGION",
+    "Keys",
+    "admin_keys",
+    "arn",
+    "cluster_arn",
+    "client_context",
+    "https_get",
+    "kubeconfig_dict",
+    "server_context",
+    "serve_https",
+    "service_start",
+]
 
 # -- who exists in the account when the lab starts (what `eksctl create cluster` made) ----------
 ADMIN_USER = "eks_admin"  # the note's cluster creator
@@ -49,8 +65,10 @@ def admin_keys(aws_dir: Path) -> Keys:
     if path.exists():
         return Keys(**json.loads(path.read_text()))
     alphabet = string.ascii_uppercase + "234567"
-    keys = Keys(access_key_id="AKIA" + "".join(secrets.choice(alphabet) for _ in range(16)),
-                secret_access_key=secrets.token_urlsafe(30)[:40])
+    keys = Keys(
+        access_key_id="AKIA" + "".join(secrets.choice(alphabet) for _ in range(16)),
+        secret_access_key=secrets.token_urlsafe(30)[:40],
+    )
     paths.write_private(path, json.dumps(vars(keys)))
     return keys
 
@@ -63,6 +81,7 @@ def service_start(description: str) -> tuple[Path, dict]:
     import logging
 
     from . import clock
+
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--state", type=Path, required=True)
     state = ap.parse_args().state
@@ -83,8 +102,9 @@ def server_context(cert: Path, key: Path, client_ca: Path | None = None) -> ssl.
     return ctx
 
 
-def serve_https(port: int, handler: type[BaseHTTPRequestHandler], ctx: ssl.SSLContext,
-                name: str = "https") -> ThreadingHTTPServer:
+def serve_https(
+    port: int, handler: type[BaseHTTPRequestHandler], ctx: ssl.SSLContext, name: str = "https"
+) -> ThreadingHTTPServer:
     """A threaded HTTPS server on 127.0.0.1:PORT, serving in a daemon thread of its own."""
     server = ThreadingHTTPServer(("127.0.0.1", port), handler)
     server.daemon_threads = True
@@ -111,16 +131,27 @@ def https_get(port: int, path: str, ctx: ssl.SSLContext, timeout: float = 2.0) -
 
 
 # -- kubeconfigs ---------------------------------------------------------------------------------
-def kubeconfig_dict(server: str, ca: Path, user: str, user_entry: dict, cluster: str = CLUSTER_NAME,
-                    namespace: str | None = None, context: str | None = None) -> dict:
+def kubeconfig_dict(
+    server: str,
+    ca: Path,
+    user: str,
+    user_entry: dict,
+    cluster: str = CLUSTER_NAME,
+    namespace: str | None = None,
+    context: str | None = None,
+) -> dict:
     """A kubeconfig with one cluster, one user and one context (what kubeadm and kubectl write)."""
     ctx = {"cluster": cluster, "user": user}
     if namespace:
         ctx["namespace"] = namespace
     name = context or f"{user}@{cluster}"
     return {
-        "apiVersion": "v1", "kind": "Config", "preferences": {},
-        "clusters": [{"name": cluster, "cluster": {"server": server, "certificate-authority": str(ca)}}],
+        "apiVersion": "v1",
+        "kind": "Config",
+        "preferences": {},
+        "clusters": [
+            {"name": cluster, "cluster": {"server": server, "certificate-authority": str(ca)}}
+        ],
         "users": [{"name": user, "user": user_entry}],
         "contexts": [{"name": name, "context": ctx}],
         "current-context": name,

@@ -5,6 +5,7 @@ so every clone and every CI run after the first skips the build. A directory onl
 built once its `.complete` stamp exists: an interrupted build is thrown away and redone.
 Ready-made binaries in $KUBEBUILDER_ASSETS (envtest's layout) are used where present.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,9 +45,12 @@ class Binaries:
         return self.kubectl.parent
 
     def as_dict(self) -> dict[str, str]:
-        return {"etcd": str(self.etcd), "kube-apiserver": str(self.kube_apiserver),
-                "kube-controller-manager": str(self.kube_controller_manager),
-                "kubectl": str(self.kubectl)}
+        return {
+            "etcd": str(self.etcd),
+            "kube-apiserver": str(self.kube_apiserver),
+            "kube-controller-manager": str(self.kube_controller_manager),
+            "kubectl": str(self.kubectl),
+        }
 
 
 def bin_dir(p: Pins | None = None) -> Path:
@@ -58,22 +62,31 @@ def _stderr_progress(msg: str) -> None:
 
 
 def go_version(go: str) -> tuple[int, ...]:
-    out = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [go, "env", "GOVERSION"], capture_output=True, text=True, check=True
+    ).stdout
     m = re.match(r"go(\d+)\.(\d+)(?:\.(\d+))?", out.strip())
     if not m:
-        raise BuildError(f"could not read the Go version from `{go} env GOVERSION` ({out.strip()!r})")
+        raise BuildError(
+            f"could not read the Go version from `{go} env GOVERSION` ({out.strip()!r})"
+        )
     return tuple(int(x or 0) for x in m.groups())
 
 
 def check_go(p: Pins) -> str:
     """Return the go command to use, or explain exactly how to get a suitable one."""
     need = ".".join(map(str, p.go_min))
-    how = (f"Install Go {need} or newer (https://go.dev/doc/install, your package manager, or "
-           f"`conda install -c conda-forge 'go>={need}'`), or set KUBEBUILDER_ASSETS to a directory "
-           f"holding ready-made etcd, kube-apiserver, kube-controller-manager and kubectl {p.kubernetes}.")
+    how = (
+        f"Install Go {need} or newer (https://go.dev/doc/install, your package manager, or "
+        f"`conda install -c conda-forge 'go>={need}'`), or set KUBEBUILDER_ASSETS to a directory "
+        "holding ready-made etcd, kube-apiserver, kube-controller-manager and kubectl "
+        f"{p.kubernetes}."
+    )
     go = shutil.which("go")
     if not go:
-        raise BuildError(f"Go is not installed, and it is needed to build Kubernetes {p.kubernetes}. {how}")
+        raise BuildError(
+            f"Go is not installed, and it is needed to build Kubernetes {p.kubernetes}. {how}"
+        )
     have = go_version(go)
     if have >= p.go_min:
         return go
@@ -81,8 +94,10 @@ def check_go(p: Pins) -> str:
     toolchain = os.environ.get("GOTOOLCHAIN", "auto")
     if have >= (1, 21) and toolchain != "local":
         return go
-    raise BuildError(f"Go {'.'.join(map(str, have))} is too old to build Kubernetes {p.kubernetes} "
-                     f"(it needs Go {need}). {how}")
+    raise BuildError(
+        f"Go {'.'.join(map(str, have))} is too old to build Kubernetes {p.kubernetes} "
+        f"(it needs Go {need}). {how}"
+    )
 
 
 def _assets_dir() -> Path | None:
@@ -113,8 +128,14 @@ def ldflags(p: Pins) -> str:
     from the module proxy, so the same pins always give the same stamp.
     """
     major, minor = p.kubernetes.lstrip("v").split(".")[:2]
-    values = {"gitVersion": p.kubernetes, "gitMajor": major, "gitMinor": minor,
-              "gitTreeState": "archive", "gitCommit": "", "buildDate": _release_date(p)}
+    values = {
+        "gitVersion": p.kubernetes,
+        "gitMajor": major,
+        "gitMinor": minor,
+        "gitTreeState": "archive",
+        "gitCommit": "",
+        "buildDate": _release_date(p),
+    }
     flags = ["-s", "-w"]
     for pkg in ("k8s.io/client-go/pkg/version", "k8s.io/component-base/version"):
         flags += [f"-X '{pkg}.{k}={v}'" for k, v in values.items()]
@@ -123,10 +144,17 @@ def ldflags(p: Pins) -> str:
 
 def _release_date(p: Pins, go: str = "go") -> str:
     try:
-        out = subprocess.run([go, "mod", "download", "-json", f"k8s.io/kubernetes@{p.kubernetes}"],
-                             capture_output=True, text=True, check=True, cwd=KUBERNETES_MODULE).stdout
+        out = subprocess.run(
+            [go, "mod", "download", "-json", f"k8s.io/kubernetes@{p.kubernetes}"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=KUBERNETES_MODULE,
+        ).stdout
         info = json.loads(Path(json.loads(out)["Info"]).read_text())
-        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.strptime(info["Time"][:19], "%Y-%m-%dT%H:%M:%S"))
+        return time.strftime(
+            "%Y-%m-%dT%H:%M:%SZ", time.strptime(info["Time"][:19], "%Y-%m-%dT%H:%M:%S")
+        )
     except (subprocess.CalledProcessError, KeyError, ValueError, OSError):
         return "1970-01-01T00:00:00Z"
 
@@ -138,26 +166,41 @@ def _go_env(go: str) -> dict[str, str]:
 
 
 def _count_packages(go: str, module: Path, targets: list[str], env: dict[str, str]) -> int:
-    out = subprocess.run([go, "list", "-deps", *targets], capture_output=True, text=True,
-                         cwd=module, env=env)
+    out = subprocess.run(
+        [go, "list", "-deps", *targets], capture_output=True, text=True, cwd=module, env=env
+    )
     return len(out.stdout.split()) if out.returncode == 0 else 0
 
 
-def _go_build(go: str, module: Path, targets: list[str], outdir: Path, flags: str,
-              progress: Progress, label: str) -> None:
+def _go_build(
+    go: str,
+    module: Path,
+    targets: list[str],
+    outdir: Path,
+    flags: str,
+    progress: Progress,
+    label: str,
+) -> None:
     env = _go_env(go)
     progress(f"[build] {label}: downloading Go modules (first time only)…")
-    dl = subprocess.run([go, "mod", "download"], cwd=module, env=env, capture_output=True, text=True)
+    dl = subprocess.run(
+        [go, "mod", "download"], cwd=module, env=env, capture_output=True, text=True
+    )
     if dl.returncode:
-        raise BuildError(f"`go mod download` failed for {label}:\n{dl.stderr.strip()[-2000:]}\n"
-                         "Check that the Go module proxy is reachable (GOPROXY) and try again.")
+        raise BuildError(
+            f"`go mod download` failed for {label}:\n{dl.stderr.strip()[-2000:]}\n"
+            "Check that the Go module proxy is reachable (GOPROXY) and try again."
+        )
     total = _count_packages(go, module, targets, env)
-    progress(f"[build] {label}: compiling {len(targets)} command(s), {total} packages "
-             "(several minutes the first time on 2 cores; later builds use Go's cache)…")
+    progress(
+        f"[build] {label}: compiling {len(targets)} command(s), {total} packages "
+        "(several minutes the first time on 2 cores; later builds use Go's cache)…"
+    )
     cmd = [go, "build", "-v", "-trimpath", "-ldflags", flags, "-o", str(outdir) + os.sep, *targets]
     started = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=module, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        cmd, cwd=module, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     tail: list[str] = []
     done, last_shown = 0, -1
     assert proc.stdout is not None
@@ -170,10 +213,14 @@ def _go_build(go: str, module: Path, targets: list[str], outdir: Path, flags: st
             pct = min(99, done * 100 // total)
             if pct // 5 != last_shown:
                 last_shown = pct // 5
-                progress(f"[build] {label}: {pct:3d}% ({done}/{total} packages, "
-                         f"{time.monotonic() - started:.0f}s)")
+                progress(
+                    f"[build] {label}: {pct:3d}% ({done}/{total} packages, "
+                    f"{time.monotonic() - started:.0f}s)"
+                )
     if proc.wait():
-        raise BuildError(f"`go build` failed for {label} (exit {proc.returncode}):\n" + "\n".join(tail))
+        raise BuildError(
+            f"`go build` failed for {label} (exit {proc.returncode}):\n" + "\n".join(tail)
+        )
     progress(f"[build] {label}: done in {time.monotonic() - started:.0f}s")
 
 
@@ -187,7 +234,9 @@ def build(progress: Progress | None = None, force: bool = False) -> Binaries:
         return _binaries(have)
 
     assets = _assets_dir()
-    need_kube = [n for n in KUBE_BINARIES if force or not (assets and os.access(assets / n, os.X_OK))]
+    need_kube = [
+        n for n in KUBE_BINARIES if force or not (assets and os.access(assets / n, os.X_OK))
+    ]
     need_etcd = force or not (assets and os.access(assets / "etcd", os.X_OK))
     go = check_go(p)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -198,19 +247,38 @@ def build(progress: Progress | None = None, force: bool = False) -> Binaries:
         started = time.monotonic()
         progress(f"[build] Kubernetes {p.kubernetes} and etcd {p.etcd} into {target}")
         if need_etcd:
-            _go_build(go, ETCD_MODULE, ["go.etcd.io/etcd/server/v3"], work, "-s -w", progress, f"etcd {p.etcd}")
+            _go_build(
+                go,
+                ETCD_MODULE,
+                ["go.etcd.io/etcd/server/v3"],
+                work,
+                "-s -w",
+                progress,
+                f"etcd {p.etcd}",
+            )
             # go names a /vN module's binary after the element before the version
             for built_name in ("server", "v3"):
                 if (work / built_name).exists():
                     (work / built_name).rename(work / "etcd")
         if need_kube:
-            _go_build(go, KUBERNETES_MODULE, [f"k8s.io/kubernetes/cmd/{n}" for n in need_kube], work,
-                      ldflags(p), progress, f"Kubernetes {p.kubernetes}")
+            _go_build(
+                go,
+                KUBERNETES_MODULE,
+                [f"k8s.io/kubernetes/cmd/{n}" for n in need_kube],
+                work,
+                ldflags(p),
+                progress,
+                f"Kubernetes {p.kubernetes}",
+            )
         for name in ALL_BINARIES:
             if (work / name).exists():
                 os.chmod(work / name, 0o755)
-        stamp = {"kubernetes": p.kubernetes, "etcd": p.etcd, "seconds": round(time.monotonic() - started, 1),
-                 "built": sorted(f.name for f in work.iterdir())}
+        stamp = {
+            "kubernetes": p.kubernetes,
+            "etcd": p.etcd,
+            "seconds": round(time.monotonic() - started, 1),
+            "built": sorted(f.name for f in work.iterdir()),
+        }
         (work / ".complete").write_text(json.dumps(stamp, indent=2) + "\n")
         work.rename(target)
     except BaseException:
@@ -221,13 +289,20 @@ def build(progress: Progress | None = None, force: bool = False) -> Binaries:
     if missing:
         raise BuildError(f"after the build these are still missing: {', '.join(missing)}")
     size = sum(f.stat().st_size for f in target.iterdir() if f.is_file())
-    progress(f"[build] ready: {len(stamp['built'])} binaries, {size / 1e6:.0f} MB, {stamp['seconds']:.0f}s")
+    progress(
+        f"[build] ready: {len(stamp['built'])} binaries, {size / 1e6:.0f} MB, "
+        f"{stamp['seconds']:.0f}s"
+    )
     return _binaries(have)
 
 
 def _binaries(found: dict[str, Path]) -> Binaries:
-    return Binaries(etcd=found["etcd"], kube_apiserver=found["kube-apiserver"],
-                    kube_controller_manager=found["kube-controller-manager"], kubectl=found["kubectl"])
+    return Binaries(
+        etcd=found["etcd"],
+        kube_apiserver=found["kube-apiserver"],
+        kube_controller_manager=found["kube-controller-manager"],
+        kubectl=found["kubectl"],
+    )
 
 
 def binaries() -> Binaries:
@@ -235,6 +310,8 @@ def binaries() -> Binaries:
     found = resolve()
     missing = [n for n in ALL_BINARIES if n not in found]
     if missing:
-        raise BuildError(f"the sandbox binaries are not built yet ({', '.join(missing)} missing): "
-                         "run `python -m helpers sandbox build` (or `./lab`, which builds them)")
+        raise BuildError(
+            f"the sandbox binaries are not built yet ({', '.join(missing)} missing): "
+            "run `python -m helpers sandbox build` (or `./lab`, which builds them)"
+        )
     return _binaries(found)

@@ -7,6 +7,7 @@
   kubectl call runs `aws eks get-token`), merged into what the learner already has there;
 - AWS CLI files that point the real `aws` at the sandbox's AWS endpoint as the cluster creator.
 """
+
 from __future__ import annotations
 
 import base64
@@ -22,41 +23,77 @@ def write_all(lay: Layout, cfg: Config, keys: pki.ClusterPKI) -> None:
     def cert_user(pair: pki.Pair) -> dict:
         return {"client-certificate": str(pair.cert), "client-key": str(pair.key)}
 
-    for who, user, pair in (("admin", "kubernetes-admin", keys.admin),
-                            ("controller-manager", "system:kube-controller-manager", keys.controller_manager),
-                            ("scheduler", "system:kube-scheduler", keys.scheduler),
-                            ("node", f"system:node:{cfg.node_name}", keys.node),
-                            ("authenticator", "eks:authenticator", keys.authenticator),
-                            ("pod-identity-webhook", "eks:pod-identity-mutating-webhook",
-                             keys.pod_identity_webhook)):
+    for who, user, pair in (
+        ("admin", "kubernetes-admin", keys.admin),
+        ("controller-manager", "system:kube-controller-manager", keys.controller_manager),
+        ("scheduler", "system:kube-scheduler", keys.scheduler),
+        ("node", f"system:node:{cfg.node_name}", keys.node),
+        ("authenticator", "eks:authenticator", keys.authenticator),
+        ("pod-identity-webhook", "eks:pod-identity-mutating-webhook", keys.pod_identity_webhook),
+    ):
         path = lay.admin_kubeconfig if who == "admin" else lay.component_kubeconfig(who)
-        paths.write_private(path, yaml.safe_dump(common.kubeconfig_dict(
-            cfg.server, keys.ca.cert, user, cert_user(pair), cluster=cfg.cluster_name)))
+        paths.write_private(
+            path,
+            yaml.safe_dump(
+                common.kubeconfig_dict(
+                    cfg.server, keys.ca.cert, user, cert_user(pair), cluster=cfg.cluster_name
+                )
+            ),
+        )
     # How the API server reaches the token webhook.
-    webhook = common.kubeconfig_dict(f"https://127.0.0.1:{cfg.ports['authenticator']}/authenticate",
-                                     keys.ca.cert, "kube-apiserver", {}, cluster="aws-iam-authenticator",
-                                     context="webhook")
+    webhook = common.kubeconfig_dict(
+        f"https://127.0.0.1:{cfg.ports['authenticator']}/authenticate",
+        keys.ca.cert,
+        "kube-apiserver",
+        {},
+        cluster="aws-iam-authenticator",
+        context="webhook",
+    )
     paths.write_private(lay.webhook_kubeconfig, yaml.safe_dump(webhook))
     write_learner_files(lay.root, cfg.server, cfg.ports["aws"])
 
 
 def update_kubeconfig_dict(server: str, ca_pem: bytes, user_alias: str | None = None) -> dict:
-    """The kubeconfig `aws eks update-kubeconfig --name myeks [--user-alias X]` writes (same keys, order, args)."""
+    """The kubeconfig `aws eks update-kubeconfig --name myeks [--user-alias X]` writes (same keys,
+    order, args)."""
     name = common.cluster_arn()
     user = user_alias or name
     return {
         "apiVersion": "v1",
-        "clusters": [{"cluster": {"certificate-authority-data": base64.b64encode(ca_pem).decode(), "server": server},
-                      "name": name}],
+        "clusters": [
+            {
+                "cluster": {
+                    "certificate-authority-data": base64.b64encode(ca_pem).decode(),
+                    "server": server,
+                },
+                "name": name,
+            }
+        ],
         "contexts": [{"context": {"cluster": name, "user": user}, "name": user_alias or name}],
         "current-context": user_alias or name,
         "kind": "Config",
         "preferences": {},
-        "users": [{"name": user, "user": {"exec": {
-            "apiVersion": "client.authentication.k8s.io/v1beta1",
-            "args": ["--region", common.REGION, "eks", "get-token", "--cluster-name", common.CLUSTER_NAME,
-                     "--output", "json"],
-            "command": "aws"}}}],
+        "users": [
+            {
+                "name": user,
+                "user": {
+                    "exec": {
+                        "apiVersion": "client.authentication.k8s.io/v1beta1",
+                        "args": [
+                            "--region",
+                            common.REGION,
+                            "eks",
+                            "get-token",
+                            "--cluster-name",
+                            common.CLUSTER_NAME,
+                            "--output",
+                            "json",
+                        ],
+                        "command": "aws",
+                    }
+                },
+            }
+        ],
     }
 
 
@@ -72,17 +109,25 @@ def write_learner_files(root: Path, server: str, aws_port: int) -> None:
     aws_dir = paths.private_dir(root / "aws")
     keys = common.admin_keys(aws_dir)
     config = aws_dir / "config"
-    settings = {"region": common.REGION, "output": "json", "endpoint_url": f"https://127.0.0.1:{aws_port}",
-                "ca_bundle": str(ca)}
+    settings = {
+        "region": common.REGION,
+        "output": "json",
+        "endpoint_url": f"https://127.0.0.1:{aws_port}",
+        "ca_bundle": str(ca),
+    }
     paths.write_private(config, _set_profile(config, "default", settings))
     creds = aws_dir / "credentials"
     if not creds.exists():
-        paths.write_private(creds, f"[default]\naws_access_key_id = {keys.access_key_id}\n"
-                                   f"aws_secret_access_key = {keys.secret_access_key}\n")
+        paths.write_private(
+            creds,
+            f"[default]\naws_access_key_id = {keys.access_key_id}\n"
+            f"aws_secret_access_key = {keys.secret_access_key}\n",
+        )
 
 
 def merge_kubeconfig(current: dict, fresh: dict) -> dict:
-    """Insert or replace entries by name, as update-kubeconfig does; the learner's other entries stay."""
+    """Insert or replace entries by name, as update-kubeconfig does; the learner's other entries
+    stay."""
     merged = dict(current)
     for key in ("clusters", "users", "contexts"):
         entries = list(merged.get(key) or [])
@@ -98,8 +143,10 @@ def merge_kubeconfig(current: dict, fresh: dict) -> dict:
 
 
 def _set_profile(path: Path, profile: str, settings: dict[str, str]) -> str:
-    """Update one profile of an AWS config file, keeping what the learner added (e.g. with `aws configure`)."""
+    """Update one profile of an AWS config file, keeping what the learner added (e.g. with `aws
+    configure`)."""
     import configparser
+
     cp = configparser.ConfigParser()
     if path.exists():
         cp.read(path)
@@ -109,6 +156,7 @@ def _set_profile(path: Path, profile: str, settings: dict[str, str]) -> str:
     for k, v in settings.items():
         cp.set(section, k, v)
     from io import StringIO
+
     out = StringIO()
     cp.write(out)
     return out.getvalue()

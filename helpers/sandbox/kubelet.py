@@ -12,6 +12,7 @@ API (kubeletapi.py) answers the API server's `kubectl logs` calls.
 
 Run by `up` as `python -m helpers.sandbox.kubelet --state DIR`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,18 +64,26 @@ def pod_ip(uid: str) -> str:
 def node_object(name: str, region: str) -> dict:
     zone = f"{region}a"
     return {
-        "apiVersion": "v1", "kind": "Node",
+        "apiVersion": "v1",
+        "kind": "Node",
         "metadata": {
             "name": name,
             "labels": {
-                "beta.kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux",
-                "kubernetes.io/arch": "amd64", "kubernetes.io/os": "linux", "kubernetes.io/hostname": name,
+                "beta.kubernetes.io/arch": "amd64",
+                "beta.kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/hostname": name,
                 "node.kubernetes.io/instance-type": "t3.medium",
-                "topology.kubernetes.io/region": region, "topology.kubernetes.io/zone": zone,
-                "eks.amazonaws.com/nodegroup": "ng1", "eks.amazonaws.com/capacityType": "ON_DEMAND",
+                "topology.kubernetes.io/region": region,
+                "topology.kubernetes.io/zone": zone,
+                "eks.amazonaws.com/nodegroup": "ng1",
+                "eks.amazonaws.com/capacityType": "ON_DEMAND",
             },
-            "annotations": {"node.alpha.kubernetes.io/ttl": "0",
-                            "volumes.kubernetes.io/controller-managed-attach-detach": "true"},
+            "annotations": {
+                "node.alpha.kubernetes.io/ttl": "0",
+                "volumes.kubernetes.io/controller-managed-attach-detach": "true",
+            },
         },
         "spec": {"providerID": f"aws:///{zone}/i-0sandbox0standin0"},
     }
@@ -84,30 +93,70 @@ def node_status(name: str, since: dt.datetime, port: int = 10250) -> dict:
     t, s = rfc3339(now()), rfc3339(since)
 
     def cond(kind: str, status: str, reason: str, message: str) -> dict:
-        return {"type": kind, "status": status, "reason": reason, "message": message,
-                "lastHeartbeatTime": t, "lastTransitionTime": s}
+        return {
+            "type": kind,
+            "status": status,
+            "reason": reason,
+            "message": message,
+            "lastHeartbeatTime": t,
+            "lastTransitionTime": s,
+        }
 
-    capacity = {"cpu": "2", "memory": "3926600Ki", "pods": str(MAX_PODS), "ephemeral-storage": "20959212Ki",
-                "hugepages-1Gi": "0", "hugepages-2Mi": "0"}
-    allocatable = dict(capacity, cpu="1930m", memory="3371592Ki", **{"ephemeral-storage": "18242267924"})
-    return {"status": {
-        "capacity": capacity, "allocatable": allocatable,
-        "conditions": [
-            cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-            cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-            cond("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
-            cond("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
-        ],
-        "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": name}],
-        "daemonEndpoints": {"kubeletEndpoint": {"Port": port}},
-        "nodeInfo": {
-            "architecture": "amd64", "bootID": str(uuid.uuid5(uuid.NAMESPACE_DNS, name + rfc3339(since))),
-            "containerRuntimeVersion": RUNTIME, "kernelVersion": platform.release(),
-            "kubeProxyVersion": "", "kubeletVersion": pins().kubernetes, "machineID": uuid.uuid5(
-                uuid.NAMESPACE_DNS, name).hex, "operatingSystem": "linux",
-            "osImage": "sandbox stand-in node (no containers run)", "systemUUID": str(uuid.uuid5(uuid.NAMESPACE_URL, name)),
-        },
-    }}
+    capacity = {
+        "cpu": "2",
+        "memory": "3926600Ki",
+        "pods": str(MAX_PODS),
+        "ephemeral-storage": "20959212Ki",
+        "hugepages-1Gi": "0",
+        "hugepages-2Mi": "0",
+    }
+    allocatable = dict(
+        capacity, cpu="1930m", memory="3371592Ki", **{"ephemeral-storage": "18242267924"}
+    )
+    return {
+        "status": {
+            "capacity": capacity,
+            "allocatable": allocatable,
+            "conditions": [
+                cond(
+                    "MemoryPressure",
+                    "False",
+                    "KubeletHasSufficientMemory",
+                    "kubelet has sufficient memory available",
+                ),
+                cond(
+                    "DiskPressure",
+                    "False",
+                    "KubeletHasNoDiskPressure",
+                    "kubelet has no disk pressure",
+                ),
+                cond(
+                    "PIDPressure",
+                    "False",
+                    "KubeletHasSufficientPID",
+                    "kubelet has sufficient PID available",
+                ),
+                cond("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+            ],
+            "addresses": [
+                {"type": "InternalIP", "address": "127.0.0.1"},
+                {"type": "Hostname", "address": name},
+            ],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": port}},
+            "nodeInfo": {
+                "architecture": "amd64",
+                "bootID": str(uuid.uuid5(uuid.NAMESPACE_DNS, name + rfc3339(since))),
+                "containerRuntimeVersion": RUNTIME,
+                "kernelVersion": platform.release(),
+                "kubeProxyVersion": "",
+                "kubeletVersion": pins().kubernetes,
+                "machineID": uuid.uuid5(uuid.NAMESPACE_DNS, name).hex,
+                "operatingSystem": "linux",
+                "osImage": "sandbox stand-in node (no containers run)",
+                "systemUUID": str(uuid.uuid5(uuid.NAMESPACE_URL, name)),
+            },
+        }
+    }
 
 
 def running_status(pod: dict, started: dt.datetime) -> dict:
@@ -118,23 +167,60 @@ def running_status(pod: dict, started: dt.datetime) -> dict:
     def container_id(name: str) -> str:
         return "stand-in://" + hashlib.sha256(f"{uid}/{name}".encode()).hexdigest()
 
-    conds = [{"type": k, "status": "True", "lastProbeTime": None, "lastTransitionTime": t}
-             for k in ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled")]
+    conds = [
+        {"type": k, "status": "True", "lastProbeTime": None, "lastTransitionTime": t}
+        for k in (
+            "PodReadyToStartContainers",
+            "Initialized",
+            "Ready",
+            "ContainersReady",
+            "PodScheduled",
+        )
+    ]
     status = {
-        "phase": "Running", "conditions": conds, "hostIP": "127.0.0.1", "hostIPs": [{"ip": "127.0.0.1"}],
-        "podIP": pod_ip(uid), "podIPs": [{"ip": pod_ip(uid)}], "startTime": t,
-        "containerStatuses": [{
-            "name": c["name"], "image": c.get("image", ""), "imageID": "", "containerID": container_id(c["name"]),
-            "ready": True, "started": True, "restartCount": 0, "state": {"running": {"startedAt": t}},
-        } for c in spec.get("containers", [])],
+        "phase": "Running",
+        "conditions": conds,
+        "hostIP": "127.0.0.1",
+        "hostIPs": [{"ip": "127.0.0.1"}],
+        "podIP": pod_ip(uid),
+        "podIPs": [{"ip": pod_ip(uid)}],
+        "startTime": t,
+        "containerStatuses": [
+            {
+                "name": c["name"],
+                "image": c.get("image", ""),
+                "imageID": "",
+                "containerID": container_id(c["name"]),
+                "ready": True,
+                "started": True,
+                "restartCount": 0,
+                "state": {"running": {"startedAt": t}},
+            }
+            for c in spec.get("containers", [])
+        ],
     }
     if spec.get("initContainers"):
-        status["initContainerStatuses"] = [{
-            "name": c["name"], "image": c.get("image", ""), "imageID": "", "containerID": container_id(c["name"]),
-            "ready": True, "started": False, "restartCount": 0,
-            "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": t, "finishedAt": t,
-                                     "containerID": container_id(c["name"])}},
-        } for c in spec["initContainers"]]
+        status["initContainerStatuses"] = [
+            {
+                "name": c["name"],
+                "image": c.get("image", ""),
+                "imageID": "",
+                "containerID": container_id(c["name"]),
+                "ready": True,
+                "started": False,
+                "restartCount": 0,
+                "state": {
+                    "terminated": {
+                        "exitCode": 0,
+                        "reason": "Completed",
+                        "startedAt": t,
+                        "finishedAt": t,
+                        "containerID": container_id(c["name"]),
+                    }
+                },
+            }
+            for c in spec["initContainers"]
+        ]
     return {"status": status}
 
 
@@ -163,9 +249,13 @@ class StandInKubelet:
         self.region: str = cfg["region"]
         self.port: int = cfg["ports"]["kubelet"]
         self.pki = state_dir / "pki"
-        self.node_api = client.CoreV1Api(config.new_client_from_config(str(state_dir / "node.kubeconfig")))
+        self.node_api = client.CoreV1Api(
+            config.new_client_from_config(str(state_dir / "node.kubeconfig"))
+        )
         self.lease_api = client.CoordinationV1Api(self.node_api.api_client)
-        self.sched_api = client.CoreV1Api(config.new_client_from_config(str(state_dir / "scheduler.kubeconfig")))
+        self.sched_api = client.CoreV1Api(
+            config.new_client_from_config(str(state_dir / "scheduler.kubeconfig"))
+        )
         self.started = now()
         self.stop = threading.Event()
         self._timers: dict[str, threading.Timer] = {}
@@ -179,7 +269,9 @@ class StandInKubelet:
         except ApiException as e:
             if e.status != 409:
                 raise
-        self.node_api.patch_node_status(self.node_name, node_status(self.node_name, self.started, self.port))
+        self.node_api.patch_node_status(
+            self.node_name, node_status(self.node_name, self.started, self.port)
+        )
 
     def heartbeat(self) -> None:
         last_status = time.monotonic()
@@ -187,26 +279,41 @@ class StandInKubelet:
             try:
                 self._renew_lease()
                 if time.monotonic() - last_status >= STATUS_EVERY:
-                    self.node_api.patch_node_status(self.node_name,
-                                                    node_status(self.node_name, self.started, self.port))
+                    self.node_api.patch_node_status(
+                        self.node_name, node_status(self.node_name, self.started, self.port)
+                    )
                     last_status = time.monotonic()
             except Exception as e:  # the API server may be restarting; keep beating
                 log.warning("heartbeat: %s", e)
             self.stop.wait(RENEW_EVERY)
 
     def _renew_lease(self) -> None:
-        body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                "metadata": {"name": self.node_name, "namespace": "kube-node-lease"},
-                "spec": {"holderIdentity": self.node_name, "leaseDurationSeconds": LEASE_SECONDS,
-                         "renewTime": micro(now())}}
+        body = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": self.node_name, "namespace": "kube-node-lease"},
+            "spec": {
+                "holderIdentity": self.node_name,
+                "leaseDurationSeconds": LEASE_SECONDS,
+                "renewTime": micro(now()),
+            },
+        }
         try:
-            self.lease_api.patch_namespaced_lease(self.node_name, "kube-node-lease", {"spec": body["spec"]})
+            self.lease_api.patch_namespaced_lease(
+                self.node_name, "kube-node-lease", {"spec": body["spec"]}
+            )
         except ApiException as e:
             if e.status != 404:
                 raise
             node = self.node_api.read_node(self.node_name)
-            body["metadata"]["ownerReferences"] = [{"apiVersion": "v1", "kind": "Node", "name": self.node_name,
-                                                    "uid": node.metadata.uid}]
+            body["metadata"]["ownerReferences"] = [
+                {
+                    "apiVersion": "v1",
+                    "kind": "Node",
+                    "name": self.node_name,
+                    "uid": node.metadata.uid,
+                }
+            ]
             self.lease_api.create_namespaced_lease("kube-node-lease", body)
 
     # --- pods ---------------------------------------------------------------------------------
@@ -215,12 +322,17 @@ class StandInKubelet:
         while not self.stop.is_set():
             try:
                 raw = api.api_client.sanitize_for_serialization(
-                    api.list_pod_for_all_namespaces(field_selector=field_selector))
+                    api.list_pod_for_all_namespaces(field_selector=field_selector)
+                )
                 for pod in raw.get("items", []):
                     handle(pod)
                 w = watch.Watch()
-                for ev in w.stream(api.list_pod_for_all_namespaces, field_selector=field_selector,
-                                   resource_version=raw["metadata"]["resourceVersion"], timeout_seconds=240):
+                for ev in w.stream(
+                    api.list_pod_for_all_namespaces,
+                    field_selector=field_selector,
+                    resource_version=raw["metadata"]["resourceVersion"],
+                    timeout_seconds=240,
+                ):
                     if self.stop.is_set():
                         w.stop()
                         break
@@ -239,19 +351,34 @@ class StandInKubelet:
 
     def schedule(self, pod: dict) -> None:
         meta, spec = pod["metadata"], pod["spec"]
-        if spec.get("nodeName") or meta.get("deletionTimestamp") or pod.get("status", {}).get("phase") in (
-                "Succeeded", "Failed") or spec.get("schedulerName", "default-scheduler") != "default-scheduler":
+        if (
+            spec.get("nodeName")
+            or meta.get("deletionTimestamp")
+            or pod.get("status", {}).get("phase") in ("Succeeded", "Failed")
+            or spec.get("schedulerName", "default-scheduler") != "default-scheduler"
+        ):
             return
-        body = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": meta["name"], "uid": meta["uid"]},
-                "target": {"apiVersion": "v1", "kind": "Node", "name": self.node_name}}
+        body = {
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": {"name": meta["name"], "uid": meta["uid"]},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": self.node_name},
+        }
         try:
-            self.sched_api.create_namespaced_binding(meta["namespace"], body, _preload_content=False)
+            self.sched_api.create_namespaced_binding(
+                meta["namespace"], body, _preload_content=False
+            )
         except ApiException as e:
             if e.status not in (404, 409):
                 log.warning("binding %s/%s: %s", meta["namespace"], meta["name"], e.reason)
             return
-        self._event(pod, "Scheduled", f"Successfully assigned {meta['namespace']}/{meta['name']} to {self.node_name}",
-                    "default-scheduler", self.sched_api)
+        self._event(
+            pod,
+            "Scheduled",
+            f"Successfully assigned {meta['namespace']}/{meta['name']} to {self.node_name}",
+            "default-scheduler",
+            self.sched_api,
+        )
 
     def sync(self, pod: dict) -> None:
         meta = pod["metadata"]
@@ -263,53 +390,93 @@ class StandInKubelet:
             self._running.add(uid)
             return
         try:
-            self.node_api.patch_namespaced_pod_status(meta["name"], meta["namespace"], running_status(pod, now()))
+            self.node_api.patch_namespaced_pod_status(
+                meta["name"], meta["namespace"], running_status(pod, now())
+            )
         except ApiException as e:
             if e.status != 404:
                 log.warning("status of %s/%s: %s", meta["namespace"], meta["name"], e.reason)
             return
         self._running.add(uid)
         for c in pod["spec"].get("containers", []):
-            self._event(pod, "Started", f"Started container {c['name']} (stand-in kubelet: image not run)",
-                        "kubelet", self.node_api, field_path=f"spec.containers{{{c['name']}}}")
+            self._event(
+                pod,
+                "Started",
+                f"Started container {c['name']} (stand-in kubelet: image not run)",
+                "kubelet",
+                self.node_api,
+                field_path=f"spec.containers{{{c['name']}}}",
+            )
 
     def _terminate_later(self, pod: dict) -> None:
         meta = pod["metadata"]
         uid = meta["uid"]
         if uid in self._timers:
             return
-        # Like kubelet: the containers get the grace period from the moment the deletion is seen, and
+        # Like kubelet: the containers get the grace period from the moment the deletion is seen,
+        # and
         # the pod goes as soon as they have exited.
         wait = min(float(meta.get("deletionGracePeriodSeconds") or 0), seconds_to_exit(pod["spec"]))
-        timer = threading.Timer(wait, self._finish_delete, args=(meta["namespace"], meta["name"], uid))
+        timer = threading.Timer(
+            wait, self._finish_delete, args=(meta["namespace"], meta["name"], uid)
+        )
         timer.daemon = True
         self._timers[uid] = timer
         timer.start()
 
     def _finish_delete(self, namespace: str, name: str, uid: str) -> None:
-        """After the grace period the containers are gone; remove the pod for good, as kubelet does."""
+        """After the grace period the containers are gone; remove the pod for good, as kubelet
+        does."""
         try:
-            self.node_api.delete_namespaced_pod(name, namespace, body=client.V1DeleteOptions(
-                grace_period_seconds=0, preconditions=client.V1Preconditions(uid=uid)))
+            self.node_api.delete_namespaced_pod(
+                name,
+                namespace,
+                body=client.V1DeleteOptions(
+                    grace_period_seconds=0, preconditions=client.V1Preconditions(uid=uid)
+                ),
+            )
         except ApiException as e:
             if e.status not in (404, 409):
                 log.warning("final delete of %s/%s: %s", namespace, name, e.reason)
         self._timers.pop(uid, None)
         self._running.discard(uid)
 
-    def _event(self, pod: dict, reason: str, message: str, component: str, api: client.CoreV1Api,
-               field_path: str | None = None) -> None:
+    def _event(
+        self,
+        pod: dict,
+        reason: str,
+        message: str,
+        component: str,
+        api: client.CoreV1Api,
+        field_path: str | None = None,
+    ) -> None:
         meta = pod["metadata"]
         t = rfc3339(now())
-        ref = {"kind": "Pod", "namespace": meta["namespace"], "name": meta["name"], "uid": meta["uid"],
-               "apiVersion": "v1"}
+        ref = {
+            "kind": "Pod",
+            "namespace": meta["namespace"],
+            "name": meta["name"],
+            "uid": meta["uid"],
+            "apiVersion": "v1",
+        }
         if field_path:
             ref["fieldPath"] = field_path
-        body = {"metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-                "involvedObject": ref, "reason": reason, "message": message, "type": "Normal",
-                "source": {"component": component, **({"host": self.node_name} if component == "kubelet" else {})},
-                "firstTimestamp": t, "lastTimestamp": t, "count": 1,
-                "reportingComponent": component, "reportingInstance": self.node_name if component == "kubelet" else ""}
+        body = {
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": ref,
+            "reason": reason,
+            "message": message,
+            "type": "Normal",
+            "source": {
+                "component": component,
+                **({"host": self.node_name} if component == "kubelet" else {}),
+            },
+            "firstTimestamp": t,
+            "lastTimestamp": t,
+            "count": 1,
+            "reportingComponent": component,
+            "reportingInstance": self.node_name if component == "kubelet" else "",
+        }
         try:
             api.create_namespaced_event(meta["namespace"], body, _preload_content=False)
         except ApiException as e:
@@ -326,10 +493,16 @@ class StandInKubelet:
                 self.stop.wait(0.1)
         threads = [
             threading.Thread(target=self.heartbeat, daemon=True),
-            threading.Thread(target=self._loop, daemon=True,
-                             args=(self.sched_api, "spec.nodeName=", self.schedule, "scheduler")),
-            threading.Thread(target=self._loop, daemon=True,
-                             args=(self.node_api, f"spec.nodeName={self.node_name}", self.sync, "kubelet")),
+            threading.Thread(
+                target=self._loop,
+                daemon=True,
+                args=(self.sched_api, "spec.nodeName=", self.schedule, "scheduler"),
+            ),
+            threading.Thread(
+                target=self._loop,
+                daemon=True,
+                args=(self.node_api, f"spec.nodeName={self.node_name}", self.sync, "kubelet"),
+            ),
         ]
         for t in threads:
             t.start()
@@ -340,8 +513,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--state", required=True, type=Path)
     args = parser.parse_args()
-    logging.basicConfig(level=os.environ.get("STAND_IN_KUBELET_LOG", "INFO"),
-                        format="%(asctime)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("STAND_IN_KUBELET_LOG", "INFO"),
+        format="%(asctime)s %(levelname)s %(message)s",
+    )
     kubelet = StandInKubelet(args.state)
     signal.signal(signal.SIGTERM, lambda *_: kubelet.stop.set())
     signal.signal(signal.SIGINT, lambda *_: kubelet.stop.set())

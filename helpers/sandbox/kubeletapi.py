@@ -11,6 +11,7 @@ emulates: a `sleep`/`tail -f` PID 1, as in the note's pods, writes nothing. `exe
 and `portforward` need a container to stream from: they are refused with a message that
 says what to use instead (`%kubectl exec` in a notebook runs the command as the pod would).
 """
+
 from __future__ import annotations
 
 import json
@@ -23,18 +24,24 @@ from urllib.parse import parse_qs, urlsplit
 from . import common
 
 API_SERVER_CLIENT = "kube-apiserver-kubelet-client"
-# The refusal of a stream; `%kubectl exec` (helpers.magics) reads it as "the API server let it through".
+# The refusal of a stream; `%kubectl exec` (helpers.magics) reads it as "the API server let it
+# through".
 NO_CONTAINERS = "the sandbox's stand-in kubelet runs no containers"
 _LOGS = re.compile(r"^/containerLogs/([^/]+)/([^/]+)/([^/]+)$")
 _STREAMS = re.compile(r"^/(exec|attach|portForward|run)/")
 
 
 def answer(method: str, path: str, caller: str | None, read_pod) -> tuple[int, str, str]:
-    """(status, content type, body) for one request; read_pod(ns, name) returns the pod dict or None."""
+    """(status, content type, body) for one request; read_pod(ns, name) returns the pod dict or
+    None."""
     if caller != API_SERVER_CLIENT:
         verb = "get" if method == "GET" else "create"
-        return 403, "text/plain", f"Forbidden (user={caller or 'system:anonymous'}, verb={verb}, resource=nodes, " \
-                                  "subresource=proxy)"
+        return (
+            403,
+            "text/plain",
+            f"Forbidden (user={caller or 'system:anonymous'}, verb={verb}, resource=nodes, "
+            "subresource=proxy)",
+        )
     url = urlsplit(path)
     if url.path == "/healthz":
         return 200, "text/plain", "ok"
@@ -44,16 +51,29 @@ def answer(method: str, path: str, caller: str | None, read_pod) -> tuple[int, s
         pod = read_pod(ns, name)
         if pod is None:
             return 404, "text/plain", f'pod "{name}" in namespace "{ns}" not found'
-        names = [c["name"] for c in pod["spec"].get("containers", []) + pod["spec"].get("initContainers", [])]
+        names = [
+            c["name"]
+            for c in pod["spec"].get("containers", []) + pod["spec"].get("initContainers", [])
+        ]
         if container not in names:
             return 400, "text/plain", f'container "{container}" in pod "{name}" is not valid'
         if parse_qs(url.query).get("previous") == ["true"]:
-            return 400, "text/plain", f'previous terminated container "{container}" in pod "{name}" not found'
+            return (
+                400,
+                "text/plain",
+                f'previous terminated container "{container}" in pod "{name}" not found',
+            )
         return 200, "text/plain", ""
     if _STREAMS.match(url.path):
-        return 400, "text/plain", (f"{NO_CONTAINERS}, so it has none to stream "
-                                   "from. In a notebook, `%kubectl exec POD -- CMD` runs CMD the way the pod would "
-                                   "(its token, files and environment; see the README).")
+        return (
+            400,
+            "text/plain",
+            (
+                f"{NO_CONTAINERS}, so it has none to stream "
+                "from. In a notebook, `%kubectl exec POD -- CMD` runs CMD the way the pod would "
+                "(its token, files and environment; see the README)."
+            ),
+        )
     return 404, "text/plain", "404 page not found"
 
 
@@ -84,15 +104,17 @@ def serve(port: int, pki_dir: Path, read_pod, stop: threading.Event) -> Threadin
         do_GET = do_POST = _handle
 
     # a caller without a client certificate gets kubelet's 403, not a TLS error
-    ctx = common.server_context(pki_dir / "kubelet-server.crt", pki_dir / "kubelet-server.key",
-                                client_ca=pki_dir / "ca.crt")
+    ctx = common.server_context(
+        pki_dir / "kubelet-server.crt", pki_dir / "kubelet-server.key", client_ca=pki_dir / "ca.crt"
+    )
     server = common.serve_https(port, Handler, ctx, name="kubelet-api")
     threading.Thread(target=lambda: (stop.wait(), server.shutdown()), daemon=True).start()
     return server
 
 
 def pod_reader(core_api):
-    """read_pod for answer(): the pod as the node may read it (the Node authorizer allows bound pods)."""
+    """read_pod for answer(): the pod as the node may read it (the Node authorizer allows bound
+    pods)."""
     from kubernetes.client.rest import ApiException
 
     def read(ns: str, name: str) -> dict | None:
@@ -102,4 +124,5 @@ def pod_reader(core_api):
             if e.status in (403, 404):
                 return None
             raise
+
     return read

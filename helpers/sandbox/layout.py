@@ -4,6 +4,7 @@ A sandbox is one state directory: its PKI, PID files, logs, etcd data, pods' fil
 and `sandbox.json` (ports, issuer id). Ports are kept from one start to the next, so the server
 URL, the kubeconfigs and the cluster's OIDC issuer URL stay the same.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,13 +17,25 @@ from . import paths, procs
 NODE_NAME = f"ip-192-168-1-51.{REGION}.compute.internal"
 # What EKS's API server accepts as the audience of a ServiceAccount token.
 API_AUDIENCE = "https://kubernetes.default.svc"
-PORT_NAMES = ("apiserver", "etcd", "etcd_peer", "etcd_metrics", "controller_manager", "aws", "authenticator",
-              "oidc", "imds", "kubelet")
+PORT_NAMES = (
+    "apiserver",
+    "etcd",
+    "etcd_peer",
+    "etcd_metrics",
+    "controller_manager",
+    "aws",
+    "authenticator",
+    "oidc",
+    "imds",
+    "kubelet",
+)
 # What a learner notices when a port moves.
-_PORT_USERS = {"apiserver": "kube-apiserver: the server URL in every kubeconfig changes",
-               "oidc": "the cluster's OIDC issuer: its URL changes, so IAM OIDC providers and trust policies "
-                       "made for the old one no longer match (run associate-iam-oidc-provider again)",
-               "aws": "the AWS endpoint: the AWS CLI files of the sandbox are rewritten"}
+_PORT_USERS = {
+    "apiserver": "kube-apiserver: the server URL in every kubeconfig changes",
+    "oidc": "the cluster's OIDC issuer: its URL changes, so IAM OIDC providers and trust policies "
+    "made for the old one no longer match (run associate-iam-oidc-provider again)",
+    "aws": "the AWS endpoint: the AWS CLI files of the sandbox are rewritten",
+}
 
 
 @dataclass
@@ -40,7 +53,8 @@ class Config:
 
     @property
     def issuer(self) -> str:
-        # EKS: https://oidc.eks.<region>.amazonaws.com/id/<ID>; served here by the AWS gateway process.
+        # EKS: https://oidc.eks.<region>.amazonaws.com/id/<ID>; served here by the AWS gateway
+        # process.
         return f"https://127.0.0.1:{self.ports['oidc']}/id/{self.oidc_id}"
 
     def to_json(self) -> str:
@@ -52,25 +66,44 @@ class Layout:
     root: Path
 
     @property
-    def pki(self) -> Path: return self.root / "pki"
+    def pki(self) -> Path:
+        return self.root / "pki"
+
     @property
-    def run(self) -> Path: return self.root / "run"
+    def run(self) -> Path:
+        return self.root / "run"
+
     @property
-    def logs(self) -> Path: return self.root / "logs"
+    def logs(self) -> Path:
+        return self.root / "logs"
+
     @property
-    def etcd_data(self) -> Path: return self.root / "etcd"
+    def etcd_data(self) -> Path:
+        return self.root / "etcd"
+
     @property
-    def pods(self) -> Path: return self.root / "pods"
+    def pods(self) -> Path:
+        return self.root / "pods"
+
     @property
-    def aws(self) -> Path: return self.root / "aws"
+    def aws(self) -> Path:
+        return self.root / "aws"
+
     @property
-    def config(self) -> Path: return self.root / "sandbox.json"
+    def config(self) -> Path:
+        return self.root / "sandbox.json"
+
     @property
-    def admin_kubeconfig(self) -> Path: return self.root / "admin.kubeconfig"
+    def admin_kubeconfig(self) -> Path:
+        return self.root / "admin.kubeconfig"
+
     @property
-    def kubeconfig(self) -> Path: return self.root / "kubeconfig"
+    def kubeconfig(self) -> Path:
+        return self.root / "kubeconfig"
+
     @property
-    def webhook_kubeconfig(self) -> Path: return self.root / "authn-webhook.kubeconfig"
+    def webhook_kubeconfig(self) -> Path:
+        return self.root / "authn-webhook.kubeconfig"
 
     def component_kubeconfig(self, who: str) -> Path:
         return self.root / f"{who}.kubeconfig"
@@ -96,13 +129,20 @@ def choose_ports(cfg: Config | None) -> tuple[dict[str, int], list[str]]:
     moved: list[str] = []
     for n in PORT_NAMES:
         p = old.get(n)
-        why = "it is taken by another of the sandbox's ports" if p in chosen.values() else \
-            procs.claim_port(p) if p else "new"
+        why = (
+            "it is taken by another of the sandbox's ports"
+            if p in chosen.values()
+            else procs.claim_port(p)
+            if p
+            else "new"
+        )
         if why is None:
             chosen[n] = p
             continue
         chosen[n] = procs.free_port(avoid=set(chosen.values()))
         if p:
-            moved.append(f"port {p} ({n}) could not be kept: {why}. Moved to {chosen[n]}"
-                         + (f"; {_PORT_USERS[n]}." if n in _PORT_USERS else "."))
+            moved.append(
+                f"port {p} ({n}) could not be kept: {why}. Moved to {chosen[n]}"
+                + (f"; {_PORT_USERS[n]}." if n in _PORT_USERS else ".")
+            )
     return chosen, moved

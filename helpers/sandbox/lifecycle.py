@@ -7,6 +7,7 @@ AWS endpoint and the token webhook answering), never after a fixed sleep. A seco
 running sandbox; an `up` after a crash, a `kill -9` or a reboot clears what was left and starts
 again, on the same ports unless another program now holds one.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -31,8 +32,18 @@ from .eks import bootstrap as eks_bootstrap
 from .layout import Config, Layout, choose_ports, layout, load_config
 from .versions import pins
 
-__all__ = ["CLUSTER_NAME", "REGION", "Sandbox", "SandboxError", "current", "down", "env_lines", "env_vars",
-           "status", "up"]
+__all__ = [
+    "CLUSTER_NAME",
+    "REGION",
+    "Sandbox",
+    "SandboxError",
+    "current",
+    "down",
+    "env_lines",
+    "env_vars",
+    "status",
+    "up",
+]
 
 Progress = Callable[[str], None]
 
@@ -57,22 +68,29 @@ def _locked(lay: Layout) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _wait(what: str, check: Callable[[], bool], timeout: float, lay: Layout, component: str) -> None:
+def _wait(
+    what: str, check: Callable[[], bool], timeout: float, lay: Layout, component: str
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         proc = procs.load(lay.run, component)
         if proc is not None and not proc.alive():
-            raise SandboxError(f"{component} exited while starting ({what}).\n"
-                               f"Last lines of {proc.log}:\n{_tail(Path(proc.log))}\n{_fix_hint(component)}")
+            raise SandboxError(
+                f"{component} exited while starting ({what}).\n"
+                f"Last lines of {proc.log}:\n{_tail(Path(proc.log))}\n{_fix_hint(component)}"
+            )
         try:
             if check():
                 return
         except (OSError, ssl.SSLError, http.client.HTTPException, ValueError):
             pass
         time.sleep(0.05)
-    raise SandboxError(f"timed out after {timeout:.0f}s waiting for {what}.\n"
-                       f"Last lines of {lay.logs / (component + '.log')}:\n{_tail(lay.logs / (component + '.log'))}\n"
-                       f"{_fix_hint(component)}")
+    raise SandboxError(
+        f"timed out after {timeout:.0f}s waiting for {what}.\n"
+        "Last lines of "
+        f"{lay.logs / (component + '.log')}:\n{_tail(lay.logs / (component + '.log'))}\n"
+        f"{_fix_hint(component)}"
+    )
 
 
 def _tail(path: Path, n: int = 15) -> str:
@@ -85,15 +103,20 @@ def _tail(path: Path, n: int = 15) -> str:
 def _fix_hint(component: str) -> str:
     base = "Run `python -m helpers sandbox up` again; if it fails the same way, "
     if component == "etcd":
-        return base + "`python -m helpers sandbox down --purge` starts from a clean state (its data may be damaged)."
+        return (
+            base + "`python -m helpers sandbox down --purge` starts from a clean state "
+            "(its data may be damaged)."
+        )
     return base + "`python -m helpers sandbox down --purge` then `up` starts from a clean state."
 
 
 # --- up / down / status -----------------------------------------------------------------------
 
+
 @dataclass
 class Sandbox:
     """What a notebook needs to talk to the running sandbox."""
+
     state_dir: Path
     server: str
     kubeconfig: Path
@@ -104,22 +127,35 @@ class Sandbox:
     node_name: str
     reused: bool = False
     seconds: float = 0.0
-    notices: list[str] = field(default_factory=list)   # what changed that the learner should know
+    notices: list[str] = field(default_factory=list)  # what changed that the learner should know
 
     def env(self) -> dict[str, str]:
         return env_vars(self)
 
 
-def _sandbox(lay: Layout, cfg: Config, reused: bool, seconds: float, notices: list[str] = ()) -> Sandbox:
+def _sandbox(
+    lay: Layout, cfg: Config, reused: bool, seconds: float, notices: list[str] = ()
+) -> Sandbox:
     bins = gobuild.binaries()
-    return Sandbox(state_dir=lay.root, server=cfg.server, kubeconfig=lay.kubeconfig,
-                   admin_kubeconfig=lay.admin_kubeconfig, kubectl=bins.kubectl, cluster_name=cfg.cluster_name,
-                   region=cfg.region, node_name=cfg.node_name, reused=reused, seconds=seconds,
-                   notices=list(notices))
+    return Sandbox(
+        state_dir=lay.root,
+        server=cfg.server,
+        kubeconfig=lay.kubeconfig,
+        admin_kubeconfig=lay.admin_kubeconfig,
+        kubectl=bins.kubectl,
+        cluster_name=cfg.cluster_name,
+        region=cfg.region,
+        node_name=cfg.node_name,
+        reused=reused,
+        seconds=seconds,
+        notices=list(notices),
+    )
 
 
 def _all_alive(lay: Layout) -> bool:
-    return all((p := procs.load(lay.run, c.name)) is not None and p.alive() for c in all_components())
+    return all(
+        (p := procs.load(lay.run, c.name)) is not None and p.alive() for c in all_components()
+    )
 
 
 def owned_processes(state_dir: Path | str | None = None) -> list[int]:
@@ -141,7 +177,9 @@ def _stop_all(lay: Layout) -> tuple[list[str], list[int]]:
     """Stop this sandbox's processes: PID-file ones first, then any stray naming our state dir."""
     # etcd last: an API server that loses etcd first hangs until it is killed.
     comps = all_components()
-    stopped = procs.stop_many(lay.run, {c.name: c.grace for c in reversed(comps) if c.name != "etcd"})
+    stopped = procs.stop_many(
+        lay.run, {c.name: c.grace for c in reversed(comps) if c.name != "etcd"}
+    )
     stopped += procs.stop_many(lay.run, {"etcd": by_name("etcd").grace})
     strays = owned_processes(lay.root)
     for pid in strays:
@@ -153,7 +191,9 @@ def _sweep(lay: Layout) -> list[int]:
     return _stop_all(lay)[1]
 
 
-def up(state_dir: Path | str | None = None, progress: Progress | None = None, timeout: float = 90.0) -> Sandbox:
+def up(
+    state_dir: Path | str | None = None, progress: Progress | None = None, timeout: float = 90.0
+) -> Sandbox:
     progress = progress or _progress_default
     lay = layout(state_dir)
     bins = gobuild.build(progress=progress)
@@ -162,7 +202,9 @@ def up(state_dir: Path | str | None = None, progress: Progress | None = None, ti
         cfg = load_config(lay)
         if cfg and _all_alive(lay):
             try:
-                if by_name("kube-apiserver").healthy(lay, cfg) and by_name("kubelet").healthy(lay, cfg):
+                if by_name("kube-apiserver").healthy(lay, cfg) and by_name("kubelet").healthy(
+                    lay, cfg
+                ):
                     return _sandbox(lay, cfg, reused=True, seconds=time.monotonic() - started)
             except (OSError, ssl.SSLError, http.client.HTTPException, ValueError):
                 pass
@@ -171,7 +213,7 @@ def up(state_dir: Path | str | None = None, progress: Progress | None = None, ti
             progress(f"[sandbox] stopped {len(strays)} process(es) left over from an earlier run")
         for d in (lay.run, lay.logs, lay.pods):
             paths.private_dir(d)
-        oidc_id = (cfg.oidc_id if cfg and cfg.oidc_id else os.urandom(16).hex().upper())
+        oidc_id = cfg.oidc_id if cfg and cfg.oidc_id else os.urandom(16).hex().upper()
         ports, moved = choose_ports(cfg)
         for note in moved:
             progress(f"[sandbox] {note}")
@@ -179,8 +221,10 @@ def up(state_dir: Path | str | None = None, progress: Progress | None = None, ti
         paths.write_private(lay.config, cfg.to_json())
         keys = pki.ensure(lay.pki, cfg.node_name)
         kubeconfigs.write_all(lay, cfg, keys)
-        progress(f"[sandbox] starting etcd, kube-apiserver {pins().kubernetes}, kube-controller-manager "
-                 "and the stand-in kubelet on 127.0.0.1…")
+        progress(
+            f"[sandbox] starting etcd, kube-apiserver {pins().kubernetes}, kube-controller-manager "
+            "and the stand-in kubelet on 127.0.0.1…"
+        )
         try:
             _start_all(bins, lay, cfg, keys, timeout, progress)
         except BaseException:
@@ -192,20 +236,29 @@ def up(state_dir: Path | str | None = None, progress: Progress | None = None, ti
 
 
 def _start(c: Component, ctx: Context) -> None:
-    procs.start(ctx.lay.run, ctx.lay.logs, c.name, c.argv(ctx), env=python_env() if c.python else None)
+    procs.start(
+        ctx.lay.run, ctx.lay.logs, c.name, c.argv(ctx), env=python_env() if c.python else None
+    )
 
 
 def _wait_for(c: Component, ctx: Context, timeout: float) -> None:
     _wait(c.ready, lambda: c.healthy(ctx.lay, ctx.cfg), timeout, ctx.lay, c.name)
 
 
-def _start_all(bins: gobuild.Binaries, lay: Layout, cfg: Config, keys: pki.ClusterPKI, timeout: float,
-               progress: Progress) -> None:
+def _start_all(
+    bins: gobuild.Binaries,
+    lay: Layout,
+    cfg: Config,
+    keys: pki.ClusterPKI,
+    timeout: float,
+    progress: Progress,
+) -> None:
     ctx = Context(bins, lay, cfg, keys)
     etcd, apiserver, controller_manager, kubelet, aws, authenticator = all_components()
     # The API server and the Python services wait for what they need by themselves: start them
     # at once so they warm up together. The controller manager exits if RBAC is not bootstrapped.
     from .components import etcd as etcd_data
+
     if etcd_data.prepare_data(lay):
         progress("[sandbox] etcd's first start had not finished last time: started its data afresh")
     for c in (etcd, apiserver, kubelet, aws, authenticator):
@@ -215,9 +268,16 @@ def _start_all(bins: gobuild.Binaries, lay: Layout, cfg: Config, keys: pki.Clust
     _wait_for(apiserver, ctx, timeout)
     _start(controller_manager, ctx)
     _apply_eks_objects(bins, lay, cfg)
-    _wait("the `default` ServiceAccount (made by kube-controller-manager)", lambda: _api_get_json(
-        lay, cfg, "/api/v1/namespaces/default/serviceaccounts/default") is not None, timeout, lay,
-          controller_manager.name)
+    _wait(
+        "the `default` ServiceAccount (made by kube-controller-manager)",
+        lambda: (
+            _api_get_json(lay, cfg, "/api/v1/namespaces/default/serviceaccounts/default")
+            is not None
+        ),
+        timeout,
+        lay,
+        controller_manager.name,
+    )
     for c in (kubelet, controller_manager, aws, authenticator):
         _wait_for(c, ctx, timeout)
 
@@ -227,21 +287,39 @@ def _apply_eks_objects(bins: gobuild.Binaries, lay: Layout, cfg: Config) -> None
     aws-auth itself (created once, then the learner's)."""
     env = {"KUBECONFIG": str(lay.admin_kubeconfig)}
     ca = (lay.pki / "ca.crt").read_bytes()  # the webhooks' caBundle
-    webhooks = [json.dumps(eks_bootstrap.validation_webhook(cfg.ports["authenticator"], ca)),
-                json.dumps(eks_bootstrap.pod_identity_webhook(cfg.ports["authenticator"], ca))]
-    manifests = "\n---\n".join([eks_bootstrap.RBAC_AUTHENTICATOR, eks_bootstrap.POD_IDENTITY_RBAC,
-                                 eks_bootstrap.NODE_BOOTSTRAPPER, *webhooks])
-    r = shell.run([str(bins.kubectl), "apply", "--server-side", "--force-conflicts", "-f", "-"],
-                  input=manifests, env=env, timeout=30)
+    webhooks = [
+        json.dumps(eks_bootstrap.validation_webhook(cfg.ports["authenticator"], ca)),
+        json.dumps(eks_bootstrap.pod_identity_webhook(cfg.ports["authenticator"], ca)),
+    ]
+    manifests = "\n---\n".join(
+        [
+            eks_bootstrap.RBAC_AUTHENTICATOR,
+            eks_bootstrap.POD_IDENTITY_RBAC,
+            eks_bootstrap.NODE_BOOTSTRAPPER,
+            *webhooks,
+        ]
+    )
+    r = shell.run(
+        [str(bins.kubectl), "apply", "--server-side", "--force-conflicts", "-f", "-"],
+        input=manifests,
+        env=env,
+        timeout=30,
+    )
     if r.returncode:
         raise SandboxError(f"could not create EKS's RBAC objects: {r.stderr.strip()}")
-    r = shell.run([str(bins.kubectl), "create", "-f", "-"], input=json.dumps(eks_bootstrap.aws_auth_configmap()),
-                  env=env, timeout=30)
+    r = shell.run(
+        [str(bins.kubectl), "create", "-f", "-"],
+        input=json.dumps(eks_bootstrap.aws_auth_configmap()),
+        env=env,
+        timeout=30,
+    )
     if r.returncode and "AlreadyExists" not in r.stderr:
         raise SandboxError(f"could not create kube-system/aws-auth: {r.stderr.strip()}")
 
 
-def down(state_dir: Path | str | None = None, purge: bool = False, progress: Progress | None = None) -> list[str]:
+def down(
+    state_dir: Path | str | None = None, purge: bool = False, progress: Progress | None = None
+) -> list[str]:
     progress = progress or _progress_default
     lay = layout(state_dir)
     if not lay.root.exists():
@@ -251,11 +329,15 @@ def down(state_dir: Path | str | None = None, purge: bool = False, progress: Pro
         if purge:
             for child in lay.root.iterdir():
                 if child.name != ".lock":
-                    shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+                    shutil.rmtree(
+                        child
+                    ) if child.is_dir() and not child.is_symlink() else child.unlink()
     if purge:
         shutil.rmtree(lay.root, ignore_errors=True)
-    progress(f"[sandbox] stopped {', '.join(stopped) or 'nothing (it was not running)'}"
-             + ("; state wiped" if purge else ""))
+    progress(
+        f"[sandbox] stopped {', '.join(stopped) or 'nothing (it was not running)'}"
+        + ("; state wiped" if purge else "")
+    )
     return stopped
 
 
@@ -264,8 +346,10 @@ def current(state_dir: Path | str | None = None) -> Sandbox:
     lay = layout(state_dir)
     cfg = load_config(lay)
     if not cfg or not _all_alive(lay):
-        raise SandboxError("the sandbox is not running: run `python -m helpers sandbox up` "
-                           "(or `from helpers import sandbox; sandbox.up()` in a notebook)")
+        raise SandboxError(
+            "the sandbox is not running: run `python -m helpers sandbox up` "
+            "(or `from helpers import sandbox; sandbox.up()` in a notebook)"
+        )
     return _sandbox(lay, cfg, reused=True, seconds=0.0)
 
 
@@ -278,14 +362,29 @@ def status(state_dir: Path | str | None = None) -> dict:
         proc = procs.load(lay.run, c.name)
         alive = bool(proc and proc.alive())
         port = cfg.ports.get(c.ports[0]) if cfg else None
-        comps.append({"component": c.name, "running": alive, "pid": proc.pid if alive and proc else None,
-                      "port": port, "version": c.version(), "healthy": alive and _healthy(c, lay, cfg),
-                      "log": str(lay.logs / f"{c.name}.log")})
+        comps.append(
+            {
+                "component": c.name,
+                "running": alive,
+                "pid": proc.pid if alive and proc else None,
+                "port": port,
+                "version": c.version(),
+                "healthy": alive and _healthy(c, lay, cfg),
+                "log": str(lay.logs / f"{c.name}.log"),
+            }
+        )
     running = all(c["running"] for c in comps)
-    return {"state_dir": str(lay.root), "running": running, "healthy": running and all(c["healthy"] for c in comps),
-            "server": cfg.server if cfg else None, "cluster": cfg.cluster_name if cfg else CLUSTER_NAME,
-            "kubeconfig": str(lay.kubeconfig), "binaries": {k: str(v) for k, v in found.items()},
-            "built": all(n in found for n in gobuild.ALL_BINARIES), "components": comps}
+    return {
+        "state_dir": str(lay.root),
+        "running": running,
+        "healthy": running and all(c["healthy"] for c in comps),
+        "server": cfg.server if cfg else None,
+        "cluster": cfg.cluster_name if cfg else CLUSTER_NAME,
+        "kubeconfig": str(lay.kubeconfig),
+        "binaries": {k: str(v) for k, v in found.items()},
+        "built": all(n in found for n in gobuild.ALL_BINARIES),
+        "components": comps,
+    }
 
 
 def _healthy(c: Component, lay: Layout, cfg: Config | None) -> bool:
@@ -299,11 +398,14 @@ def _healthy(c: Component, lay: Layout, cfg: Config | None) -> bool:
 
 def _own_env(lay: Layout) -> dict[str, str]:
     """What points kubectl and aws at this sandbox (PATH aside)."""
-    return {"KUBECONFIG": str(lay.kubeconfig), "EKS_LAB_STATE": str(lay.root),
-            "AWS_CONFIG_FILE": str(lay.aws / "config"),
-            "AWS_SHARED_CREDENTIALS_FILE": str(lay.aws / "credentials"),
-            # the AWS CLI v1 reads its CA bundle from the environment, not from the config file
-            "AWS_CA_BUNDLE": str(lay.root / "pki" / "ca.crt")}
+    return {
+        "KUBECONFIG": str(lay.kubeconfig),
+        "EKS_LAB_STATE": str(lay.root),
+        "AWS_CONFIG_FILE": str(lay.aws / "config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(lay.aws / "credentials"),
+        # the AWS CLI v1 reads its CA bundle from the environment, not from the config file
+        "AWS_CA_BUNDLE": str(lay.root / "pki" / "ca.crt"),
+    }
 
 
 def env_vars(sb: Sandbox | None = None, state_dir: Path | str | None = None) -> dict[str, str]:
@@ -314,6 +416,7 @@ def env_vars(sb: Sandbox | None = None, state_dir: Path | str | None = None) -> 
 
 def env_lines(state_dir: Path | str | None = None) -> str:
     import shlex
+
     lay = layout(state_dir)
     lines = [f"export {k}={shlex.quote(v)}" for k, v in _own_env(lay).items()]
     return "\n".join(lines + [f'export PATH="{gobuild.binaries().kubectl_dir}:$PATH"'])

@@ -1,5 +1,6 @@
 """Where the sandbox keeps things: built binaries in a per-user cache shared by every clone,
 and one state directory per sandbox (certificates, etcd data, logs, PID files)."""
+
 from __future__ import annotations
 
 import os
@@ -8,7 +9,8 @@ from pathlib import Path
 
 def cache_root() -> Path:
     base = os.environ.get("EKS_LAB_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "eks-security-lab")
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "eks-security-lab"
+    )
     return Path(base)
 
 
@@ -16,7 +18,9 @@ def state_root() -> Path:
     """The learner's sandbox; tests point EKS_LAB_STATE elsewhere so they never touch it."""
     base = os.environ.get("EKS_LAB_STATE") or os.path.join(
         os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"),
-        "eks-security-lab", "sandbox")
+        "eks-security-lab",
+        "sandbox",
+    )
     return Path(base)
 
 

@@ -4,6 +4,7 @@ Two CAs as on a real control plane: the cluster CA (API server serving cert, eve
 cert, the CA a pod finds in ca.crt) and a separate etcd CA, so that no cluster client cert
 can talk to etcd directly. Every key file is 0600 in a 0700 directory.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -21,8 +22,13 @@ from . import paths
 # The kubernetes.default Service is the first address of the EKS default service range.
 SERVICE_CIDR = "10.100.0.0/16"
 KUBERNETES_SERVICE_IP = "10.100.0.1"
-API_SANS_DNS = ("kubernetes", "kubernetes.default", "kubernetes.default.svc",
-                "kubernetes.default.svc.cluster.local", "localhost")
+API_SANS_DNS = (
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    "kubernetes.default.svc.cluster.local",
+    "localhost",
+)
 
 _TEN_YEARS = dt.timedelta(days=3650)
 _ONE_YEAR = dt.timedelta(days=365)
@@ -46,8 +52,11 @@ def _leaf_key() -> ec.EllipticCurvePrivateKey:
 
 
 def _pem_key(key) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
 
 
 def _name(cn: str, orgs: tuple[str, ...] = ()) -> x509.Name:
@@ -70,36 +79,85 @@ def _load(pair: Pair):
 def make_ca(d: Path, stem: str, cn: str, rsa_key: bool = True) -> Pair:
     key = _key() if rsa_key else _leaf_key()
     now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(_name(cn))
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + _TEN_YEARS)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=True, key_cert_sign=True,
-                                         content_commitment=False, data_encipherment=False,
-                                         key_agreement=False, crl_sign=False, encipher_only=False,
-                                         decipher_only=False), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(_name(cn))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + _TEN_YEARS)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_encipherment=True,
+                key_cert_sign=True,
+                content_commitment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
     return _write_pair(d, stem, cert, key)
 
 
-def issue(d: Path, stem: str, ca: Pair, cn: str, *, orgs: tuple[str, ...] = (), server: bool = False,
-          client: bool = False, dns: tuple[str, ...] = (), ips: tuple[str, ...] = ()) -> Pair:
+def issue(
+    d: Path,
+    stem: str,
+    ca: Pair,
+    cn: str,
+    *,
+    orgs: tuple[str, ...] = (),
+    server: bool = False,
+    client: bool = False,
+    dns: tuple[str, ...] = (),
+    ips: tuple[str, ...] = (),
+) -> Pair:
     ca_cert, ca_key = _load(ca)
     key = _leaf_key()
     now = dt.datetime.now(dt.timezone.utc)
-    usages = ([ExtendedKeyUsageOID.SERVER_AUTH] if server else []) + ([ExtendedKeyUsageOID.CLIENT_AUTH] if client else [])
-    b = (x509.CertificateBuilder().subject_name(_name(cn, orgs)).issuer_name(ca_cert.subject)
-         .public_key(key.public_key()).serial_number(x509.random_serial_number())
-         .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + _ONE_YEAR)
-         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-         .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=False, key_cert_sign=False,
-                                      content_commitment=False, data_encipherment=False, key_agreement=False,
-                                      crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
-         .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False))
+    usages = ([ExtendedKeyUsageOID.SERVER_AUTH] if server else []) + (
+        [ExtendedKeyUsageOID.CLIENT_AUTH] if client else []
+    )
+    b = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn, orgs))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + _ONE_YEAR)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_encipherment=False,
+                key_cert_sign=False,
+                content_commitment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+    )
     if dns or ips:
-        names = [x509.DNSName(n) for n in dns] + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+        names = [x509.DNSName(n) for n in dns] + [
+            x509.IPAddress(ipaddress.ip_address(i)) for i in ips
+        ]
         b = b.add_extension(x509.SubjectAlternativeName(names), critical=False)
     return _write_pair(d, stem, b.sign(ca_key, hashes.SHA256()), key)
 
@@ -127,13 +185,25 @@ class ClusterPKI:
 
 def _layout(d: Path) -> ClusterPKI:
     p = lambda stem: Pair(d / f"{stem}.crt", d / f"{stem}.key")  # noqa: E731
-    return ClusterPKI(dir=d, ca=p("ca"), etcd_ca=p("etcd-ca"), etcd_server=p("etcd-server"),
-                      apiserver_etcd_client=p("apiserver-etcd-client"), apiserver=p("apiserver"),
-                      admin=p("admin"), controller_manager=p("controller-manager"), scheduler=p("scheduler"),
-                      node=p("node"), aws=p("aws"), authenticator=p("authenticator"),
-                      pod_identity_webhook=p("pod-identity-webhook"), kubelet_server=p("kubelet-server"),
-                      apiserver_kubelet_client=p("apiserver-kubelet-client"),
-                      sa_key=d / "sa.key", sa_pub=d / "sa.pub")
+    return ClusterPKI(
+        dir=d,
+        ca=p("ca"),
+        etcd_ca=p("etcd-ca"),
+        etcd_server=p("etcd-server"),
+        apiserver_etcd_client=p("apiserver-etcd-client"),
+        apiserver=p("apiserver"),
+        admin=p("admin"),
+        controller_manager=p("controller-manager"),
+        scheduler=p("scheduler"),
+        node=p("node"),
+        aws=p("aws"),
+        authenticator=p("authenticator"),
+        pod_identity_webhook=p("pod-identity-webhook"),
+        kubelet_server=p("kubelet-server"),
+        apiserver_kubelet_client=p("apiserver-kubelet-client"),
+        sa_key=d / "sa.key",
+        sa_pub=d / "sa.pub",
+    )
 
 
 def _exists(pair: Pair) -> bool:
@@ -141,7 +211,8 @@ def _exists(pair: Pair) -> bool:
 
 
 def ensure(d: Path, node_name: str) -> ClusterPKI:
-    """Create what is missing; reuse the rest, so tokens and kubeconfigs stay valid across starts."""
+    """Create what is missing; reuse the rest, so tokens and kubeconfigs stay valid across
+    starts."""
     paths.private_dir(d)
     pki = _layout(d)
     if not _exists(pki.ca):
@@ -149,10 +220,17 @@ def ensure(d: Path, node_name: str) -> ClusterPKI:
     if not _exists(pki.etcd_ca):
         make_ca(d, "etcd-ca", "etcd-ca", rsa_key=False)
     leaves = {
-        "etcd-server": (pki.etcd_ca, "etcd", dict(server=True, client=True, dns=("localhost",), ips=("127.0.0.1",))),
+        "etcd-server": (
+            pki.etcd_ca,
+            "etcd",
+            dict(server=True, client=True, dns=("localhost",), ips=("127.0.0.1",)),
+        ),
         "apiserver-etcd-client": (pki.etcd_ca, "kube-apiserver-etcd-client", dict(client=True)),
-        "apiserver": (pki.ca, "kube-apiserver", dict(server=True, dns=API_SANS_DNS,
-                                                     ips=("127.0.0.1", KUBERNETES_SERVICE_IP))),
+        "apiserver": (
+            pki.ca,
+            "kube-apiserver",
+            dict(server=True, dns=API_SANS_DNS, ips=("127.0.0.1", KUBERNETES_SERVICE_IP)),
+        ),
         "admin": (pki.ca, "kubernetes-admin", dict(orgs=("system:masters",), client=True)),
         "controller-manager": (pki.ca, "system:kube-controller-manager", dict(client=True)),
         "scheduler": (pki.ca, "system:kube-scheduler", dict(client=True)),
@@ -160,22 +238,39 @@ def ensure(d: Path, node_name: str) -> ClusterPKI:
         # The sandbox's AWS endpoint and the EKS token webhook, both served on loopback.
         "aws": (pki.ca, "sandbox-aws", dict(server=True, dns=("localhost",), ips=("127.0.0.1",))),
         # Serves the token webhook, and reads aws-auth as EKS's own `eks:authenticator` user.
-        "authenticator": (pki.ca, "eks:authenticator", dict(server=True, client=True, dns=("localhost",),
-                                                            ips=("127.0.0.1",))),
+        "authenticator": (
+            pki.ca,
+            "eks:authenticator",
+            dict(server=True, client=True, dns=("localhost",), ips=("127.0.0.1",)),
+        ),
     }
-    leaves["pod-identity-webhook"] = (pki.ca, "eks:pod-identity-mutating-webhook", dict(client=True))
+    leaves["pod-identity-webhook"] = (
+        pki.ca,
+        "eks:pod-identity-mutating-webhook",
+        dict(client=True),
+    )
     # The stand-in kubelet's API (kubectl logs goes API server -> kubelet), and the API server's
     # client certificate for it, named as kubeadm names it.
-    leaves["kubelet-server"] = (pki.ca, f"system:node:{node_name}", dict(orgs=("system:nodes",), server=True,
-                                                                        dns=(node_name,), ips=("127.0.0.1",)))
-    leaves["apiserver-kubelet-client"] = (pki.ca, "kube-apiserver-kubelet-client",
-                                          dict(orgs=("kubeadm:cluster-admins",), client=True))
+    leaves["kubelet-server"] = (
+        pki.ca,
+        f"system:node:{node_name}",
+        dict(orgs=("system:nodes",), server=True, dns=(node_name,), ips=("127.0.0.1",)),
+    )
+    leaves["apiserver-kubelet-client"] = (
+        pki.ca,
+        "kube-apiserver-kubelet-client",
+        dict(orgs=("kubeadm:cluster-admins",), client=True),
+    )
     for stem, (ca, cn, kw) in leaves.items():
         if not _exists(Pair(d / f"{stem}.crt", d / f"{stem}.key")):
             issue(d, stem, ca, cn, **kw)
     if not (pki.sa_key.exists() and pki.sa_pub.exists()):
         sa = _key()
         paths.write_private(pki.sa_key, _pem_key(sa))
-        paths.write_private(pki.sa_pub, sa.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+        paths.write_private(
+            pki.sa_pub,
+            sa.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            ),
+        )
     return pki

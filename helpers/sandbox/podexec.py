@@ -16,6 +16,7 @@ kubelet prepares it:
 Paths inside the pod (each volume's mountPath) are mapped to the pod's directory under the
 sandbox state, in the command's arguments and in environment values.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,16 +33,24 @@ from kubernetes.client.rest import ApiException
 
 from .. import shell
 from . import common, lifecycle, paths
-from .kubeletapi import NO_CONTAINERS  # noqa: F401  (what the stand-in kubelet answers a stream with)
+
+# what the stand-in kubelet answers a stream with
+from .kubeletapi import NO_CONTAINERS  # noqa: F401
 from .layout import Config, Layout, layout, load_config
 from .podvolumes import PodExecError  # noqa: F401  (what callers catch)
-from .podvolumes import Tokens, atomic_write, configmap_data, field_value, resource_value, secret_data, volume_files
+from .podvolumes import (
+    Tokens,
+    atomic_write,
+    configmap_data,
+    field_value,
+    resource_value,
+    secret_data,
+    volume_files,
+)
 
 SA_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 # /var/run is a symlink to /run on every current distribution; the note uses both spellings.
 _RUN_ALIASES = (("/var/run/", "/run/"),)
-
-
 
 
 @dataclass
@@ -71,22 +80,29 @@ def _get_pod(api: client.CoreV1Api, namespace: str, name: str, wait: float) -> d
     deadline = time.monotonic() + wait
     while True:
         try:
-            pod = api.api_client.sanitize_for_serialization(api.read_namespaced_pod(name, namespace))
+            pod = api.api_client.sanitize_for_serialization(
+                api.read_namespaced_pod(name, namespace)
+            )
         except ApiException as e:
             if e.status == 404:
-                raise PodExecError(f'Error from server (NotFound): pods "{name}" not found') from None
+                raise PodExecError(
+                    f'Error from server (NotFound): pods "{name}" not found'
+                ) from None
             raise
         if pod.get("status", {}).get("phase") == "Running" or time.monotonic() > deadline:
             break
         time.sleep(0.1)
     phase = pod.get("status", {}).get("phase")
     if phase != "Running":
-        raise PodExecError(f"error: unable to upgrade connection: pod {name} is {phase or 'Pending'}, not Running "
-                           "(is the sandbox's stand-in kubelet running? `python -m helpers sandbox status`)")
+        raise PodExecError(
+            f"error: unable to upgrade connection: pod {name} is {phase or 'Pending'}, not Running "
+            "(is the sandbox's stand-in kubelet running? `python -m helpers sandbox status`)"
+        )
     return pod
 
 
 # --- environment --------------------------------------------------------------------------------
+
 
 def container_env(api, pod: dict, container: dict) -> dict[str, str]:
     ns = pod["metadata"]["namespace"]
@@ -94,9 +110,19 @@ def container_env(api, pod: dict, container: dict) -> dict[str, str]:
     for src in container.get("envFrom", []) or []:
         prefix = src.get("prefix", "")
         if "configMapRef" in src:
-            data = configmap_data(api, ns, src["configMapRef"]["name"], bool(src["configMapRef"].get("optional"))) or {}
+            data = (
+                configmap_data(
+                    api, ns, src["configMapRef"]["name"], bool(src["configMapRef"].get("optional"))
+                )
+                or {}
+            )
         else:
-            data = secret_data(api, ns, src["secretRef"]["name"], bool(src["secretRef"].get("optional"))) or {}
+            data = (
+                secret_data(
+                    api, ns, src["secretRef"]["name"], bool(src["secretRef"].get("optional"))
+                )
+                or {}
+            )
         env.update({prefix + k: v.decode(errors="replace") for k, v in data.items()})
     for e in container.get("env", []) or []:
         if "valueFrom" not in e or e.get("value") is not None:
@@ -122,8 +148,11 @@ def container_env(api, pod: dict, container: dict) -> dict[str, str]:
 
 def expand(value: str, env: dict[str, str]) -> str:
     """Kubernetes' $(VAR) expansion: earlier variables only; $$ escapes."""
-    return re.sub(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)",
-                  lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)), value)
+    return re.sub(
+        r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)",
+        lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)),
+        value,
+    )
 
 
 def service_env(api_port: int) -> dict[str, str]:
@@ -133,24 +162,34 @@ def service_env(api_port: int) -> dict[str, str]:
     ClusterIPs, so they hold the address the API server really listens on.
     """
     host, port = "127.0.0.1", str(api_port)
-    return {"KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": port, "KUBERNETES_SERVICE_PORT_HTTPS": port,
-            "KUBERNETES_PORT": f"tcp://{host}:{port}", "KUBERNETES_PORT_443_TCP": f"tcp://{host}:{port}",
-            "KUBERNETES_PORT_443_TCP_PROTO": "tcp", "KUBERNETES_PORT_443_TCP_PORT": port,
-            "KUBERNETES_PORT_443_TCP_ADDR": host}
+    return {
+        "KUBERNETES_SERVICE_HOST": host,
+        "KUBERNETES_SERVICE_PORT": port,
+        "KUBERNETES_SERVICE_PORT_HTTPS": port,
+        "KUBERNETES_PORT": f"tcp://{host}:{port}",
+        "KUBERNETES_PORT_443_TCP": f"tcp://{host}:{port}",
+        "KUBERNETES_PORT_443_TCP_PROTO": "tcp",
+        "KUBERNETES_PORT_443_TCP_PORT": port,
+        "KUBERNETES_PORT_443_TCP_ADDR": host,
+    }
 
 
 def aws_env(lay: Layout, cfg: Config, root: Path) -> dict[str, str]:
-    """Where an AWS SDK in the pod finds AWS: on EKS the real endpoints and 169.254.169.254; here the
-    sandbox's endpoint, its CA, and its instance metadata service, all on loopback. No credentials:
-    the SDK finds them as in a pod (web identity from the webhook's env, else the node role via IMDS)."""
-    return {"AWS_ENDPOINT_URL": f"https://127.0.0.1:{cfg.ports['aws']}",
-            "AWS_CA_BUNDLE": str(lay.pki / "ca.crt"),
-            "AWS_EC2_METADATA_SERVICE_ENDPOINT": f"http://127.0.0.1:{cfg.ports['imds']}/",
-            "AWS_CONFIG_FILE": str(root / "home" / ".aws" / "config"),
-            "AWS_SHARED_CREDENTIALS_FILE": str(root / "home" / ".aws" / "credentials")}
+    """Where an AWS SDK in the pod finds AWS: on EKS the real endpoints and 169.254.169.254; here
+    the sandbox's endpoint, its CA, and its instance metadata service, all on loopback. No
+    credentials: the SDK finds them as in a pod (web identity from the webhook's env, else the
+    node role via IMDS)."""
+    return {
+        "AWS_ENDPOINT_URL": f"https://127.0.0.1:{cfg.ports['aws']}",
+        "AWS_CA_BUNDLE": str(lay.pki / "ca.crt"),
+        "AWS_EC2_METADATA_SERVICE_ENDPOINT": f"http://127.0.0.1:{cfg.ports['imds']}/",
+        "AWS_CONFIG_FILE": str(root / "home" / ".aws" / "config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(root / "home" / ".aws" / "credentials"),
+    }
 
 
 # --- paths --------------------------------------------------------------------------------------
+
 
 def map_paths(text: str, mounts: dict[str, Path]) -> str:
     """Replace in-pod paths under a mount with where they live on this machine."""
@@ -158,7 +197,7 @@ def map_paths(text: str, mounts: dict[str, Path]) -> str:
         spellings = {mount}
         for a, b in _RUN_ALIASES:
             if mount.startswith(a):
-                spellings.add(b + mount[len(a):])
+                spellings.add(b + mount[len(a) :])
         for spelled in spellings:
             pattern = rf"(?<![\w.\-/]){re.escape(spelled)}(?=$|[/\s'\"`;:)|&])"
             text = re.sub(pattern, lambda _m: str(mounts[mount]), text)
@@ -167,8 +206,14 @@ def map_paths(text: str, mounts: dict[str, Path]) -> str:
 
 # --- the entry points ---------------------------------------------------------------------------
 
-def prepare(namespace: str, name: str, container: str | None = None, state_dir: Path | str | None = None,
-            wait: float = 15.0) -> PodContext:
+
+def prepare(
+    namespace: str,
+    name: str,
+    container: str | None = None,
+    state_dir: Path | str | None = None,
+    wait: float = 15.0,
+) -> PodContext:
     sb = lifecycle.current(state_dir)
     lay = layout(sb.state_dir)
     api = _clients(lay)
@@ -178,7 +223,7 @@ def prepare(namespace: str, name: str, container: str | None = None, state_dir: 
     default = (meta.get("annotations") or {}).get("kubectl.kubernetes.io/default-container")
     cname = container or (default if default in names else names[0])
     if cname not in names:
-        raise PodExecError(f'error: container {cname} not found in pod {name}')
+        raise PodExecError(f"error: container {cname} not found in pod {name}")
     c = next(x for x in spec["containers"] if x["name"] == cname)
 
     root = paths.private_dir(lay.pods / meta["uid"])
@@ -195,13 +240,26 @@ def prepare(namespace: str, name: str, container: str | None = None, state_dir: 
             vdir.mkdir(parents=True, exist_ok=True)
         else:
             atomic_write(vdir, files)
-        mounts[vm["mountPath"].rstrip("/") or "/"] = vdir / vm["subPath"] if vm.get("subPath") else vdir
+        mounts[vm["mountPath"].rstrip("/") or "/"] = (
+            vdir / vm["subPath"] if vm.get("subPath") else vdir
+        )
 
     home = root / "home"
     home.mkdir(exist_ok=True)
-    env = {"PATH": os.pathsep.join([str(sb.kubectl.parent), str(Path(sys.executable).parent),
-                                    "/usr/local/bin", "/usr/bin", "/bin"]),
-           "HOSTNAME": name, "HOME": str(home), "LANG": os.environ.get("LANG", "C.UTF-8")}
+    env = {
+        "PATH": os.pathsep.join(
+            [
+                str(sb.kubectl.parent),
+                str(Path(sys.executable).parent),
+                "/usr/local/bin",
+                "/usr/bin",
+                "/bin",
+            ]
+        ),
+        "HOSTNAME": name,
+        "HOME": str(home),
+        "LANG": os.environ.get("LANG", "C.UTF-8"),
+    }
     env.update(service_env(int(sb.server.rsplit(":", 1)[1])))
     cfg = load_config(lay)
     env.update(aws_env(lay, cfg, root))
@@ -216,9 +274,15 @@ def prepare(namespace: str, name: str, container: str | None = None, state_dir: 
         kubeconfig = root / "kubeconfig"
         ns_file = sa_dir / "namespace"
         # what in-cluster config reads: the server, the pod's CA, its token file and namespace
-        kc = common.kubeconfig_dict(sb.server, sa_dir / "ca.crt", "in-cluster", {"tokenFile": str(sa_dir / "token")},
-                                    cluster="in-cluster", context="in-cluster",
-                                    namespace=ns_file.read_text() if ns_file.exists() else namespace)
+        kc = common.kubeconfig_dict(
+            sb.server,
+            sa_dir / "ca.crt",
+            "in-cluster",
+            {"tokenFile": str(sa_dir / "token")},
+            cluster="in-cluster",
+            context="in-cluster",
+            namespace=ns_file.read_text() if ns_file.exists() else namespace,
+        )
         paths.write_private(kubeconfig, yaml.safe_dump(kc))
         env["KUBECONFIG"] = str(kubeconfig)
     else:
@@ -226,20 +290,46 @@ def prepare(namespace: str, name: str, container: str | None = None, state_dir: 
         # localhost:8080; an empty kubeconfig path makes the pinned kubectl do the same.
         env["KUBECONFIG"] = str(root / "no-kubeconfig")
     env = {k: map_paths(v, mounts) for k, v in env.items()}
-    return PodContext(namespace=namespace, name=name, uid=meta["uid"], container=cname,
-                      service_account=spec.get("serviceAccountName", "default"), root=root, mounts=mounts,
-                      env=env, kubeconfig=kubeconfig, tokens=tokens.known)
+    return PodContext(
+        namespace=namespace,
+        name=name,
+        uid=meta["uid"],
+        container=cname,
+        service_account=spec.get("serviceAccountName", "default"),
+        root=root,
+        mounts=mounts,
+        env=env,
+        kubeconfig=kubeconfig,
+        tokens=tokens.known,
+    )
 
 
 # kubectl exec's flags that take a value (the pod is the first word that is neither flag nor value)
-_EXEC_VALUE_FLAGS = {"-n", "--namespace", "-c", "--container", "--as", "--as-group", "--as-uid", "--context",
-                     "--kubeconfig", "--request-timeout", "--pod-running-timeout", "-f", "--filename", "--cluster",
-                     "--user", "-s", "--server", "--token"}
+_EXEC_VALUE_FLAGS = {
+    "-n",
+    "--namespace",
+    "-c",
+    "--container",
+    "--as",
+    "--as-group",
+    "--as-uid",
+    "--context",
+    "--kubeconfig",
+    "--request-timeout",
+    "--pod-running-timeout",
+    "-f",
+    "--filename",
+    "--cluster",
+    "--user",
+    "-s",
+    "--server",
+    "--token",
+}
 
 
 def parse_exec_args(argv: list[str]) -> tuple[str, str | None, str | None, list[str]]:
     """`[-it] POD [-n NS] [-c CONTAINER] -- CMD…` → (namespace, container, pod, command)."""
-    opts, cmd = argv[:argv.index("--")], argv[argv.index("--") + 1:]
+    opts, cmd = argv[: argv.index("--")], argv[argv.index("--") + 1 :]
     ns, container, pod = "default", None, None
     i = 0
     while i < len(opts):
@@ -259,15 +349,29 @@ def parse_exec_args(argv: list[str]) -> tuple[str, str | None, str | None, list[
     return ns, container, pod, cmd
 
 
-def exec_in_pod(namespace: str, name: str, command: str | list[str], container: str | None = None,
-                state_dir: Path | str | None = None, timeout: float = 120.0, stdin: str | None = None
-                ) -> shell.Completed:
-    """`kubectl exec -n NAMESPACE NAME -- COMMAND`, run as that pod would run it (see module doc)."""
+def exec_in_pod(
+    namespace: str,
+    name: str,
+    command: str | list[str],
+    container: str | None = None,
+    state_dir: Path | str | None = None,
+    timeout: float = 120.0,
+    stdin: str | None = None,
+) -> shell.Completed:
+    """`kubectl exec -n NAMESPACE NAME -- COMMAND`, run as that pod would run it (see module
+    doc)."""
     ctx = prepare(namespace, name, container, state_dir)
     argv = shlex.split(command) if isinstance(command, str) else list(command)
     mapped = [map_paths(a, ctx.mounts) for a in argv]
-    result = shell.run(mapped, env=ctx.env, replace_env=True, cwd=ctx.env["HOME"], timeout=timeout, input=stdin)
+    result = shell.run(
+        mapped, env=ctx.env, replace_env=True, cwd=ctx.env["HOME"], timeout=timeout, input=stdin
+    )
     if result.returncode == 127:
-        return shell.Completed(argv, 127, "", f'exec: "{argv[0]}": executable file not found in $PATH\n'
-                               "(the sandbox runs commands on this machine, not the container image)\n")
+        return shell.Completed(
+            argv,
+            127,
+            "",
+            f'exec: "{argv[0]}": executable file not found in $PATH\n'
+            "(the sandbox runs commands on this machine, not the container image)\n",
+        )
     return shell.Completed(argv, result.returncode, result.stdout, result.stderr)

@@ -4,6 +4,7 @@ refreshed at 80% of its life, as kubelet does), configMap, secret and downwardAP
 secret, configMap, downwardAPI and emptyDir volumes; each written the way kubelet's AtomicWriter
 writes it (`..data` → a timestamped directory, one symlink per file).
 """
+
 from __future__ import annotations
 
 import base64
@@ -25,12 +26,20 @@ class PodExecError(RuntimeError):
 
 
 def atomic_write(target: Path, files: dict[str, tuple[bytes, int]]) -> None:
-    """Lay out files as kubelet's AtomicWriter does: ..data → ..<timestamp>/, plus a symlink per entry."""
+    """Lay out files as kubelet's AtomicWriter does: ..data → ..<timestamp>/, plus a symlink per
+    entry."""
     target.mkdir(parents=True, exist_ok=True)
     data_link = target / "..data"
     current = data_link.resolve() if data_link.is_symlink() else None
-    if current and all((current / p).is_file() and (current / p).read_bytes() == body for p, (body, _) in files.items()) \
-            and sorted(str(p.relative_to(current)) for p in current.rglob("*") if p.is_file()) == sorted(files):
+    if (
+        current
+        and all(
+            (current / p).is_file() and (current / p).read_bytes() == body
+            for p, (body, _) in files.items()
+        )
+        and sorted(str(p.relative_to(current)) for p in current.rglob("*") if p.is_file())
+        == sorted(files)
+    ):
         return
     stamp = time.strftime("..%Y_%m_%d_%H_%M_%S.", time.gmtime()) + os.urandom(5).hex()
     ts_dir = target / stamp
@@ -56,8 +65,9 @@ def atomic_write(target: Path, files: dict[str, tuple[bytes, int]]) -> None:
         shutil.rmtree(current)
 
 
-def _key_items(data: dict[str, bytes], items: list[dict] | None, default_mode: int, optional: bool,
-               what: str) -> dict[str, tuple[bytes, int]]:
+def _key_items(
+    data: dict[str, bytes], items: list[dict] | None, default_mode: int, optional: bool, what: str
+) -> dict[str, tuple[bytes, int]]:
     out: dict[str, tuple[bytes, int]] = {}
     if not items:
         return {k: (v, default_mode) for k, v in data.items()}
@@ -65,20 +75,27 @@ def _key_items(data: dict[str, bytes], items: list[dict] | None, default_mode: i
         if it["key"] not in data:
             if optional:
                 continue
-            raise PodExecError(f"{what} has no key {it['key']!r}: kubelet would keep the pod in ContainerCreating")
+            raise PodExecError(
+                f"{what} has no key {it['key']!r}: kubelet would keep the pod in ContainerCreating"
+            )
         out[it["path"]] = (data[it["key"]], it.get("mode") or default_mode)
     return out
 
 
-def _object_data(api: client.CoreV1Api, kind: str, ns: str, name: str, optional: bool) -> dict[str, bytes] | None:
-    """A ConfigMap's or Secret's data as bytes, read with the node's identity as kubelet reads it."""
+def _object_data(
+    api: client.CoreV1Api, kind: str, ns: str, name: str, optional: bool
+) -> dict[str, bytes] | None:
+    """A ConfigMap's or Secret's data as bytes, read with the node's identity as kubelet reads
+    it."""
     read = api.read_namespaced_config_map if kind == "configmap" else api.read_namespaced_secret
     try:
         obj = read(name, ns)
     except ApiException as e:
         if e.status == 404 and optional:
             return None
-        raise PodExecError(f'{kind} "{name}" not found: kubelet would keep the pod in ContainerCreating') from e
+        raise PodExecError(
+            f'{kind} "{name}" not found: kubelet would keep the pod in ContainerCreating'
+        ) from e
     if kind == "secret":
         return {k: base64.b64decode(v) for k, v in (obj.data or {}).items()}
     data = {k: v.encode() for k, v in (obj.data or {}).items()}
@@ -86,11 +103,15 @@ def _object_data(api: client.CoreV1Api, kind: str, ns: str, name: str, optional:
     return data
 
 
-def configmap_data(api: client.CoreV1Api, ns: str, name: str, optional: bool) -> dict[str, bytes] | None:
+def configmap_data(
+    api: client.CoreV1Api, ns: str, name: str, optional: bool
+) -> dict[str, bytes] | None:
     return _object_data(api, "configmap", ns, name, optional)
 
 
-def secret_data(api: client.CoreV1Api, ns: str, name: str, optional: bool) -> dict[str, bytes] | None:
+def secret_data(
+    api: client.CoreV1Api, ns: str, name: str, optional: bool
+) -> dict[str, bytes] | None:
     return _object_data(api, "secret", ns, name, optional)
 
 
@@ -103,11 +124,15 @@ def field_value(pod: dict, path: str) -> str:
     if path in ("metadata.labels", "metadata.annotations"):
         items = meta.get(path.split(".")[1]) or {}
         return "\n".join(f'{k}="{v}"' for k, v in sorted(items.items()))
-    simple = {"metadata.name": meta["name"], "metadata.namespace": meta["namespace"], "metadata.uid": meta["uid"],
-              "spec.nodeName": pod["spec"].get("nodeName", ""),
-              "spec.serviceAccountName": pod["spec"].get("serviceAccountName", ""),
-              "status.hostIP": pod.get("status", {}).get("hostIP", ""),
-              "status.podIP": pod.get("status", {}).get("podIP", "")}
+    simple = {
+        "metadata.name": meta["name"],
+        "metadata.namespace": meta["namespace"],
+        "metadata.uid": meta["uid"],
+        "spec.nodeName": pod["spec"].get("nodeName", ""),
+        "spec.serviceAccountName": pod["spec"].get("serviceAccountName", ""),
+        "status.hostIP": pod.get("status", {}).get("hostIP", ""),
+        "status.podIP": pod.get("status", {}).get("podIP", ""),
+    }
     if path not in simple:
         raise PodExecError(f"unsupported downward API fieldPath {path!r}")
     return simple[path]
@@ -118,7 +143,8 @@ def _downward(pod: dict, items: list[dict], default_mode: int) -> dict[str, tupl
     for it in items or []:
         if it.get("fieldRef"):
             value = field_value(pod, it["fieldRef"]["fieldPath"])
-        else:  # resourceFieldRef: the sandbox sets no limits on the machine, report the declared ones
+        # resourceFieldRef: the sandbox sets no limits on the machine, report the declared ones
+        else:
             value = resource_value(pod, it["resourceFieldRef"])
         out[it["path"]] = (value.encode(), it.get("mode") or default_mode)
     return out
@@ -132,7 +158,8 @@ def resource_value(pod: dict, ref: dict) -> str:
 
 
 class Tokens:
-    """Kubelet's token manager: one TokenRequest per (SA, audience, lifetime, pod), refreshed late."""
+    """Kubelet's token manager: one TokenRequest per (SA, audience, lifetime, pod), refreshed
+    late."""
 
     def __init__(self, api: client.CoreV1Api, pod: dict, cache: Path):
         self.api, self.pod, self.cache = api, pod, cache
@@ -147,18 +174,34 @@ class Tokens:
         t = self.known.get(key)
         if t and not self._needs_refresh(t):
             return t
-        spec = {"expirationSeconds": seconds,
-                "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": meta["name"], "uid": meta["uid"]}}
+        spec = {
+            "expirationSeconds": seconds,
+            "boundObjectRef": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "name": meta["name"],
+                "uid": meta["uid"],
+            },
+        }
         if audience:
             spec["audiences"] = [audience]
         try:
-            tr = self.api.create_namespaced_service_account_token(sa, meta["namespace"], {"spec": spec})
+            tr = self.api.create_namespaced_service_account_token(
+                sa, meta["namespace"], {"spec": spec}
+            )
         except ApiException as e:
-            raise PodExecError(f"kubelet's TokenRequest for ServiceAccount {meta['namespace']}/{sa} failed: "
-                               f"{e.status} {e.reason}") from e
+            raise PodExecError(
+                f"kubelet's TokenRequest for ServiceAccount {meta['namespace']}/{sa} failed: "
+                f"{e.status} {e.reason}"
+            ) from e
         exp = tr.status.expiration_timestamp
-        t = {"token": tr.status.token, "requested": time.time(), "expires": exp.timestamp(),
-             "audience": audience, "expirationSeconds": seconds}
+        t = {
+            "token": tr.status.token,
+            "requested": time.time(),
+            "expires": exp.timestamp(),
+            "audience": audience,
+            "expirationSeconds": seconds,
+        }
         self.known[key] = t
         paths.write_private(self.cache, json.dumps(self.known))
         return t
@@ -167,8 +210,11 @@ class Tokens:
     def _needs_refresh(t: dict) -> bool:
         # kubelet: refresh once 80% of the requested life has passed, or after 24 hours.
         now = time.time()
-        return now > t["requested"] + 0.8 * t["expirationSeconds"] or now - t["requested"] > 86400 \
+        return (
+            now > t["requested"] + 0.8 * t["expirationSeconds"]
+            or now - t["requested"] > 86400
             or now >= t["expires"]
+        )
 
 
 def _projected(api, pod: dict, vol: dict, tokens: Tokens) -> dict[str, tuple[bytes, int]]:
@@ -184,12 +230,24 @@ def _projected(api, pod: dict, vol: dict, tokens: Tokens) -> dict[str, tuple[byt
             s = src["configMap"]
             data = configmap_data(api, ns, s["name"], bool(s.get("optional")))
             if data is not None:
-                out.update(_key_items(data, s.get("items"), mode, bool(s.get("optional")), f'configmap "{s["name"]}"'))
+                out.update(
+                    _key_items(
+                        data,
+                        s.get("items"),
+                        mode,
+                        bool(s.get("optional")),
+                        f'configmap "{s["name"]}"',
+                    )
+                )
         elif "secret" in src:
             s = src["secret"]
             data = secret_data(api, ns, s["name"], bool(s.get("optional")))
             if data is not None:
-                out.update(_key_items(data, s.get("items"), mode, bool(s.get("optional")), f'secret "{s["name"]}"'))
+                out.update(
+                    _key_items(
+                        data, s.get("items"), mode, bool(s.get("optional")), f'secret "{s["name"]}"'
+                    )
+                )
         elif "downwardAPI" in src:
             out.update(_downward(pod, src["downwardAPI"].get("items", []), mode))
     return out
@@ -202,15 +260,25 @@ def volume_files(api, pod: dict, vol: dict, tokens: Tokens) -> dict[str, tuple[b
     if "configMap" in vol:
         s = vol["configMap"]
         data = configmap_data(api, ns, s["name"], bool(s.get("optional"))) or {}
-        return _key_items(data, s.get("items"), s.get("defaultMode", 0o644), bool(s.get("optional")),
-                          f'configmap "{s["name"]}"')
+        return _key_items(
+            data,
+            s.get("items"),
+            s.get("defaultMode", 0o644),
+            bool(s.get("optional")),
+            f'configmap "{s["name"]}"',
+        )
     if "secret" in vol:
         s = vol["secret"]
         data = secret_data(api, ns, s["secretName"], bool(s.get("optional"))) or {}
-        return _key_items(data, s.get("items"), s.get("defaultMode", 0o644), bool(s.get("optional")),
-                          f'secret "{s["secretName"]}"')
+        return _key_items(
+            data,
+            s.get("items"),
+            s.get("defaultMode", 0o644),
+            bool(s.get("optional")),
+            f'secret "{s["secretName"]}"',
+        )
     if "downwardAPI" in vol:
-        return _downward(pod, vol["downwardAPI"].get("items", []), vol["downwardAPI"].get("defaultMode", 0o644))
+        return _downward(
+            pod, vol["downwardAPI"].get("items", []), vol["downwardAPI"].get("defaultMode", 0o644)
+        )
     return None  # emptyDir and anything else: a plain directory
-
-

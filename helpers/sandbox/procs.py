@@ -5,6 +5,7 @@ so a later `up` or `down` can find it even if the Python that started it was kil
 -9. The start time guards against a recycled PID. Every command line names the state
 directory, which lets `processes_mentioning` find strays that never got a PID file.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,7 +36,7 @@ def _start_ticks(pid: int) -> int | None:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = stat[stat.rindex(")") + 2:].split()
+    fields = stat[stat.rindex(")") + 2 :].split()
     if fields[0] == "Z" and not _threads_exiting(pid):
         return None  # a zombie is dead, whatever its parent has not reaped yet
     return int(fields[19])
@@ -54,7 +55,7 @@ def _threads_exiting(pid: int) -> bool:
             stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
         except OSError:
             continue
-        if stat[stat.rindex(")") + 2:].split()[0] not in ("Z", "X"):
+        if stat[stat.rindex(")") + 2 :].split()[0] not in ("Z", "X"):
             return True
     return False
 
@@ -63,13 +64,28 @@ def _pidfile(run_dir: Path, name: str) -> Path:
     return run_dir / f"{name}.pid"
 
 
-def start(run_dir: Path, log_dir: Path, name: str, argv: list[str], env: dict[str, str] | None = None) -> Proc:
+def start(
+    run_dir: Path, log_dir: Path, name: str, argv: list[str], env: dict[str, str] | None = None
+) -> Proc:
     log_path = log_dir / f"{name}.log"
     with open(log_path, "ab", buffering=0) as log:
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {name}\n".encode())
-        popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                 env=env, start_new_session=True, close_fds=True)
-    proc = Proc(name=name, pid=popen.pid, start_ticks=_start_ticks(popen.pid) or 0, argv=argv, log=str(log_path))
+        popen = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
+    proc = Proc(
+        name=name,
+        pid=popen.pid,
+        start_ticks=_start_ticks(popen.pid) or 0,
+        argv=argv,
+        log=str(log_path),
+    )
     _pidfile(run_dir, name).write_text(json.dumps(vars(proc)))
     # The child outlives this Popen on purpose (the sandbox survives a kernel restart); drop
     # the handle without a ResourceWarning.
@@ -96,7 +112,8 @@ def stop(run_dir: Path, name: str, timeout: float = 10.0) -> bool:
 
 
 def stop_many(run_dir: Path, graces: dict[str, float]) -> list[str]:
-    """Stop several components at once: SIGTERM to every group, SIGKILL to each still there after its grace."""
+    """Stop several components at once: SIGTERM to every group, SIGKILL to each still there after
+    its grace."""
     live = {n: p for n in graces if (p := load(run_dir, n)) is not None and p.alive()}
     groups = {}
     for name, proc in live.items():
@@ -163,7 +180,7 @@ def _group_alive(pgid: int) -> bool:
             text = stat.read_text()
         except OSError:
             continue
-        fields = text[text.rindex(")") + 2:].split()
+        fields = text[text.rindex(")") + 2 :].split()
         if int(fields[2]) == pgid and (fields[0] != "Z" or _threads_exiting(int(stat.parent.name))):
             return True
     return False
@@ -199,7 +216,7 @@ def _ephemeral_range() -> tuple[int, int]:
         low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
         return int(low), int(high)
     except (OSError, ValueError):
-        return 32768, 60999   # Linux's default
+        return 32768, 60999  # Linux's default
 
 
 def free_port(host: str = "127.0.0.1", avoid: set[int] = frozenset()) -> int:
@@ -207,13 +224,14 @@ def free_port(host: str = "127.0.0.1", avoid: set[int] = frozenset()) -> int:
     gives) can be taken as the source port of any outgoing connection the moment the sandbox stops,
     so the next `up` could not keep it, and the issuer URL and kubeconfigs would change with it."""
     import random
+
     low, _ = _ephemeral_range()
     if low > 10000 + 1000:
         for _ in range(200):
             port = random.randrange(10000, low)
             if port not in avoid and port_free(port, host):
                 return port
-    while True:   # no room below the ephemeral range: take what the kernel gives
+    while True:  # no room below the ephemeral range: take what the kernel gives
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.bind((host, 0))
             port = s.getsockname()[1]
@@ -221,9 +239,19 @@ def free_port(host: str = "127.0.0.1", avoid: set[int] = frozenset()) -> int:
             return port
 
 
-_TCP_STATES = {"01": "ESTABLISHED", "02": "SYN-SENT", "03": "SYN-RECV", "04": "FIN-WAIT-1", "05": "FIN-WAIT-2",
-               "06": "TIME-WAIT", "07": "CLOSE", "08": "CLOSE-WAIT", "09": "LAST-ACK", "0A": "LISTEN",
-               "0B": "CLOSING"}
+_TCP_STATES = {
+    "01": "ESTABLISHED",
+    "02": "SYN-SENT",
+    "03": "SYN-RECV",
+    "04": "FIN-WAIT-1",
+    "05": "FIN-WAIT-2",
+    "06": "TIME-WAIT",
+    "07": "CLOSE",
+    "08": "CLOSE-WAIT",
+    "09": "LAST-ACK",
+    "0A": "LISTEN",
+    "0B": "CLOSING",
+}
 
 
 @dataclass(frozen=True)
@@ -231,12 +259,13 @@ class TcpSocket:
     address: str
     port: int
     state: str
-    inode: str      # "0" once no process holds it (TIME-WAIT, or closed and being torn down)
+    inode: str  # "0" once no process holds it (TIME-WAIT, or closed and being torn down)
 
 
 def tcp_sockets() -> list[TcpSocket]:
     """Every TCP socket of this network namespace, by its local address (what `ss -tan` lists)."""
     import ipaddress
+
     found = []
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
@@ -248,9 +277,15 @@ def tcp_sockets() -> list[TcpSocket]:
             hexaddr, hexport = cols[1].rsplit(":", 1)
             raw = bytes.fromhex(hexaddr)
             # /proc stores each 32-bit word in host (little-endian) order
-            raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
-            found.append(TcpSocket(str(ipaddress.ip_address(raw)), int(hexport, 16),
-                                   _TCP_STATES.get(cols[3], cols[3]), cols[9]))
+            raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+            found.append(
+                TcpSocket(
+                    str(ipaddress.ip_address(raw)),
+                    int(hexport, 16),
+                    _TCP_STATES.get(cols[3], cols[3]),
+                    cols[9],
+                )
+            )
     return found
 
 
@@ -262,7 +297,7 @@ def _socket_owners(inodes: set[str], pids: list[int] | None = None) -> dict[str,
     for pid in pids:
         try:
             fds = list(Path(f"/proc/{pid}/fd").iterdir())
-            if not fds:   # a main thread that has exited shows no files; its other threads may
+            if not fds:  # a main thread that has exited shows no files; its other threads may
                 fds = list(Path(f"/proc/{pid}/task").glob("*/fd/*"))
         except OSError:
             continue
@@ -284,12 +319,13 @@ def listeners(pids: list[int]) -> list[tuple[str, int, int]]:
 
 
 def _exiting(pid: int) -> bool:
-    """A process whose main thread is gone (a zombie) is on its way out, even while a thread runs."""
+    """A process whose main thread is gone (a zombie) is on its way out, even while a thread
+    runs."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return True
-    return stat[stat.rindex(")") + 2:].split()[0] == "Z"
+    return stat[stat.rindex(")") + 2 :].split()[0] == "Z"
 
 
 def _command(pid: int) -> str:
@@ -305,7 +341,8 @@ def claim_port(port: int, timeout: float = 15.0, host: str = "127.0.0.1") -> str
 
     A server that was just stopped can leave its sockets behind for a moment: its main thread is
     gone while other threads still exit, and the kernel tears the listening socket down after
-    that. Such sockets belong to no running process and go away by themselves: they are waited for. A port that a live program holds is not:
+    that. Such sockets belong to no running process and go away by themselves: they are waited for.
+    A port that a live program holds is not:
     the answer names it at once."""
     deadline = time.monotonic() + timeout
     while True:

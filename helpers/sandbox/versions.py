@@ -3,6 +3,7 @@
 The go.mod files under gomod/ are the single place the versions are pinned: the Go build
 uses them as they are, and this module reads them so Python never repeats a version.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -54,6 +55,8 @@ def pins() -> Pins:
     return Pins(
         kubernetes=_required_version(KUBERNETES_MODULE / "go.mod", "k8s.io/kubernetes"),
         etcd=_required_version(ETCD_MODULE / "go.mod", "go.etcd.io/etcd/server/v3"),
-        go_min=max(_go_directive(KUBERNETES_MODULE / "go.mod"), _go_directive(ETCD_MODULE / "go.mod")),
+        go_min=max(
+            _go_directive(KUBERNETES_MODULE / "go.mod"), _go_directive(ETCD_MODULE / "go.mod")
+        ),
         fingerprint=digest.hexdigest()[:10],
     )

@@ -1,5 +1,6 @@
 """The sandbox on this machine: the default target. Its account is the learner's own (every
 opt-in given, nothing tagged, nothing masked); exec runs as the pod would (see podexec)."""
+
 from __future__ import annotations
 
 import json
@@ -32,11 +33,15 @@ class Sandbox(Target):
         import pandas as pd
 
         from ..decisions import DECISION_COLUMNS
+
         path = sandbox.current().state_dir / "logs" / f"{log}.jsonl"
         lines = path.read_text().splitlines()[-last:] if path.exists() else []
         rows = [json.loads(x) for x in lines]
-        cols = DECISION_COLUMNS if log == "authenticator" else \
-            ["time", "pod", "serviceAccount", "decision", "roleArn"]
+        cols = (
+            DECISION_COLUMNS
+            if log == "authenticator"
+            else ["time", "pod", "serviceAccount", "decision", "roleArn"]
+        )
         return pd.DataFrame(rows).reindex(columns=cols).fillna("")
 
     def pod_exec(self, argv: list[str]):
@@ -46,25 +51,36 @@ class Sandbox(Target):
         to stream from."""
         from .. import commands
         from ..sandbox import podexec
+
         shown = "kubectl exec " + shlex.join(argv)
         if "--" not in argv:
             return commands.Result(shown, 1, "", "error: you must specify a command after `--`\n")
         ns, container, pod, cmd = podexec.parse_exec_args(argv)
         if pod is None:
-            return commands.Result(shown, 1, "",
-                                   "error: expected 'exec (POD | TYPE/NAME) [-c CONTAINER] -- COMMAND'\n")
+            return commands.Result(
+                shown, 1, "", "error: expected 'exec (POD | TYPE/NAME) [-c CONTAINER] -- COMMAND'\n"
+            )
         asked = commands.run(["kubectl", "exec", *argv], timeout=60)
-        if podexec.NO_CONTAINERS not in asked.stderr:   # the kubelet's answer: the API server let it through
+        if (
+            podexec.NO_CONTAINERS not in asked.stderr
+        ):  # the kubelet's answer: the API server let it through
             asked.command = shown
-            return asked      # refused before any container would be reached: the API server's own answer
+            return (
+                asked  # refused before any container would be reached: the API server's own answer
+            )
         try:
             r = podexec.exec_in_pod(ns, pod.split("/", 1)[-1], cmd, container=container)
         except podexec.PodExecError as e:
             return commands.Result(shown, 1, "", f"{e}\n")
-        return commands.Result(shown, r.returncode, r.stdout, r.stderr, commands.parse_output(r.stdout, cmd))
+        return commands.Result(
+            shown, r.returncode, r.stdout, r.stderr, commands.parse_output(r.stdout, cmd)
+        )
 
     def components(self):
         import pandas as pd
+
         status = sandbox.status()
         assert status["healthy"], status
-        return pd.DataFrame(status["components"])[["component", "running", "healthy", "pid", "port", "version"]]
+        return pd.DataFrame(status["components"])[
+            ["component", "running", "healthy", "pid", "port", "version"]
+        ]

@@ -5,26 +5,49 @@ creator (with the access key kept in the state directory, so the learner's crede
 a restart), the node and cluster roles, and the `myeks` cluster record pointing at the real API
 server. The account's names and ARNs are in `..common`, which the EKS side reads too.
 """
+
 from __future__ import annotations
 
 import base64
 import json
 from pathlib import Path
 
-from ..common import (ACCOUNT_ID, ADMIN_USER, CLUSTER_NAME, CLUSTER_ROLE, NODE_ROLE,  # noqa: F401
-                      REGION, Keys, admin_keys, arn)
+# the account's address book, which the EKS side reads too
+from ..common import ACCOUNT_ID, ADMIN_USER, CLUSTER_NAME, CLUSTER_ROLE  # noqa: F401
+from ..common import NODE_ROLE, REGION, Keys, admin_keys, arn  # noqa: F401
 from ..versions import pins
 
-NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryReadOnly", "AmazonEKS_CNI_Policy")
+NODE_POLICIES = (
+    "AmazonEKSWorkerNodePolicy",
+    "AmazonEC2ContainerRegistryReadOnly",
+    "AmazonEKS_CNI_Policy",
+)
 
-EC2_TRUST = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
-                                                     "Action": "sts:AssumeRole"}]}
-EKS_TRUST = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "eks.amazonaws.com"},
-                                                     "Action": "sts:AssumeRole"}]}
+EC2_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "ec2.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+EKS_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "eks.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
 
 
 def bootstrap(state: Path, server: str, issuer: str) -> None:
-    """The account as the lab finds it after `eksctl create cluster`: the creator, the roles, the cluster."""
+    """The account as the lab finds it after `eksctl create cluster`: the creator, the roles, the
+    cluster."""
     from moto.eks.models import eks_backends
     from moto.iam.models import iam_backends
 
@@ -44,12 +67,21 @@ def bootstrap(state: Path, server: str, issuer: str) -> None:
     iam.attach_role_policy("arn:aws:iam::aws:policy/AmazonEKSClusterPolicy", CLUSTER_ROLE)
 
     eks = eks_backends[ACCOUNT_ID][REGION]
-    cluster = eks.create_cluster(name=CLUSTER_NAME, role_arn=arn("role", CLUSTER_ROLE),
-                                 resources_vpc_config={"subnetIds": [], "securityGroupIds": [],
-                                                       "endpointPublicAccess": True, "endpointPrivateAccess": False},
-                                 version=".".join(pins().kubernetes.lstrip("v").split(".")[:2]))
+    cluster = eks.create_cluster(
+        name=CLUSTER_NAME,
+        role_arn=arn("role", CLUSTER_ROLE),
+        resources_vpc_config={
+            "subnetIds": [],
+            "securityGroupIds": [],
+            "endpointPublicAccess": True,
+            "endpointPrivateAccess": False,
+        },
+        version=".".join(pins().kubernetes.lstrip("v").split(".")[:2]),
+    )
     # The record points at the sandbox's real API server, so `aws eks update-kubeconfig` writes
     # a kubeconfig that works.
     cluster.endpoint = server
-    cluster.certificate_authority = {"data": base64.b64encode((state / "pki" / "ca.crt").read_bytes()).decode()}
+    cluster.certificate_authority = {
+        "data": base64.b64encode((state / "pki" / "ca.crt").read_bytes()).decode()
+    }
     cluster.identity = {"oidc": {"issuer": issuer}}

@@ -10,6 +10,7 @@ than AWS (measured on moto 5.2):
   wrong payload for some services, see motopatches);
 - AssumeRoleWithWebIdentity is validated as STS validates it (webidentity.py).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -27,7 +28,6 @@ log = logging.getLogger("aws-gateway")
 
 
 class Checks:
-
     def __init__(self, ca_file: str):
         self.ca_file = ca_file
         self._jwks: dict[str, dict] = {}
@@ -41,7 +41,10 @@ class Checks:
             form = dict(parse_qsl(body.decode(errors="replace"), keep_blank_values=True))
             if form.get("Action") == "AssumeRoleWithWebIdentity":
                 return self.assume_role_with_web_identity(form)
-        elif req.args.get("Action") == "AssumeRoleWithWebIdentity" and "X-Amz-Signature" not in req.args:
+        elif (
+            req.args.get("Action") == "AssumeRoleWithWebIdentity"
+            and "X-Amz-Signature" not in req.args
+        ):
             return self.assume_role_with_web_identity(dict(req.args))
         if "X-Amz-Signature" in req.args:
             if req.args.get("Action") == "GetCallerIdentity":
@@ -54,29 +57,57 @@ class Checks:
 
     def assume_role_with_web_identity(self, params: dict) -> Response:
         from moto.sts.models import sts_backends
+
         role_arn = params.get("RoleArn", "")
         try:
-            claims, provider = webidentity.validate(params.get("WebIdentityToken", ""), role_arn,
-                                                    webidentity.moto_providers(), webidentity.moto_role_trust,
-                                                    self.jwks, clock.now())
+            claims, provider = webidentity.validate(
+                params.get("WebIdentityToken", ""),
+                role_arn,
+                webidentity.moto_providers(),
+                webidentity.moto_role_trust,
+                self.jwks,
+                clock.now(),
+            )
         except webidentity.STSFault as f:
             log.warning("AssumeRoleWithWebIdentity %s refused: %s %s", role_arn, f.code, f.message)
             return responses.sts_error(f.code, f.message, f.status, False)
-        session = params.get("RoleSessionName") or f"botocore-session-{int(clock.now().timestamp())}"
+        session = (
+            params.get("RoleSessionName") or f"botocore-session-{int(clock.now().timestamp())}"
+        )
         duration = int(params.get("DurationSeconds") or 3600)
         sts = sts_backends[account.ACCOUNT_ID]["global"]
-        role = sts.assume_role_with_web_identity(region_name=account.REGION, role_session_name=session,
-                                                 role_arn=role_arn, policy=params.get("Policy"), duration=duration,
-                                                 external_id=None)
-        exp = role.expiration.replace(tzinfo=dt.timezone.utc) if role.expiration.tzinfo is None else role.expiration
-        creds = {"AccessKeyId": role.access_key_id, "SecretAccessKey": role.secret_access_key,
-                 "SessionToken": role.session_token, "Expiration": exp.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        role = sts.assume_role_with_web_identity(
+            region_name=account.REGION,
+            role_session_name=session,
+            role_arn=role_arn,
+            policy=params.get("Policy"),
+            duration=duration,
+            external_id=None,
+        )
+        exp = (
+            role.expiration.replace(tzinfo=dt.timezone.utc)
+            if role.expiration.tzinfo is None
+            else role.expiration
+        )
+        creds = {
+            "AccessKeyId": role.access_key_id,
+            "SecretAccessKey": role.secret_access_key,
+            "SessionToken": role.session_token,
+            "Expiration": exp.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
         auds = claims.get("aud", [])
         auds = auds if isinstance(auds, list) else [auds]
         audience = next((a for a in auds if a in provider.client_ids), "")
-        log.info("AssumeRoleWithWebIdentity %s granted to %s as %s", role_arn, claims.get("sub"), role.arn)
-        return Response(webidentity.response_xml(role.user_id, role.arn, creds, claims, provider, audience),
-                        content_type="text/xml")
+        log.info(
+            "AssumeRoleWithWebIdentity %s granted to %s as %s",
+            role_arn,
+            claims.get("sub"),
+            role.arn,
+        )
+        return Response(
+            webidentity.response_xml(role.user_id, role.arn, creds, claims, provider, audience),
+            content_type="text/xml",
+        )
 
     def jwks(self, issuer: str) -> dict:
         if issuer not in self._jwks:
@@ -84,49 +115,91 @@ class Checks:
         return self._jwks[issuer]
 
     def header_signed(self, req: Request, auth: str, wants_json: bool) -> Response | None:
-        """moto checks the signature itself; the gateway adds the age and session checks it skips."""
+        """moto checks the signature itself; the gateway adds the age and session checks it
+        skips."""
         key_id = auth.split("Credential=", 1)[1].split("/", 1)[0]
         date = req.headers.get("X-Amz-Date")
         if date:
-            err = window(dt.datetime.strptime(date, sigv4.SIGV4_DATE).replace(tzinfo=dt.timezone.utc), wants_json)
+            err = window(
+                dt.datetime.strptime(date, sigv4.SIGV4_DATE).replace(tzinfo=dt.timezone.utc),
+                wants_json,
+            )
             if err is not None:
                 return err
         cred = lookup(key_id)
         if cred is None:
             return None  # moto answers InvalidClientTokenId in the service's own format
-        raw_uri = req.environ.get("RAW_URI") or req.environ.get("REQUEST_URI") or req.full_path.rstrip("?")
+        raw_uri = (
+            req.environ.get("RAW_URI")
+            or req.environ.get("REQUEST_URI")
+            or req.full_path.rstrip("?")
+        )
         body = req.get_data(cache=True)
         # moto reads the body again from the WSGI stream: give it the bytes back
         req.environ["wsgi.input"] = io.BytesIO(body)
         req.environ["CONTENT_LENGTH"] = str(len(body))
-        if not sigv4.header_signature_matches(req.method, raw_uri, req.host, dict(req.headers), body,
-                                              cred.secret, req.headers.get("X-Amz-Security-Token")):
+        if not sigv4.header_signature_matches(
+            req.method,
+            raw_uri,
+            req.host,
+            dict(req.headers),
+            body,
+            cred.secret,
+            req.headers.get("X-Amz-Security-Token"),
+        ):
             return responses.moto_style_error("SignatureDoesNotMatch", responses.MSG_SIGNATURE)
-        if cred.session_token is not None and req.headers.get("X-Amz-Security-Token") != cred.session_token:
-            return responses.moto_style_error("InvalidClientTokenId", "The security token included in the request is invalid.")
+        if (
+            cred.session_token is not None
+            and req.headers.get("X-Amz-Security-Token") != cred.session_token
+        ):
+            return responses.moto_style_error(
+                "InvalidClientTokenId", "The security token included in the request is invalid."
+            )
         if cred.expiration and clock.now() >= cred.expiration:
-            return responses.sts_error("ExpiredToken", "The security token included in the request is expired", 400, wants_json)
+            return responses.sts_error(
+                "ExpiredToken",
+                "The security token included in the request is expired",
+                400,
+                wants_json,
+            )
         return None
 
     def presigned_get_caller_identity(self, req: Request, wants_json: bool) -> Response:
         try:
             p = sigv4.parse(req.url)
         except (KeyError, ValueError, IndexError):
-            return responses.sts_error("IncompleteSignature", "Request is missing Authentication Token", 403, wants_json)
+            return responses.sts_error(
+                "IncompleteSignature", "Request is missing Authentication Token", 403, wants_json
+            )
         err = window(p.amz_date, wants_json)
         if err is not None:
             return err
         cred = lookup(p.access_key_id)
         if cred is None:
-            return responses.sts_error("InvalidClientTokenId", "The security token included in the request is invalid.",
-                             403, wants_json)
+            return responses.sts_error(
+                "InvalidClientTokenId",
+                "The security token included in the request is invalid.",
+                403,
+                wants_json,
+            )
         if cred.session_token is not None and p.security_token != cred.session_token:
-            return responses.sts_error("InvalidClientTokenId", "The security token included in the request is invalid.",
-                             403, wants_json)
+            return responses.sts_error(
+                "InvalidClientTokenId",
+                "The security token included in the request is invalid.",
+                403,
+                wants_json,
+            )
         if not sigv4.signature_matches(req.method, req.url, dict(req.headers), cred.secret, p):
-            return responses.sts_error("SignatureDoesNotMatch", responses.MSG_SIGNATURE, 403, wants_json)
+            return responses.sts_error(
+                "SignatureDoesNotMatch", responses.MSG_SIGNATURE, 403, wants_json
+            )
         if cred.expiration and clock.now() >= cred.expiration:
-            return responses.sts_error("ExpiredToken", "The security token included in the request is expired", 403, wants_json)
+            return responses.sts_error(
+                "ExpiredToken",
+                "The security token included in the request is expired",
+                403,
+                wants_json,
+            )
         return responses.caller_identity(cred, wants_json)
 
 
@@ -137,9 +210,19 @@ def _amz(t: dt.datetime) -> str:
 def window(signed_at: dt.datetime, wants_json: bool) -> Response | None:
     now = clock.now()
     if now - signed_at > sigv4.STS_WINDOW:
-        return responses.sts_error("SignatureDoesNotMatch", f"Signature expired: {_amz(signed_at)} is now earlier than "
-                         f"{_amz(now - sigv4.STS_WINDOW)} ({_amz(now)} - 15 min.)", 403, wants_json)
+        return responses.sts_error(
+            "SignatureDoesNotMatch",
+            f"Signature expired: {_amz(signed_at)} is now earlier than "
+            f"{_amz(now - sigv4.STS_WINDOW)} ({_amz(now)} - 15 min.)",
+            403,
+            wants_json,
+        )
     if signed_at - now > sigv4.STS_WINDOW:
-        return responses.sts_error("SignatureDoesNotMatch", f"Signature not yet current: {_amz(signed_at)} is still later "
-                         f"than {_amz(now + sigv4.STS_WINDOW)} ({_amz(now)} + 15 min.)", 403, wants_json)
+        return responses.sts_error(
+            "SignatureDoesNotMatch",
+            f"Signature not yet current: {_amz(signed_at)} is still later "
+            f"than {_amz(now + sigv4.STS_WINDOW)} ({_amz(now)} + 15 min.)",
+            403,
+            wants_json,
+        )
     return None

@@ -8,6 +8,7 @@ laid out by `account.bootstrap`; what is changed in moto itself is in `motopatch
 
 Run by the sandbox as `python -m helpers.sandbox.aws.gateway --state DIR`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -56,7 +57,11 @@ def _serve_in_thread(server) -> None:
 
 def main() -> None:
     state, cfg = common.service_start("The sandbox's AWS endpoint")
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
 
     motopatches.apply()
     issuer = cfg["issuer"]
@@ -65,13 +70,24 @@ def main() -> None:
     # The cluster's OIDC issuer (what EKS serves at oidc.eks.<region>.amazonaws.com) and the node's
     # instance metadata service, each on a port of its own, in this process.
     docs = oidc.documents(issuer, state / "pki" / "sa.pub")
-    _serve_in_thread(make_server("127.0.0.1", cfg["ports"]["oidc"], oidc.app(docs), threaded=True,
-                                 ssl_context=ctx))
+    _serve_in_thread(
+        make_server(
+            "127.0.0.1", cfg["ports"]["oidc"], oidc.app(docs), threaded=True, ssl_context=ctx
+        )
+    )
     _serve_in_thread(make_server("127.0.0.1", cfg["ports"]["imds"], imds.App(), threaded=True))
     app = Gateway(DomainDispatcherApplication(create_backend_app), str(state / "pki" / "ca.crt"))
-    server = make_server("127.0.0.1", cfg["ports"]["aws"], app, threaded=True, request_handler=MotoRequestHandler,
-                         ssl_context=ctx)
-    log.info("AWS endpoint on https://127.0.0.1:%s (account %s)", cfg["ports"]["aws"], account.ACCOUNT_ID)
+    server = make_server(
+        "127.0.0.1",
+        cfg["ports"]["aws"],
+        app,
+        threaded=True,
+        request_handler=MotoRequestHandler,
+        ssl_context=ctx,
+    )
+    log.info(
+        "AWS endpoint on https://127.0.0.1:%s (account %s)", cfg["ports"]["aws"], account.ACCOUNT_ID
+    )
     print("ready", flush=True, file=sys.stderr)
     server.serve_forever()
 

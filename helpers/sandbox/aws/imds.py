@@ -4,6 +4,7 @@
 Pods in the sandbox find it through AWS_EC2_METADATA_SERVICE_ENDPOINT; nothing ever goes to the
 link-local address.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -27,24 +28,43 @@ class App:
 
     def _node_role_credentials(self) -> dict:
         from moto.sts.models import sts_backends
+
         with self.lock:
             now = clock.now()
-            if self.creds and dt.datetime.fromisoformat(self.creds["Expiration"].replace("Z", "+00:00")) - now \
-                    > dt.timedelta(minutes=5):
+            if self.creds and dt.datetime.fromisoformat(
+                self.creds["Expiration"].replace("Z", "+00:00")
+            ) - now > dt.timedelta(minutes=5):
                 return self.creds
             sts = sts_backends[account.ACCOUNT_ID]["global"]
-            role = sts.assume_role(region_name=account.REGION, role_session_name=INSTANCE_ID,
-                                   role_arn=account.arn("role", account.NODE_ROLE), policy=None, duration=21600,
-                                   external_id=None)
-            exp = role.expiration.replace(tzinfo=dt.timezone.utc) if role.expiration.tzinfo is None else role.expiration
-            self.creds = {"Code": "Success", "LastUpdated": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "Type": "AWS-HMAC",
-                          "AccessKeyId": role.access_key_id, "SecretAccessKey": role.secret_access_key,
-                          "Token": role.session_token, "Expiration": exp.strftime("%Y-%m-%dT%H:%M:%SZ")}
+            role = sts.assume_role(
+                region_name=account.REGION,
+                role_session_name=INSTANCE_ID,
+                role_arn=account.arn("role", account.NODE_ROLE),
+                policy=None,
+                duration=21600,
+                external_id=None,
+            )
+            exp = (
+                role.expiration.replace(tzinfo=dt.timezone.utc)
+                if role.expiration.tzinfo is None
+                else role.expiration
+            )
+            self.creds = {
+                "Code": "Success",
+                "LastUpdated": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "Type": "AWS-HMAC",
+                "AccessKeyId": role.access_key_id,
+                "SecretAccessKey": role.secret_access_key,
+                "Token": role.session_token,
+                "Expiration": exp.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
             return self.creds
 
     def __call__(self, environ, start_response):
         method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
-        headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
+        headers = {
+            k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")
+        }
 
         def reply(status: str, body: str, ctype: str = "text/plain"):
             data = body.encode()
@@ -68,13 +88,23 @@ class App:
         if path == base + "iam/security-credentials/":
             return reply("200 OK", account.NODE_ROLE)
         if path == base + "iam/security-credentials/" + account.NODE_ROLE:
-            return reply("200 OK", json.dumps(self._node_role_credentials(), indent=2), "application/json")
+            return reply(
+                "200 OK", json.dumps(self._node_role_credentials(), indent=2), "application/json"
+            )
         if path == base + "instance-id":
             return reply("200 OK", INSTANCE_ID)
-        if path == base + "placement/region" or path == "/latest/dynamic/instance-identity/document":
+        if (
+            path == base + "placement/region"
+            or path == "/latest/dynamic/instance-identity/document"
+        ):
             if path.endswith("region"):
                 return reply("200 OK", account.REGION)
-            doc = {"region": account.REGION, "instanceId": INSTANCE_ID, "accountId": account.ACCOUNT_ID,
-                   "availabilityZone": f"{account.REGION}a", "instanceType": "t3.medium"}
+            doc = {
+                "region": account.REGION,
+                "instanceId": INSTANCE_ID,
+                "accountId": account.ACCOUNT_ID,
+                "availabilityZone": f"{account.REGION}a",
+                "instanceType": "t3.medium",
+            }
             return reply("200 OK", json.dumps(doc), "application/json")
         return reply("404 Not Found", "")

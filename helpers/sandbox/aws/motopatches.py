@@ -1,5 +1,6 @@
 """What the sandbox changes in moto, in this process, and why. Import this before moto: moto reads
 its settings when it is imported."""
+
 from __future__ import annotations
 
 import base64

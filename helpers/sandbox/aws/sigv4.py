@@ -4,6 +4,7 @@ The signature is recomputed from the request as received (method, host, path, ev
 parameter but the signature, and exactly the headers the client said it signed) and the
 secret of the access key it names; then compared in constant time.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -34,33 +35,50 @@ class Presigned:
 def parse(url: str) -> Presigned:
     q = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
     cred = q["X-Amz-Credential"].split("/")
-    return Presigned(access_key_id=cred[0], region=cred[2], service=cred[3],
-                     amz_date=dt.datetime.strptime(q["X-Amz-Date"], SIGV4_DATE).replace(tzinfo=dt.timezone.utc),
-                     expires=int(q.get("X-Amz-Expires", "0")), signed_headers=q["X-Amz-SignedHeaders"].split(";"),
-                     signature=q["X-Amz-Signature"], security_token=q.get("X-Amz-Security-Token"))
+    return Presigned(
+        access_key_id=cred[0],
+        region=cred[2],
+        service=cred[3],
+        amz_date=dt.datetime.strptime(q["X-Amz-Date"], SIGV4_DATE).replace(tzinfo=dt.timezone.utc),
+        expires=int(q.get("X-Amz-Expires", "0")),
+        signed_headers=q["X-Amz-SignedHeaders"].split(";"),
+        signature=q["X-Amz-Signature"],
+        security_token=q.get("X-Amz-Security-Token"),
+    )
 
 
-def expected_signature(method: str, url: str, headers: dict[str, str], secret: str, p: Presigned) -> str:
+def expected_signature(
+    method: str, url: str, headers: dict[str, str], secret: str, p: Presigned
+) -> str:
     parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "X-Amz-Signature"]
+    query = [
+        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "X-Amz-Signature"
+    ]
     unsigned = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
     lower = {k.lower(): v for k, v in headers.items()}
     signed = {h: lower.get(h, "") for h in p.signed_headers}
     signed["host"] = lower.get("host", parts.netloc)
     request = AWSRequest(method=method, url=unsigned, headers=signed)
     request.context["timestamp"] = p.amz_date.strftime(SIGV4_DATE)
-    auth = SigV4QueryAuth(Credentials(p.access_key_id, secret, p.security_token), p.service, p.region,
-                          expires=p.expires)
+    auth = SigV4QueryAuth(
+        Credentials(p.access_key_id, secret, p.security_token),
+        p.service,
+        p.region,
+        expires=p.expires,
+    )
     canonical = auth.canonical_request(request)
     return auth.signature(auth.string_to_sign(request, canonical), request)
 
 
-def signature_matches(method: str, url: str, headers: dict[str, str], secret: str, p: Presigned) -> bool:
+def signature_matches(
+    method: str, url: str, headers: dict[str, str], secret: str, p: Presigned
+) -> bool:
     return hmac.compare_digest(expected_signature(method, url, headers, secret, p), p.signature)
 
 
 class _GivenPayload(SigV4Auth):
-    """SigV4 with the payload hash the client declared (S3's X-Amz-Content-SHA256) or computed from the body."""
+    """SigV4 with the payload hash the client declared (S3's X-Amz-Content-SHA256) or computed from
+    the body."""
 
     def __init__(self, credentials, service, region, payload_hash: str):
         super().__init__(credentials, service, region)
@@ -75,17 +93,29 @@ class _GivenPayloadS3(_GivenPayload):
         return path
 
 
-def header_signature_matches(method: str, raw_uri: str, host: str, headers: dict[str, str], body: bytes,
-                             secret: str, session_token: str | None) -> bool:
+def header_signature_matches(
+    method: str,
+    raw_uri: str,
+    host: str,
+    headers: dict[str, str],
+    body: bytes,
+    secret: str,
+    session_token: str | None,
+) -> bool:
     """Check an Authorization-header SigV4 signature over exactly what was received."""
     import hashlib
+
     auth_header = headers.get("Authorization", "")
     fields = dict(part.strip().split("=", 1) for part in auth_header.split(" ", 1)[1].split(","))
     key_id, date, region, service, _ = fields["Credential"].split("/")
     signed = fields["SignedHeaders"].split(";")
     lower = {k.lower(): v for k, v in headers.items()}
-    request = AWSRequest(method=method, url=f"https://{host}{raw_uri}",
-                         headers={h: lower.get(h, "") for h in signed}, data=body)
+    request = AWSRequest(
+        method=method,
+        url=f"https://{host}{raw_uri}",
+        headers={h: lower.get(h, "") for h in signed},
+        data=body,
+    )
     request.context["timestamp"] = lower.get("x-amz-date", "")
     payload_hash = lower.get("x-amz-content-sha256") or hashlib.sha256(body).hexdigest()
     cls = _GivenPayloadS3 if service == "s3" else _GivenPayload

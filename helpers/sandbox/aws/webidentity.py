@@ -7,6 +7,7 @@ policy allows this provider (Federated principal, sts:AssumeRoleWithWebIdentity)
 StringEquals/StringLike conditions on `<provider>:sub` and `<provider>:aud`. The credentials
 then come from moto's STS, so IAM enforces the role's policies on every later call.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -42,7 +43,9 @@ class Provider:
 def fetch_jwks(issuer: str, ca_file: str) -> dict:
     """What STS does: read the discovery document, then the keys it points to."""
     ctx = ssl.create_default_context(cafile=ca_file)
-    with urllib.request.urlopen(f"{issuer}/.well-known/openid-configuration", context=ctx, timeout=5) as r:
+    with urllib.request.urlopen(
+        f"{issuer}/.well-known/openid-configuration", context=ctx, timeout=5
+    ) as r:
         jwks_uri = json.loads(r.read())["jwks_uri"]
     with urllib.request.urlopen(jwks_uri, context=ctx, timeout=5) as r:
         return json.loads(r.read())
@@ -70,7 +73,8 @@ def _matches(op: str, actual: str, expected: list[str]) -> bool:
 
 
 def trust_allows(policy: dict, provider_arn: str, context: dict[str, str]) -> bool:
-    """Evaluate a role's trust policy for a web-identity request: an explicit Deny wins, one Allow suffices."""
+    """Evaluate a role's trust policy for a web-identity request: an explicit Deny wins, one Allow
+    suffices."""
     allowed = False
     for st in policy.get("Statement", []):
         actions = st.get("Action", [])
@@ -83,7 +87,9 @@ def trust_allows(policy: dict, provider_arn: str, context: dict[str, str]) -> bo
             continue
         conds = st.get("Condition", {})
         known = {"StringEquals", "StringLike", "StringNotEquals", "StringNotLike"}
-        holds = all(op in known and _condition_holds(op, vals, context) for op, vals in conds.items())
+        holds = all(
+            op in known and _condition_holds(op, vals, context) for op, vals in conds.items()
+        )
         if holds and st.get("Effect") == "Deny":
             return False
         if holds and st.get("Effect") == "Allow":
@@ -91,9 +97,16 @@ def trust_allows(policy: dict, provider_arn: str, context: dict[str, str]) -> bo
     return allowed
 
 
-def validate(token: str, role_arn: str, providers: list[Provider], get_role_trust: Callable[[str], dict | None],
-             get_jwks: Callable[[str], dict], now: dt.datetime) -> tuple[dict, Provider]:
-    """The claims and provider of a token STS would accept for this role, or the STSFault it would answer."""
+def validate(
+    token: str,
+    role_arn: str,
+    providers: list[Provider],
+    get_role_trust: Callable[[str], dict | None],
+    get_jwks: Callable[[str], dict],
+    now: dt.datetime,
+) -> tuple[dict, Provider]:
+    """The claims and provider of a token STS would accept for this role, or the STSFault it would
+    answer."""
     try:
         unverified = jwt.decode(token, options={"verify_signature": False})
         header = jwt.get_unverified_header(token)
@@ -103,63 +116,100 @@ def validate(token: str, role_arn: str, providers: list[Provider], get_role_trus
     bare = issuer.split("://", 1)[-1]
     provider = next((p for p in providers if p.url == bare), None)
     if provider is None:
-        raise STSFault("InvalidIdentityToken", f"No OpenIDConnect provider found in your account for {issuer}")
+        raise STSFault(
+            "InvalidIdentityToken", f"No OpenIDConnect provider found in your account for {issuer}"
+        )
     try:
         keys = get_jwks(issuer)
         jwk = next(k for k in keys.get("keys", []) if k.get("kid") == header.get("kid"))
         key = jwt.PyJWK(jwk).key
     except (OSError, ValueError, StopIteration, jwt.PyJWTError):
-        raise STSFault("InvalidIdentityToken", "Couldn't retrieve verification key from your identity provider, "
-                       "please reference AssumeRoleWithWebIdentity documentation for requirements") from None
+        raise STSFault(
+            "InvalidIdentityToken",
+            "Couldn't retrieve verification key from your identity provider, "
+            "please reference AssumeRoleWithWebIdentity documentation for requirements",
+        ) from None
     try:
-        claims = jwt.decode(token, key, algorithms=["RS256"], options={"verify_exp": False, "verify_aud": False,
-                                                                       "verify_nbf": False, "verify_iat": False})
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=["RS256"],
+            options={
+                "verify_exp": False,
+                "verify_aud": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+            },
+        )
     except jwt.PyJWTError:
-        raise STSFault("InvalidIdentityToken", "The web identity token that was passed could not be validated by "
-                       "AWS. Get a new identity token from the identity provider and then retry the request.") from None
+        raise STSFault(
+            "InvalidIdentityToken",
+            "The web identity token that was passed could not be validated by "
+            "AWS. Get a new identity token from the identity provider and then retry the request.",
+        ) from None
     auds = claims.get("aud", [])
     auds = auds if isinstance(auds, list) else [auds]
     if not any(a in provider.client_ids for a in auds):
         raise STSFault("InvalidIdentityToken", "Incorrect token audience")
     stamp = int(now.timestamp())
     if "exp" in claims and stamp >= int(claims["exp"]):
-        raise STSFault("ExpiredTokenException", f"Token expired: current date/time {stamp} must be before the "
-                       f"expiration date/time{int(claims['exp'])}")
+        raise STSFault(
+            "ExpiredTokenException",
+            f"Token expired: current date/time {stamp} must be before the "
+            f"expiration date/time{int(claims['exp'])}",
+        )
     if "nbf" in claims and stamp < int(claims["nbf"]):
         raise STSFault("InvalidIdentityToken", "Token is not yet valid")
     trust = get_role_trust(role_arn)
-    context = {f"{provider.url}:sub": str(claims.get("sub", "")),
-               f"{provider.url}:aud": next((a for a in auds if a in provider.client_ids), ""),
-               f"{provider.url}:amr": ""}
+    context = {
+        f"{provider.url}:sub": str(claims.get("sub", "")),
+        f"{provider.url}:aud": next((a for a in auds if a in provider.client_ids), ""),
+        f"{provider.url}:amr": "",
+    }
     if trust is None or not trust_allows(trust, provider.arn, context):
         raise STSFault("AccessDenied", NOT_AUTHORIZED, 403)
     return claims, provider
 
 
-def response_xml(role_user_id: str, role_arn_sts: str, creds: dict, claims: dict, provider: Provider,
-                 audience: str) -> str:
-    return (f'<AssumeRoleWithWebIdentityResponse xmlns="{STS_NS}">\n  <AssumeRoleWithWebIdentityResult>\n'
-            f"    <Audience>{audience}</Audience>\n"
-            f"    <AssumedRoleUser>\n      <AssumedRoleId>{role_user_id}</AssumedRoleId>\n"
-            f"      <Arn>{role_arn_sts}</Arn>\n    </AssumedRoleUser>\n"
-            f"    <Provider>{provider.arn}</Provider>\n"
-            f"    <Credentials>\n      <AccessKeyId>{creds['AccessKeyId']}</AccessKeyId>\n"
-            f"      <SecretAccessKey>{creds['SecretAccessKey']}</SecretAccessKey>\n"
-            f"      <SessionToken>{creds['SessionToken']}</SessionToken>\n"
-            f"      <Expiration>{creds['Expiration']}</Expiration>\n    </Credentials>\n"
-            f"    <SubjectFromWebIdentityToken>{claims.get('sub', '')}</SubjectFromWebIdentityToken>\n"
-            f"  </AssumeRoleWithWebIdentityResult>\n  <ResponseMetadata>\n"
-            f"    <RequestId>{uuid.uuid4()}</RequestId>\n  </ResponseMetadata>\n</AssumeRoleWithWebIdentityResponse>\n")
+def response_xml(
+    role_user_id: str,
+    role_arn_sts: str,
+    creds: dict,
+    claims: dict,
+    provider: Provider,
+    audience: str,
+) -> str:
+    return (
+        f'<AssumeRoleWithWebIdentityResponse xmlns="{STS_NS}">\n  '
+        "<AssumeRoleWithWebIdentityResult>\n"
+        f"    <Audience>{audience}</Audience>\n"
+        f"    <AssumedRoleUser>\n      <AssumedRoleId>{role_user_id}</AssumedRoleId>\n"
+        f"      <Arn>{role_arn_sts}</Arn>\n    </AssumedRoleUser>\n"
+        f"    <Provider>{provider.arn}</Provider>\n"
+        f"    <Credentials>\n      <AccessKeyId>{creds['AccessKeyId']}</AccessKeyId>\n"
+        f"      <SecretAccessKey>{creds['SecretAccessKey']}</SecretAccessKey>\n"
+        f"      <SessionToken>{creds['SessionToken']}</SessionToken>\n"
+        f"      <Expiration>{creds['Expiration']}</Expiration>\n    </Credentials>\n"
+        f"    <SubjectFromWebIdentityToken>{claims.get('sub', '')}</SubjectFromWebIdentityToken>\n"
+        f"  </AssumeRoleWithWebIdentityResult>\n  <ResponseMetadata>\n"
+        f"    <RequestId>{uuid.uuid4()}</RequestId>\n  "
+        "</ResponseMetadata>\n</AssumeRoleWithWebIdentityResponse>\n"
+    )
 
 
 def moto_providers() -> list[Provider]:
     from moto.iam.models import iam_backends
+
     iam = iam_backends[account.ACCOUNT_ID]["aws"]
-    return [Provider(arn=p.arn, url=p.url, client_ids=list(p.client_id_list)) for p in iam.open_id_providers.values()]
+    return [
+        Provider(arn=p.arn, url=p.url, client_ids=list(p.client_id_list))
+        for p in iam.open_id_providers.values()
+    ]
 
 
 def moto_role_trust(role_arn: str) -> dict | None:
     from moto.iam.models import iam_backends
+
     iam = iam_backends[account.ACCOUNT_ID]["aws"]
     try:
         role = iam.get_role_by_arn(role_arn)

@@ -5,6 +5,7 @@ listens on, its command line, its health probe and what `up` waits for, how long
 stop, and its version. `lifecycle` starts, waits for and stops them; nothing else needs to know
 a process's flags.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,6 +21,7 @@ from ..layout import Config, Layout
 @dataclass(frozen=True)
 class Context:
     """Everything a command line is made of."""
+
     bins: gobuild.Binaries
     lay: Layout
     cfg: Config
@@ -28,15 +30,15 @@ class Context:
 
 @dataclass(frozen=True)
 class Component:
-    name: str                                   # PID file, log file and status row
-    program: str                                # what its command line names (to find strays)
-    ports: tuple[str, ...]                      # Config.ports it listens on; the first is shown
+    name: str  # PID file, log file and status row
+    program: str  # what its command line names (to find strays)
+    ports: tuple[str, ...]  # Config.ports it listens on; the first is shown
     argv: Callable[[Context], list[str]]
-    healthy: Callable[[Layout, Config], bool]   # may raise OSError/SSLError: counts as not yet
-    ready: str                                  # what `up` says it waits for
-    grace: float                                # seconds from SIGTERM to SIGKILL
+    healthy: Callable[[Layout, Config], bool]  # may raise OSError/SSLError: counts as not yet
+    ready: str  # what `up` says it waits for
+    grace: float  # seconds from SIGTERM to SIGKILL
     version: Callable[[], str]
-    python: bool = False                        # a module of ours, run with this interpreter
+    python: bool = False  # a module of ours, run with this interpreter
 
 
 def python_argv(module: str, lay: Layout) -> list[str]:
@@ -54,8 +56,15 @@ def python_env() -> dict[str, str]:
 def all_components() -> tuple[Component, ...]:
     """In start order (stopped in reverse, etcd last)."""
     from . import apiserver, authenticator, aws, controller_manager, etcd, kubelet
-    return (etcd.COMPONENT, apiserver.COMPONENT, controller_manager.COMPONENT, kubelet.COMPONENT,
-            aws.COMPONENT, authenticator.COMPONENT)
+
+    return (
+        etcd.COMPONENT,
+        apiserver.COMPONENT,
+        controller_manager.COMPONENT,
+        kubelet.COMPONENT,
+        aws.COMPONENT,
+        authenticator.COMPONENT,
+    )
 
 
 def by_name(name: str) -> Component:

@@ -1,4 +1,5 @@
 """kube-apiserver: the real one, with EKS's authentication wired in (the token webhook)."""
+
 from __future__ import annotations
 
 import json
@@ -11,30 +12,39 @@ from . import Component, Context
 
 def argv(c: Context) -> list[str]:
     k, cfg = c.keys, c.cfg
-    return [str(c.bins.kube_apiserver),
-            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-            f"--secure-port={cfg.ports['apiserver']}",
-            f"--etcd-servers=https://127.0.0.1:{cfg.ports['etcd']}", f"--etcd-cafile={k.etcd_ca.cert}",
-            f"--etcd-certfile={k.apiserver_etcd_client.cert}",
-            f"--etcd-keyfile={k.apiserver_etcd_client.key}",
-            f"--client-ca-file={k.ca.cert}",
-            f"--tls-cert-file={k.apiserver.cert}", f"--tls-private-key-file={k.apiserver.key}",
-            "--authorization-mode=Node,RBAC",
-            "--enable-admission-plugins=NodeRestriction",
-            "--enable-bootstrap-token-auth=true",
-            f"--service-account-issuer={cfg.issuer}", f"--service-account-jwks-uri={cfg.issuer}/keys",
-            f"--service-account-key-file={k.sa_pub}", f"--service-account-signing-key-file={k.sa_key}",
-            f"--api-audiences={API_AUDIENCE}",
-            f"--service-cluster-ip-range={pki.SERVICE_CIDR}",
-            "--allow-privileged=true", "--profiling=false",
-            "--kubelet-preferred-address-types=InternalIP",
-            f"--kubelet-client-certificate={k.apiserver_kubelet_client.cert}",
-            f"--kubelet-client-key={k.apiserver_kubelet_client.key}",
-            f"--kubelet-certificate-authority={k.ca.cert}",
-            # EKS authentication: bearer tokens the API server cannot verify go to the
-            # aws-iam-authenticator-compatible webhook. No caching, so aws-auth edits apply at once.
-            f"--authentication-token-webhook-config-file={c.lay.webhook_kubeconfig}",
-            "--authentication-token-webhook-version=v1beta1", "--authentication-token-webhook-cache-ttl=0s"]
+    return [
+        str(c.bins.kube_apiserver),
+        "--bind-address=127.0.0.1",
+        "--advertise-address=127.0.0.1",
+        f"--secure-port={cfg.ports['apiserver']}",
+        f"--etcd-servers=https://127.0.0.1:{cfg.ports['etcd']}",
+        f"--etcd-cafile={k.etcd_ca.cert}",
+        f"--etcd-certfile={k.apiserver_etcd_client.cert}",
+        f"--etcd-keyfile={k.apiserver_etcd_client.key}",
+        f"--client-ca-file={k.ca.cert}",
+        f"--tls-cert-file={k.apiserver.cert}",
+        f"--tls-private-key-file={k.apiserver.key}",
+        "--authorization-mode=Node,RBAC",
+        "--enable-admission-plugins=NodeRestriction",
+        "--enable-bootstrap-token-auth=true",
+        f"--service-account-issuer={cfg.issuer}",
+        f"--service-account-jwks-uri={cfg.issuer}/keys",
+        f"--service-account-key-file={k.sa_pub}",
+        f"--service-account-signing-key-file={k.sa_key}",
+        f"--api-audiences={API_AUDIENCE}",
+        f"--service-cluster-ip-range={pki.SERVICE_CIDR}",
+        "--allow-privileged=true",
+        "--profiling=false",
+        "--kubelet-preferred-address-types=InternalIP",
+        f"--kubelet-client-certificate={k.apiserver_kubelet_client.cert}",
+        f"--kubelet-client-key={k.apiserver_kubelet_client.key}",
+        f"--kubelet-certificate-authority={k.ca.cert}",
+        # EKS authentication: bearer tokens the API server cannot verify go to the
+        # aws-iam-authenticator-compatible webhook. No caching, so aws-auth edits apply at once.
+        f"--authentication-token-webhook-config-file={c.lay.webhook_kubeconfig}",
+        "--authentication-token-webhook-version=v1beta1",
+        "--authentication-token-webhook-cache-ttl=0s",
+    ]
 
 
 def admin_context(lay: Layout):
@@ -53,6 +63,13 @@ def healthy(lay: Layout, cfg: Config) -> bool:
 
 
 # An API server whose etcd is gone can take long to say goodbye.
-COMPONENT = Component(name="kube-apiserver", program="kube-apiserver", ports=("apiserver",), argv=argv,
-                      healthy=healthy, ready="kube-apiserver /readyz (RBAC roles bootstrapped)", grace=3.0,
-                      version=lambda: pins().kubernetes)
+COMPONENT = Component(
+    name="kube-apiserver",
+    program="kube-apiserver",
+    ports=("apiserver",),
+    argv=argv,
+    healthy=healthy,
+    ready="kube-apiserver /readyz (RBAC roles bootstrapped)",
+    grace=3.0,
+    version=lambda: pins().kubernetes,
+)

@@ -1,5 +1,6 @@
 """The sandbox's AWS (helpers.sandbox.aws.gateway): moto behind our gateway, the cluster's OIDC
 issuer and the node's instance metadata, in one process."""
+
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
@@ -23,6 +24,14 @@ def _version() -> str:
         return "moto ? + gateway"
 
 
-COMPONENT = Component(name="aws", program=MODULE, ports=("aws", "oidc", "imds"),
-                      argv=lambda c: python_argv(MODULE, c.lay), healthy=healthy,
-                      ready="the sandbox AWS endpoint", grace=2.0, version=_version, python=True)
+COMPONENT = Component(
+    name="aws",
+    program=MODULE,
+    ports=("aws", "oidc", "imds"),
+    argv=lambda c: python_argv(MODULE, c.lay),
+    healthy=healthy,
+    ready="the sandbox AWS endpoint",
+    grace=2.0,
+    version=_version,
+    python=True,
+)

@@ -1,4 +1,5 @@
 """etcd: the real server, the version the pinned Kubernetes release is tested with; mutual TLS."""
+
 from __future__ import annotations
 
 import json
@@ -13,30 +14,55 @@ def argv(c: Context) -> list[str]:
     client = f"https://127.0.0.1:{c.cfg.ports['etcd']}"
     peer = f"https://127.0.0.1:{c.cfg.ports['etcd_peer']}"
     k = c.keys
-    return [str(c.bins.etcd), "--name=sandbox", f"--data-dir={c.lay.etcd_data}",
-            f"--listen-client-urls={client}", f"--advertise-client-urls={client}",
-            f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
-            f"--initial-cluster=sandbox={peer}", "--initial-cluster-state=new",
-            f"--listen-metrics-urls=http://127.0.0.1:{c.cfg.ports['etcd_metrics']}",
-            f"--cert-file={k.etcd_server.cert}", f"--key-file={k.etcd_server.key}",
-            f"--trusted-ca-file={k.etcd_ca.cert}", "--client-cert-auth=true",
-            f"--peer-cert-file={k.etcd_server.cert}", f"--peer-key-file={k.etcd_server.key}",
-            f"--peer-trusted-ca-file={k.etcd_ca.cert}", "--peer-client-cert-auth=true",
-            # A learner's sandbox holds little; keep etcd's memory and disk small.
-            "--quota-backend-bytes=268435456", "--snapshot-count=5000",
-            "--unsafe-no-fsync=false", "--log-level=warn"]
+    return [
+        str(c.bins.etcd),
+        "--name=sandbox",
+        f"--data-dir={c.lay.etcd_data}",
+        f"--listen-client-urls={client}",
+        f"--advertise-client-urls={client}",
+        f"--listen-peer-urls={peer}",
+        f"--initial-advertise-peer-urls={peer}",
+        f"--initial-cluster=sandbox={peer}",
+        "--initial-cluster-state=new",
+        f"--listen-metrics-urls=http://127.0.0.1:{c.cfg.ports['etcd_metrics']}",
+        f"--cert-file={k.etcd_server.cert}",
+        f"--key-file={k.etcd_server.key}",
+        f"--trusted-ca-file={k.etcd_ca.cert}",
+        "--client-cert-auth=true",
+        f"--peer-cert-file={k.etcd_server.cert}",
+        f"--peer-key-file={k.etcd_server.key}",
+        f"--peer-trusted-ca-file={k.etcd_ca.cert}",
+        "--peer-client-cert-auth=true",
+        # A learner's sandbox holds little; keep etcd's memory and disk small.
+        "--quota-backend-bytes=268435456",
+        "--snapshot-count=5000",
+        "--unsafe-no-fsync=false",
+        "--log-level=warn",
+    ]
 
 
 def healthy(lay: Layout, cfg: Config) -> bool:
-    ctx = common.client_context(lay.pki / "etcd-ca.crt", lay.pki / "apiserver-etcd-client.crt",
-                                lay.pki / "apiserver-etcd-client.key")
-    return json.loads(common.https_get(cfg.ports["etcd"], "/health", ctx)[1]).get("health") == "true"
+    ctx = common.client_context(
+        lay.pki / "etcd-ca.crt",
+        lay.pki / "apiserver-etcd-client.crt",
+        lay.pki / "apiserver-etcd-client.key",
+    )
+    return (
+        json.loads(common.https_get(cfg.ports["etcd"], "/health", ctx)[1]).get("health") == "true"
+    )
 
 
 # etcd gets time to close its database cleanly.
-COMPONENT = Component(name="etcd", program="etcd", ports=("etcd", "etcd_peer", "etcd_metrics"), argv=argv,
-                      healthy=healthy, ready="etcd to report healthy", grace=10.0,
-                      version=lambda: pins().etcd)
+COMPONENT = Component(
+    name="etcd",
+    program="etcd",
+    ports=("etcd", "etcd_peer", "etcd_metrics"),
+    argv=argv,
+    healthy=healthy,
+    ready="etcd to report healthy",
+    grace=10.0,
+    version=lambda: pins().etcd,
+)
 
 
 def _bootstrap_marker(lay: Layout):
@@ -54,8 +80,11 @@ def prepare_data(lay: Layout) -> bool:
     stale = marker.exists()
     if stale or not (lay.etcd_data / "member").exists():
         import shutil
+
         shutil.rmtree(lay.etcd_data, ignore_errors=True)
-        marker.write_text("etcd's first start has not finished; its data is thrown away at the next start\n")
+        marker.write_text(
+            "etcd's first start has not finished; its data is thrown away at the next start\n"
+        )
     return stale
 
 

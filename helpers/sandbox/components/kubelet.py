@@ -1,4 +1,5 @@
 """The stand-in kubelet (helpers.sandbox.kubelet): one Ready node, pods bound and Running, logs."""
+
 from __future__ import annotations
 
 from ..layout import Config, Layout
@@ -15,7 +16,14 @@ def healthy(lay: Layout, cfg: Config) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
 
 
-COMPONENT = Component(name="kubelet", program=MODULE, ports=("kubelet",),
-                      argv=lambda c: python_argv(MODULE, c.lay), healthy=healthy,
-                      ready="the node to be Ready (stand-in kubelet)", grace=2.0,
-                      version=lambda: f"stand-in ({pins().kubernetes} API)", python=True)
+COMPONENT = Component(
+    name="kubelet",
+    program=MODULE,
+    ports=("kubelet",),
+    argv=lambda c: python_argv(MODULE, c.lay),
+    healthy=healthy,
+    ready="the node to be Ready (stand-in kubelet)",
+    grace=2.0,
+    version=lambda: f"stand-in ({pins().kubernetes} API)",
+    python=True,
+)

@@ -6,6 +6,7 @@ account in as its ARN with no groups; templates {{AccountID}}, {{SessionName}} (
 "-"), {{SessionNameRaw}}, {{AccessKeyID}} and {{EC2PrivateDNSName}} are filled in. A key that
 does not parse is skipped and reported, as the real mapper keeps only the data that was good.
 """
+
 from __future__ import annotations
 
 import re
@@ -57,11 +58,20 @@ def _entries(data: dict, key: str, arn_field: str, errors: list[str]) -> list[Ma
             groups = it.get("groups") or []
             if not isinstance(groups, list):
                 raise ValueError(f"{key}[{i}].groups must be a list")
-            out.append(Mapping(arn=str(it[arn_field]), username=str(it.get("username") or ""),
-                               groups=[str(g) for g in groups], source=f"{key}[{i}]"))
+            out.append(
+                Mapping(
+                    arn=str(it[arn_field]),
+                    username=str(it.get("username") or ""),
+                    groups=[str(g) for g in groups],
+                    source=f"{key}[{i}]",
+                )
+            )
         return out
     except (yaml.YAMLError, ValueError) as e:
-        errors.append(f"There was an error parsing the config maps. Only saving data that was good, {key}: {e}")
+        errors.append(
+            f"There was an error parsing the config maps. Only saving data that was good, {key}: "
+            f"{e}"
+        )
         return []
 
 
@@ -78,8 +88,10 @@ def parse(data: dict[str, str] | None) -> AuthConfig:
                 raise ValueError("mapAccounts must be a list")
             cfg.accounts = [str(a) for a in accounts]
         except (yaml.YAMLError, ValueError) as e:
-            cfg.errors.append(f"There was an error parsing the config maps. Only saving data that was good, "
-                              f"mapAccounts: {e}")
+            cfg.errors.append(
+                f"There was an error parsing the config maps. Only saving data that was good, "
+                f"mapAccounts: {e}"
+            )
     return cfg
 
 
@@ -96,8 +108,12 @@ def render(template: str, ident: Identity, private_dns: Callable[[str], str] | N
     return template.replace("{{AccessKeyID}}", ident.access_key_id)
 
 
-def map_identity(ident: Identity, cfg: AuthConfig, static: list[Mapping] = (),
-                 private_dns: Callable[[str], str] | None = None) -> tuple[str, list[str], str]:
+def map_identity(
+    ident: Identity,
+    cfg: AuthConfig,
+    static: list[Mapping] = (),
+    private_dns: Callable[[str], str] | None = None,
+) -> tuple[str, list[str], str]:
     """(username, groups, which mapping) for an identity, or NotMapped."""
     subject = ident.canonical_arn.lower()
     for m in [*static, *cfg.roles, *cfg.users]:

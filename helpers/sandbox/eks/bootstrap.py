@@ -5,6 +5,7 @@
 - the `eks:authenticator` Role and RoleBinding that let the authenticator read aws-auth;
 - the aws-auth validation webhook and the pod-identity webhook's registration, as EKS has them.
 """
+
 from __future__ import annotations
 
 import base64
@@ -72,18 +73,38 @@ VALIDATION_WEBHOOK_NAME = "eks-aws-auth-configmap-validation-webhook"
 def validation_webhook(port: int, ca_pem: bytes) -> dict:
     """EKS's check of aws-auth edits, served by the sandbox's authenticator process."""
     return {
-        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
-        "metadata": {"name": VALIDATION_WEBHOOK_NAME, "labels": {"eks.amazonaws.com/component": "authenticator"}},
-        "webhooks": [{
-            "name": f"{VALIDATION_WEBHOOK_NAME}.amazonaws.com",
-            "admissionReviewVersions": ["v1"],
-            "clientConfig": {"url": f"https://127.0.0.1:{port}/validate",
-                             "caBundle": base64.b64encode(ca_pem).decode()},
-            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
-                       "resources": ["configmaps"], "scope": "Namespaced"}],
-            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-            "failurePolicy": "Ignore", "matchPolicy": "Equivalent", "sideEffects": "None", "timeoutSeconds": 5,
-        }],
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {
+            "name": VALIDATION_WEBHOOK_NAME,
+            "labels": {"eks.amazonaws.com/component": "authenticator"},
+        },
+        "webhooks": [
+            {
+                "name": f"{VALIDATION_WEBHOOK_NAME}.amazonaws.com",
+                "admissionReviewVersions": ["v1"],
+                "clientConfig": {
+                    "url": f"https://127.0.0.1:{port}/validate",
+                    "caBundle": base64.b64encode(ca_pem).decode(),
+                },
+                "rules": [
+                    {
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE", "UPDATE"],
+                        "resources": ["configmaps"],
+                        "scope": "Namespaced",
+                    }
+                ],
+                "namespaceSelector": {
+                    "matchLabels": {"kubernetes.io/metadata.name": "kube-system"}
+                },
+                "failurePolicy": "Ignore",
+                "matchPolicy": "Equivalent",
+                "sideEffects": "None",
+                "timeoutSeconds": 5,
+            }
+        ],
     }
 
 
@@ -105,31 +126,62 @@ kind: ClusterRoleBinding
 metadata:
   name: eks:pod-identity-mutating-webhook
   labels: {eks.amazonaws.com/component: pod-identity-webhook}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: eks:pod-identity-mutating-webhook}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: eks:pod-identity-mutating-webhook
 subjects:
 - {apiGroup: rbac.authorization.k8s.io, kind: User, name: eks:pod-identity-mutating-webhook}
 """
 
 
 def pod_identity_webhook(port: int, ca_pem: bytes) -> dict:
-    """EKS's `pod-identity-webhook` MutatingWebhookConfiguration (served by the sandbox's EKS webhook process)."""
+    """EKS's `pod-identity-webhook` MutatingWebhookConfiguration (served by the sandbox's EKS
+    webhook process)."""
     return {
-        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
         "metadata": {"name": "pod-identity-webhook"},
-        "webhooks": [{
-            "name": "iam-for-pods.amazonaws.com",
-            "admissionReviewVersions": ["v1beta1"],
-            "clientConfig": {"url": f"https://127.0.0.1:{port}/mutate", "caBundle": base64.b64encode(ca_pem).decode()},
-            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"],
-                       "scope": "*"}],
-            "objectSelector": {"matchExpressions": [{"key": "eks.amazonaws.com/skip-pod-identity-webhook",
-                                                     "operator": "DoesNotExist"}]},
-            "namespaceSelector": {}, "failurePolicy": "Ignore", "matchPolicy": "Equivalent",
-            "reinvocationPolicy": "IfNeeded", "sideEffects": "None", "timeoutSeconds": 10,
-        }],
+        "webhooks": [
+            {
+                "name": "iam-for-pods.amazonaws.com",
+                "admissionReviewVersions": ["v1beta1"],
+                "clientConfig": {
+                    "url": f"https://127.0.0.1:{port}/mutate",
+                    "caBundle": base64.b64encode(ca_pem).decode(),
+                },
+                "rules": [
+                    {
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE"],
+                        "resources": ["pods"],
+                        "scope": "*",
+                    }
+                ],
+                "objectSelector": {
+                    "matchExpressions": [
+                        {
+                            "key": "eks.amazonaws.com/skip-pod-identity-webhook",
+                            "operator": "DoesNotExist",
+                        }
+                    ]
+                },
+                "namespaceSelector": {},
+                "failurePolicy": "Ignore",
+                "matchPolicy": "Equivalent",
+                "reinvocationPolicy": "IfNeeded",
+                "sideEffects": "None",
+                "timeoutSeconds": 10,
+            }
+        ],
     }
 
 
 def aws_auth_configmap() -> dict:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "aws-auth", "namespace": "kube-system"},
-            "data": {"mapRoles": AWS_AUTH_MAP_ROLES}}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "aws-auth", "namespace": "kube-system"},
+        "data": {"mapRoles": AWS_AUTH_MAP_ROLES},
+    }

@@ -7,6 +7,7 @@ sandbox's webhook writes the same lines to the same place in its emulated CloudW
 notebook pointed at the sandbox as if it were a real cluster reads them the way it would on EKS
 (helpers.lab.decisions). Shipping runs on a background thread: a decision never waits for it.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -29,7 +30,11 @@ def _value(v) -> str:
 
 
 def logrus_line(when: dt.datetime, level: str, msg: str, fields: dict) -> str:
-    parts = [f'time="{when.strftime("%Y-%m-%dT%H:%M:%SZ")}"', f"level={level}", f"msg={_value(msg)}"]
+    parts = [
+        f'time="{when.strftime("%Y-%m-%dT%H:%M:%SZ")}"',
+        f"level={level}",
+        f"msg={_value(msg)}",
+    ]
     parts += [f"{k}={_value(fields[k])}" for k in sorted(fields)]
     return " ".join(parts)
 
@@ -46,8 +51,10 @@ class Shipper:
         self.q.put({"timestamp": int(when.timestamp() * 1000), "message": line})
 
     def _ensure(self, logs) -> None:
-        for call, kw in ((logs.create_log_group, {"logGroupName": self.group}),
-                         (logs.create_log_stream, {"logGroupName": self.group, "logStreamName": self.stream})):
+        for call, kw in (
+            (logs.create_log_group, {"logGroupName": self.group}),
+            (logs.create_log_stream, {"logGroupName": self.group, "logStreamName": self.stream}),
+        ):
             try:
                 call(**kw)
             except logs.exceptions.ResourceAlreadyExistsException:
@@ -57,7 +64,7 @@ class Shipper:
         logs = None
         while True:
             batch = [self.q.get()]
-            time.sleep(0.2)    # gather what arrives together (one kubectl call makes several reviews)
+            time.sleep(0.2)  # gather what arrives together (one kubectl call makes several reviews)
             while not self.q.empty() and len(batch) < 500:
                 batch.append(self.q.get_nowait())
             for attempt in range(5):
@@ -65,10 +72,13 @@ class Shipper:
                     if logs is None:
                         logs = self.make_client()
                         self._ensure(logs)
-                    logs.put_log_events(logGroupName=self.group, logStreamName=self.stream,
-                                        logEvents=sorted(batch, key=lambda e: e["timestamp"]))
+                    logs.put_log_events(
+                        logGroupName=self.group,
+                        logStreamName=self.stream,
+                        logEvents=sorted(batch, key=lambda e: e["timestamp"]),
+                    )
                     break
-                except Exception as e:   # the AWS endpoint restarting: keep the lines, try again
+                except Exception as e:  # the AWS endpoint restarting: keep the lines, try again
                     log.warning("could not ship %d log lines (%s); retrying", len(batch), e)
                     logs = None
                     time.sleep(0.5 * (attempt + 1))

@@ -9,6 +9,7 @@ sts.amazonaws.com unless the SA's `eks.amazonaws.com/audience` says otherwise, e
 unless `eks.amazonaws.com/token-expiration` on the SA or pod says otherwise) as its first volume.
 The result is a JSON patch, as the real webhook answers.
 """
+
 from __future__ import annotations
 
 import copy
@@ -38,8 +39,11 @@ def sa_config(annotations: dict[str, str] | None, regional_default: bool = True)
     if not role:
         return None
     regional = a.get(f"{DOMAIN}/sts-regional-endpoints")
-    cfg = SAConfig(role_arn=role, audience=a.get(f"{DOMAIN}/audience") or DEFAULT_AUDIENCE,
-                   regional_sts=(regional == "true") if regional is not None else regional_default)
+    cfg = SAConfig(
+        role_arn=role,
+        audience=a.get(f"{DOMAIN}/audience") or DEFAULT_AUDIENCE,
+        regional_sts=(regional == "true") if regional is not None else regional_default,
+    )
     exp = a.get(f"{DOMAIN}/token-expiration")
     if exp:
         try:
@@ -72,10 +76,16 @@ def _add_env(container: dict, token_file: str, role: str, regional: bool, region
         env.append({"name": "AWS_STS_REGIONAL_ENDPOINTS", "value": "regional"})
         changed = True
     if not has_region and region:
-        env += [{"name": "AWS_DEFAULT_REGION", "value": region}, {"name": "AWS_REGION", "value": region}]
+        env += [
+            {"name": "AWS_DEFAULT_REGION", "value": region},
+            {"name": "AWS_REGION", "value": region},
+        ]
         changed = True
     if not reserved:
-        env += [{"name": "AWS_ROLE_ARN", "value": role}, {"name": "AWS_WEB_IDENTITY_TOKEN_FILE", "value": token_file}]
+        env += [
+            {"name": "AWS_ROLE_ARN", "value": role},
+            {"name": "AWS_WEB_IDENTITY_TOKEN_FILE", "value": token_file},
+        ]
         changed = True
     container["env"] = env
     mounts = list(container.get("volumeMounts") or [])
@@ -106,18 +116,37 @@ def patch_for(pod: dict, sa: SAConfig, region: str) -> tuple[list[dict], bool]:
         out = []
         for c in spec.get(key) or []:
             c = copy.deepcopy(c)
-            if c.get("name") not in skip and _add_env(c, token_file, sa.role_arn, sa.regional_sts, region):
+            if c.get("name") not in skip and _add_env(
+                c, token_file, sa.role_arn, sa.regional_sts, region
+            ):
                 changed = True
             out.append(c)
         lists[key] = out
-    volume = {"name": VOLUME, "projected": {"sources": [{"serviceAccountToken": {
-        "audience": sa.audience, "expirationSeconds": expiration, "path": TOKEN}}]}}
+    volume = {
+        "name": VOLUME,
+        "projected": {
+            "sources": [
+                {
+                    "serviceAccountToken": {
+                        "audience": sa.audience,
+                        "expirationSeconds": expiration,
+                        "path": TOKEN,
+                    }
+                }
+            ]
+        },
+    }
     patch = []
     if not any(v.get("name") == VOLUME for v in spec.get("volumes") or []):
-        patch.append({"op": "add", "path": "/spec/volumes/0", "value": volume} if spec.get("volumes") is not None
-                     else {"op": "add", "path": "/spec/volumes", "value": [volume]})
+        patch.append(
+            {"op": "add", "path": "/spec/volumes/0", "value": volume}
+            if spec.get("volumes") is not None
+            else {"op": "add", "path": "/spec/volumes", "value": [volume]}
+        )
         changed = True
     patch.append({"op": "add", "path": "/spec/containers", "value": lists["containers"]})
     if lists["initContainers"]:
-        patch.append({"op": "add", "path": "/spec/initContainers", "value": lists["initContainers"]})
+        patch.append(
+            {"op": "add", "path": "/spec/initContainers", "value": lists["initContainers"]}
+        )
     return patch, changed

@@ -2,6 +2,7 @@
 aws-iam-authenticator's pkg/token verifier does: the same checks, in the same order, with the
 same error texts; then ask STS who signed it.
 """
+
 from __future__ import annotations
 
 import base64
@@ -20,8 +21,17 @@ MAX_TOKEN_LEN = 4 * 1024
 CLUSTER_ID_HEADER = "x-k8s-aws-id"
 DATE_FORMAT = SIGV4_DATE
 GO_DATE_LAYOUT = "20060102T150405Z"
-ALLOWED_PARAMETERS = {"action", "version", "x-amz-algorithm", "x-amz-credential", "x-amz-date", "x-amz-expires",
-                      "x-amz-security-token", "x-amz-signature", "x-amz-signedheaders"}
+ALLOWED_PARAMETERS = {
+    "action",
+    "version",
+    "x-amz-algorithm",
+    "x-amz-credential",
+    "x-amz-date",
+    "x-amz-expires",
+    "x-amz-security-token",
+    "x-amz-signature",
+    "x-amz-signedheaders",
+}
 _B64URL = re.compile(r"[A-Za-z0-9_-]")
 
 
@@ -50,8 +60,10 @@ class Identity:
 
 
 def real_sts_hosts() -> set[str]:
-    """Every STS hostname of the aws partition, regional and global, from botocore's endpoint data."""
+    """Every STS hostname of the aws partition, regional and global, from botocore's endpoint
+    data."""
     import botocore.session
+
     session = botocore.session.get_session()
     hosts = {"sts.amazonaws.com"}
     for region in session.get_available_regions("sts", partition_name="aws"):
@@ -82,12 +94,13 @@ def _parse_query(raw: str) -> list[tuple[str, str]]:
 
 
 def parse(token: str, valid_hosts: set[str], now: dt.datetime) -> tuple[str, dict[str, str]]:
-    """Every check before STS is called. Returns the pre-signed URL and its lower-cased parameters."""
+    """Every check before STS is called. Returns the pre-signed URL and its lower-cased
+    parameters."""
     if len(token) > MAX_TOKEN_LEN:
         raise FormatError("token is too large")
     if not token.startswith(V1_PREFIX):
         raise FormatError(f'token is missing expected "{V1_PREFIX}" prefix')
-    raw = _raw_url_b64decode(token[len(V1_PREFIX):])
+    raw = _raw_url_b64decode(token[len(V1_PREFIX) :])
     url = raw.decode("utf-8", errors="replace")
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in url):
         raise FormatError(f'parse "{url}": net/url: invalid control character in URL')
@@ -110,8 +123,12 @@ def parse(token: str, valid_hosts: set[str], now: dt.datetime) -> tuple[str, dic
         lower[key.lower()] = values[0]
     if lower.get("action") != "GetCallerIdentity":
         raise FormatError("unexpected action parameter in pre-signed URL")
-    if CLUSTER_ID_HEADER not in [h.lower() for h in lower.get("x-amz-signedheaders", "").split(";")]:
-        raise FormatError(f"client did not sign the {CLUSTER_ID_HEADER} header in the pre-signed URL")
+    if CLUSTER_ID_HEADER not in [
+        h.lower() for h in lower.get("x-amz-signedheaders", "").split(";")
+    ]:
+        raise FormatError(
+            f"client did not sign the {CLUSTER_ID_HEADER} header in the pre-signed URL"
+        )
     try:
         expires = int(lower.get("x-amz-expires", ""))
     except ValueError:
@@ -124,10 +141,14 @@ def parse(token: str, valid_hosts: set[str], now: dt.datetime) -> tuple[str, dic
     try:
         signed_at = dt.datetime.strptime(date, DATE_FORMAT).replace(tzinfo=dt.timezone.utc)
     except ValueError:
-        raise FormatError(f'error parsing X-Amz-Date parameter {date} into format {GO_DATE_LAYOUT}: '
-                          f'parsing time "{date}" as "{GO_DATE_LAYOUT}": cannot parse "{date}" as "2006"') from None
+        raise FormatError(
+            f"error parsing X-Amz-Date parameter {date} into format {GO_DATE_LAYOUT}: "
+            f'parsing time "{date}" as "{GO_DATE_LAYOUT}": cannot parse "{date}" as "2006"'
+        ) from None
     if now > signed_at + PRESIGNED_URL_EXPIRATION:
-        raise FormatError(f"X-Amz-Date parameter is expired (15 minute expiration) {_go_time(signed_at)}")
+        raise FormatError(
+            f"X-Amz-Date parameter is expired (15 minute expiration) {_go_time(signed_at)}"
+        )
     return url, lower
 
 
@@ -159,8 +180,11 @@ def canonicalize(arn: str) -> str:
 HttpGet = Callable[[str, dict[str, str]], tuple[int, bytes]]
 
 
-def verify(token: str, cluster_id: str, valid_hosts: set[str], http_get: HttpGet, now: dt.datetime) -> Identity:
+def verify(
+    token: str, cluster_id: str, valid_hosts: set[str], http_get: HttpGet, now: dt.datetime
+) -> Identity:
     import json
+
     url, params = parse(token, valid_hosts, now)
     access_key_id = params.get("x-amz-credential", "").split("/")[0]
     try:
@@ -168,7 +192,9 @@ def verify(token: str, cluster_id: str, valid_hosts: set[str], http_get: HttpGet
     except OSError as e:
         raise STSError(f"error during GET: {e}") from None
     if status != 200:
-        raise STSError(f"error from AWS (expected 200, got {status}). Body: {body.decode(errors='replace')}")
+        raise STSError(
+            f"error from AWS (expected 200, got {status}). Body: {body.decode(errors='replace')}"
+        )
     try:
         result = json.loads(body)["GetCallerIdentityResponse"]["GetCallerIdentityResult"]
     except (ValueError, KeyError, TypeError) as e:
@@ -176,6 +202,11 @@ def verify(token: str, cluster_id: str, valid_hosts: set[str], http_get: HttpGet
     user_id_parts = result["UserId"].split(":")
     if len(user_id_parts) > 2:
         raise STSError(f'malformed UserID "{result["UserId"]}"')
-    return Identity(arn=result["Arn"], canonical_arn=canonicalize(result["Arn"]), account_id=result["Account"],
-                    user_id=user_id_parts[0], session_name=user_id_parts[1] if len(user_id_parts) == 2 else "",
-                    access_key_id=access_key_id)
+    return Identity(
+        arn=result["Arn"],
+        canonical_arn=canonicalize(result["Arn"]),
+        account_id=result["Account"],
+        user_id=user_id_parts[0],
+        session_name=user_id_parts[1] if len(user_id_parts) == 2 else "",
+        access_key_id=access_key_id,
+    )

@@ -14,6 +14,7 @@ log lines to CloudWatch Logs (cwlogs.py), where EKS's control-plane logging puts
 
 Run by the sandbox as `python -m helpers.sandbox.eks.webhook --state DIR`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -31,7 +32,9 @@ from .. import common
 from . import awsauth, cwlogs, podidentity, token
 
 log = logging.getLogger("aws-iam-authenticator")
-DENY = json.dumps({"metadata": {"creationTimestamp": None}, "spec": {}, "status": {"user": {}}}).encode()
+DENY = json.dumps(
+    {"metadata": {"creationTimestamp": None}, "spec": {}, "status": {"user": {}}}
+).encode()
 
 
 class Authenticator:
@@ -41,18 +44,36 @@ class Authenticator:
         self.cluster_id = cfg["cluster_name"]
         self.aws_endpoint = f"https://127.0.0.1:{cfg['ports']['aws']}"
         self.valid_hosts = token.real_sts_hosts() | {self.aws_endpoint.split("://", 1)[1]}
-        self.http = urllib3.PoolManager(cert_reqs="CERT_REQUIRED", ca_certs=str(state / "pki" / "ca.crt"),
-                                        maxsize=64, retries=False, timeout=urllib3.Timeout(connect=5, read=10))
+        self.http = urllib3.PoolManager(
+            cert_reqs="CERT_REQUIRED",
+            ca_certs=str(state / "pki" / "ca.crt"),
+            maxsize=64,
+            retries=False,
+            timeout=urllib3.Timeout(connect=5, read=10),
+        )
         # The cluster creator is mapped by EKS itself, outside aws-auth (config-map mode).
-        self.static = [awsauth.Mapping(arn=common.arn("user", common.ADMIN_USER), username="kubernetes-admin",
-                                       groups=["system:masters"], source="cluster creator (EKS, not in aws-auth)")]
+        self.static = [
+            awsauth.Mapping(
+                arn=common.arn("user", common.ADMIN_USER),
+                username="kubernetes-admin",
+                groups=["system:masters"],
+                source="cluster creator (EKS, not in aws-auth)",
+            )
+        ]
         self.auth = awsauth.AuthConfig()
         self.auth_loaded = threading.Event()
         self.decisions = state / "logs" / "authenticator.jsonl"
         self._log_lock = threading.Lock()
-        stream = "authenticator-" + hashlib.sha256(f"{self.cluster_id}:{state}".encode()).hexdigest()[:32]
-        self.cloudwatch = cwlogs.Shipper(self._logs_client, f"/aws/eks/{self.cluster_id}/cluster", stream)
-        self.api = client.CoreV1Api(config.new_client_from_config(str(state / "authenticator.kubeconfig")))
+        stream = (
+            "authenticator-"
+            + hashlib.sha256(f"{self.cluster_id}:{state}".encode()).hexdigest()[:32]
+        )
+        self.cloudwatch = cwlogs.Shipper(
+            self._logs_client, f"/aws/eks/{self.cluster_id}/cluster", stream
+        )
+        self.api = client.CoreV1Api(
+            config.new_client_from_config(str(state / "authenticator.kubeconfig"))
+        )
 
     # --- aws-auth -----------------------------------------------------------------------------
     def _apply(self, cm) -> None:
@@ -69,9 +90,13 @@ class Authenticator:
                 lst = self.api.list_namespaced_config_map("kube-system", field_selector=selector)
                 self._apply(lst.items[0] if lst.items else None)
                 self.auth_loaded.set()
-                for ev in watch.Watch().stream(self.api.list_namespaced_config_map, "kube-system",
-                                               field_selector=selector, resource_version=lst.metadata.resource_version,
-                                               timeout_seconds=240):
+                for ev in watch.Watch().stream(
+                    self.api.list_namespaced_config_map,
+                    "kube-system",
+                    field_selector=selector,
+                    resource_version=lst.metadata.resource_version,
+                    timeout_seconds=240,
+                ):
                     self._apply(None if ev["type"] == "DELETED" else ev["object"])
             except Exception as e:  # API server restarting, RBAC not there yet: try again
                 log.debug("aws-auth watch: %s", e)
@@ -87,10 +112,16 @@ class Authenticator:
 
     def _aws_client(self, service: str):
         import boto3
+
         keys = common.admin_keys(self.state / "aws")
-        return boto3.client(service, region_name=common.REGION, endpoint_url=self.aws_endpoint,
-                            aws_access_key_id=keys.access_key_id, aws_secret_access_key=keys.secret_access_key,
-                            verify=str(self.state / "pki" / "ca.crt"))
+        return boto3.client(
+            service,
+            region_name=common.REGION,
+            endpoint_url=self.aws_endpoint,
+            aws_access_key_id=keys.access_key_id,
+            aws_secret_access_key=keys.secret_access_key,
+            verify=str(self.state / "pki" / "ca.crt"),
+        )
 
     def _logs_client(self):
         return self._aws_client("logs")
@@ -114,85 +145,156 @@ class Authenticator:
             self._record({**entry, "decision": "denied", "stage": "token", "error": str(e)})
             self._cw("warning", "access denied", {**req, "error": str(e)})
             return 403, None
-        entry.update(arn=ident.arn, canonicalArn=ident.canonical_arn, accountId=ident.account_id,
-                     userId=ident.user_id, sessionName=ident.session_name, accessKeyId=ident.access_key_id)
-        self._cw("info", "STS response", {**req, "accesskeyid": ident.access_key_id, "arn": ident.arn,
-                                          "accountid": ident.account_id, "userid": ident.user_id,
-                                          "session": ident.session_name})
+        entry.update(
+            arn=ident.arn,
+            canonicalArn=ident.canonical_arn,
+            accountId=ident.account_id,
+            userId=ident.user_id,
+            sessionName=ident.session_name,
+            accessKeyId=ident.access_key_id,
+        )
+        self._cw(
+            "info",
+            "STS response",
+            {
+                **req,
+                "accesskeyid": ident.access_key_id,
+                "arn": ident.arn,
+                "accountid": ident.account_id,
+                "userid": ident.user_id,
+                "session": ident.session_name,
+            },
+        )
         req["arn"] = ident.canonical_arn
         self.auth_loaded.wait(5)
         try:
-            username, groups, source = awsauth.map_identity(ident, self.auth, self.static, self._private_dns)
+            username, groups, source = awsauth.map_identity(
+                ident, self.auth, self.static, self._private_dns
+            )
         except (awsauth.NotMapped, ValueError) as e:
             self._record({**entry, "decision": "denied", "stage": "mapping", "error": str(e)})
             self._cw("warning", "access denied", {**req, "error": str(e)})
             return 403, None
         uid = f"aws-iam-authenticator:{ident.account_id}:{ident.user_id}"
-        self._record({**entry, "decision": "granted", "mapping": source, "username": username, "uid": uid,
-                      "groups": groups})
-        self._cw("info", "access granted", {**req, "username": username, "uid": uid, "groups": groups})
-        extra = {"arn": [ident.arn], "canonicalArn": [ident.canonical_arn], "sessionName": [ident.session_name],
-                 "accessKeyId": [ident.access_key_id], "principalId": [ident.user_id]}
+        self._record(
+            {
+                **entry,
+                "decision": "granted",
+                "mapping": source,
+                "username": username,
+                "uid": uid,
+                "groups": groups,
+            }
+        )
+        self._cw(
+            "info", "access granted", {**req, "username": username, "uid": uid, "groups": groups}
+        )
+        extra = {
+            "arn": [ident.arn],
+            "canonicalArn": [ident.canonical_arn],
+            "sessionName": [ident.session_name],
+            "accessKeyId": [ident.access_key_id],
+            "principalId": [ident.user_id],
+        }
         return 200, {"username": username, "uid": uid, "groups": groups, "extra": extra}
 
     def validate(self, review: dict) -> dict:
-        """AdmissionReview for a ConfigMap in kube-system: aws-auth must parse as the authenticator parses it."""
+        """AdmissionReview for a ConfigMap in kube-system: aws-auth must parse as the authenticator
+        parses it."""
         req = review.get("request") or {}
         obj = req.get("object") or {}
         response = {"uid": req.get("uid", ""), "allowed": True}
         if (obj.get("metadata") or {}).get("name") == "aws-auth":
             errors = awsauth.parse(obj.get("data")).errors
             if errors:
-                message = "aws-auth ConfigMap is not valid: " + "; ".join(e.split(", ", 1)[-1] for e in errors)
-                response.update(allowed=False, status={"code": 400, "reason": "Invalid", "message": message})
-                self._record({"decision": "rejected aws-auth edit", "error": message,
-                              "user": (req.get("userInfo") or {}).get("username")})
-        return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
+                message = "aws-auth ConfigMap is not valid: " + "; ".join(
+                    e.split(", ", 1)[-1] for e in errors
+                )
+                response.update(
+                    allowed=False, status={"code": 400, "reason": "Invalid", "message": message}
+                )
+                self._record(
+                    {
+                        "decision": "rejected aws-auth edit",
+                        "error": message,
+                        "user": (req.get("userInfo") or {}).get("username"),
+                    }
+                )
+        return {
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "response": response,
+        }
 
     def _record(self, entry: dict) -> None:
         entry = {"time": clock.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ"), **entry}
         level = logging.INFO if entry.get("decision") == "granted" else logging.WARNING
-        log.log(level, "%s %s", "access granted" if level == logging.INFO else "access denied",
-                json.dumps({k: v for k, v in entry.items() if k != "time"}))
+        log.log(
+            level,
+            "%s %s",
+            "access granted" if level == logging.INFO else "access denied",
+            json.dumps({k: v for k, v in entry.items() if k != "time"}),
+        )
         with self._log_lock, open(self.decisions, "a") as fh:
             fh.write(json.dumps(entry) + "\n")
 
 
 class PodIdentity:
-    """EKS's pod-identity webhook: reads the pod's ServiceAccount, answers with podidentity's JSON patch."""
+    """EKS's pod-identity webhook: reads the pod's ServiceAccount, answers with podidentity's JSON
+    patch."""
 
     def __init__(self, state: Path):
-        self.api = client.CoreV1Api(config.new_client_from_config(str(state / "pod-identity-webhook.kubeconfig")))
+        self.api = client.CoreV1Api(
+            config.new_client_from_config(str(state / "pod-identity-webhook.kubeconfig"))
+        )
         self.region = common.REGION
         self.decisions = state / "logs" / "pod-identity-webhook.jsonl"
         self._lock = threading.Lock()
 
     def mutate(self, review: dict) -> dict:
         import base64
+
         req = review.get("request") or {}
         pod = req.get("object") or {}
         ns = req.get("namespace") or (pod.get("metadata") or {}).get("namespace") or "default"
         sa_name = (pod.get("spec") or {}).get("serviceAccountName") or "default"
-        name = (pod.get("metadata") or {}).get("name") or (pod.get("metadata") or {}).get("generateName", "")
+        name = (pod.get("metadata") or {}).get("name") or (pod.get("metadata") or {}).get(
+            "generateName", ""
+        )
         response: dict = {"uid": req.get("uid", ""), "allowed": True}
         entry = {"pod": f"{ns}/{name}", "serviceAccount": sa_name}
         try:
             sa = self.api.read_namespaced_service_account(sa_name, ns)
             cfg = podidentity.sa_config(sa.metadata.annotations)
-        except Exception as e:  # not found, API trouble: the pod is admitted unchanged, as failurePolicy Ignore
+        except (
+            Exception
+        ) as e:  # not found, API trouble: the pod is admitted unchanged, as failurePolicy Ignore
             cfg = None
             entry["note"] = f"service account not read: {getattr(e, 'reason', e)}"
         if cfg is None:
-            entry.setdefault("decision", "not mutated: the service account has no eks.amazonaws.com/role-arn")
+            entry.setdefault(
+                "decision", "not mutated: the service account has no eks.amazonaws.com/role-arn"
+            )
         else:
             patch, changed = podidentity.patch_for(pod, cfg, self.region)
-            response.update(patch=base64.b64encode(json.dumps(patch).encode()).decode(), patchType="JSONPatch")
-            entry.update(decision="mutated" if changed else "not mutated: already has the env and volume",
-                         roleArn=cfg.role_arn, audience=cfg.audience, patch=patch)
+            response.update(
+                patch=base64.b64encode(json.dumps(patch).encode()).decode(), patchType="JSONPatch"
+            )
+            entry.update(
+                decision="mutated" if changed else "not mutated: already has the env and volume",
+                roleArn=cfg.role_arn,
+                audience=cfg.audience,
+                patch=patch,
+            )
         with self._lock, open(self.decisions, "a") as fh:
-            fh.write(json.dumps({"time": clock.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ"), **entry}) + "\n")
-        return {"apiVersion": review.get("apiVersion", "admission.k8s.io/v1beta1"), "kind": "AdmissionReview",
-                "response": response}
+            fh.write(
+                json.dumps({"time": clock.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ"), **entry}) + "\n"
+            )
+        return {
+            "apiVersion": review.get("apiVersion", "admission.k8s.io/v1beta1"),
+            "kind": "AdmissionReview",
+            "response": response,
+        }
 
 
 def make_handler(auth: Authenticator, pods: PodIdentity):
@@ -211,7 +313,9 @@ def make_handler(auth: Authenticator, pods: PodIdentity):
 
         def do_GET(self):
             self._send(405, b'"expected POST"') if self.path == "/authenticate" else self._send(
-                200 if self.path == "/healthz" else 404, b"ok" if self.path == "/healthz" else b"not found")
+                200 if self.path == "/healthz" else 404,
+                b"ok" if self.path == "/healthz" else b"not found",
+            )
 
         def do_POST(self):
             path = self.path.split("?")[0].rstrip("/")
@@ -232,9 +336,13 @@ def make_handler(auth: Authenticator, pods: PodIdentity):
             status, user = auth.review(review, "%s:%s" % self.client_address[:2])
             if user is None:
                 return self._send(status, DENY)
-            out = {"apiVersion": review.get("apiVersion", "authentication.k8s.io/v1beta1"), "kind": "TokenReview",
-                   "metadata": {"creationTimestamp": None}, "spec": {},
-                   "status": {"authenticated": True, "user": user}}
+            out = {
+                "apiVersion": review.get("apiVersion", "authentication.k8s.io/v1beta1"),
+                "kind": "TokenReview",
+                "metadata": {"creationTimestamp": None},
+                "spec": {},
+                "status": {"authenticated": True, "user": user},
+            }
             self._send(200, json.dumps(out).encode())
 
     return Handler
@@ -245,12 +353,18 @@ def main() -> None:
     auth = Authenticator(state)
     stop = threading.Event()
     threading.Thread(target=auth.watch_aws_auth, args=(stop,), daemon=True).start()
-    ctx = common.server_context(state / "pki" / "authenticator.crt", state / "pki" / "authenticator.key")
-    common.serve_https(cfg["ports"]["authenticator"], make_handler(auth, PodIdentity(state)), ctx,
-                       name="webhook")
-    log.info("listening on https://127.0.0.1:%s/authenticate for cluster %s", cfg["ports"]["authenticator"],
-             auth.cluster_id)
-    threading.Event().wait()   # serve until stopped
+    ctx = common.server_context(
+        state / "pki" / "authenticator.crt", state / "pki" / "authenticator.key"
+    )
+    common.serve_https(
+        cfg["ports"]["authenticator"], make_handler(auth, PodIdentity(state)), ctx, name="webhook"
+    )
+    log.info(
+        "listening on https://127.0.0.1:%s/authenticate for cluster %s",
+        cfg["ports"]["authenticator"],
+        auth.cluster_id,
+    )
+    threading.Event().wait()  # serve until stopped
 
 
 if __name__ == "__main__":
