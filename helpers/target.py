@@ -102,10 +102,6 @@ class Target:
     allow: frozenset = frozenset()
 
     @property
-    def on_cluster(self) -> bool:
-        return self.kind == "cluster"
-
-    @property
     def description(self) -> str:
         """One line for the preflight table."""
         raise NotImplementedError
