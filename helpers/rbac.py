@@ -22,7 +22,9 @@ import pandas as pd
 from . import authz
 from .authz import Identity, Snapshot
 
+# kubectl-rolesum's verb columns; the access matrix and heat-map leave out deletecollection (rakkess)
 VERBS = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]
+MATRIX_VERBS = tuple(VERBS[:-1])
 
 
 def _get(kinds: str) -> list[dict]:
@@ -153,7 +155,6 @@ def rolesum(
 
 
 # -- views with group expansion ------------------------------------------------------------------
-MATRIX_VERBS = ("get", "list", "watch", "create", "update", "patch", "delete")
 YES, NO, NA = "✔", "✖", ""
 
 

@@ -12,18 +12,8 @@ import html
 from . import authz, rbac
 from .authz import Snapshot
 
-VERBS = [
-    "get",
-    "list",
-    "watch",
-    "create",
-    "update",
-    "patch",
-    "delete",
-    "deletecollection",
-    "impersonate",
-    "*",
-]
+# what the explorer offers: the resource verbs, impersonation, and RBAC's wildcard
+VERBS = [*rbac.VERBS, "impersonate", "*"]
 SUBRESOURCES = [
     "pods/exec",
     "pods/log",
