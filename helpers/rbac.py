@@ -22,7 +22,8 @@ import pandas as pd
 from . import authz
 from .authz import Identity, Snapshot
 
-# kubectl-rolesum's verb columns; the access matrix and heat-map leave out deletecollection (rakkess)
+# kubectl-rolesum's verb columns; the access matrix and heat-map leave out deletecollection
+# (as rakkess does)
 VERBS = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]
 MATRIX_VERBS = tuple(VERBS[:-1])
 
