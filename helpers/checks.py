@@ -1,11 +1,65 @@
-"""What a notebook expects, said once: exercise checks (✔/✖ with a hint), the API server's own
-answer to "can I?", waiting until a pod runs or a command's answer holds, and a decision the
-authenticator must have logged.
+"""What a notebook expects, said once: `expect` (this is what happened, or the cell fails loudly),
+exercise checks (✔/✖ with a hint), the API server's own answer to "can I?", waiting until a pod
+runs or a command's answer holds, and a decision the authenticator must have logged.
 """
 
 from __future__ import annotations
 
 from . import target
+
+
+class Unexpected(AssertionError):
+    """The cluster (or AWS) answered otherwise than the lesson says it does."""
+
+
+def expect(
+    shown,
+    *,
+    ok: bool | None = None,
+    denied: int | str | None = None,
+    says: str | list[str] | None = None,
+    code: int | None = None,
+    holds: bool | None = None,
+    because: str = "",
+):
+    """Show SHOWN, and fail the cell loudly when it is not what the lesson says happened.
+
+    For a command's Result: `ok=True` (it succeeded), `denied=401`/`403` (the API server refused,
+    for that reason) or `denied="AccessDenied"` (an AWS error code), `says="…"` (text, or texts,
+    in its output or error), `code=N` (its exit code). For anything else (a table, a decoded
+    token, a decision): `holds=<condition>` with `because="what must be true"`.
+    Returns SHOWN, so the cell still displays it (a Result with its meaning)."""
+    problems = []
+    out = (getattr(shown, "stdout", "") or "") + (getattr(shown, "stderr", "") or "")
+    if ok is not None and bool(getattr(shown, "ok", False)) != ok:
+        problems.append("it succeeded" if not ok else "it failed")
+    if code is not None and getattr(shown, "returncode", None) != code:
+        problems.append(f"exit code {getattr(shown, 'returncode', None)}, not {code}")
+    if denied is not None:
+        if getattr(shown, "ok", True):
+            problems.append(f"it was not refused ({denied} expected)")
+        elif isinstance(denied, int):
+            from .commands import MEANINGS
+
+            if shown.meaning != MEANINGS.get(str(denied)):
+                problems.append(
+                    f"not a {denied}: {shown.meaning or 'no HTTP refusal in its output'}"
+                )
+        elif denied not in out:
+            problems.append(f"not {denied}")
+    for text in [says] if isinstance(says, str) else says or []:
+        if text not in out:
+            problems.append(f"it does not say {text!r}")
+    if holds is not None and not holds:
+        problems.append(f"not so: {because or 'the expected condition'}")
+    if problems:
+        command = getattr(shown, "command", None)
+        raise Unexpected(
+            ("`" + command + "`: " if command else "")
+            + "; ".join(problems)
+            + (f"\n--- what it said:\n{out.strip()}" if out.strip() else "")
+        )
+    return shown
 
 
 class Check:
@@ -30,12 +84,19 @@ def check(ok: bool, passed: str, hint: str) -> Check:
 
 
 def can_i(
-    verb: str, resource: str, namespace: str | None = None, as_user: str | None = None
+    verb: str,
+    resource: str,
+    namespace: str | None = None,
+    as_user: str | None = None,
+    subresource: str | None = None,
 ) -> bool:
-    """`kubectl auth can-i`, answered by the API server (every authorizer)."""
+    """`kubectl auth can-i`, answered by the API server (every authorizer). For a subresource
+    name it apart (`"pods", subresource="log"`): kubectl reads `pods/log` as the pod named log."""
     from . import commands
 
     argv = ["kubectl", "auth", "can-i", verb, resource]
+    if subresource:
+        argv += [f"--subresource={subresource}"]
     if namespace:
         argv += ["-n", namespace]
     if as_user:

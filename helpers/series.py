@@ -3,9 +3,9 @@
     python -m helpers series run [--out build/series]
 
 Executes every notebook in order against the sandbox (started if needed; with
-EKS_LAB_TARGET=cluster, against your cluster instead), with progress, and
-writes the executed notebooks and an HTML page for each into the output folder. The committed
-notebooks are never touched.
+EKS_LAB_TARGET=cluster, against your cluster instead), with progress, then the solutions
+notebooks, and writes the executed notebooks and an HTML page for each into the output folder
+(solutions in solutions/). The committed notebooks are never touched.
 """
 
 from __future__ import annotations
@@ -37,24 +37,38 @@ def run(out: Path, progress=lambda m: print(m, file=sys.stderr, flush=True)) -> 
     progress(f"[series] target: {t.description} (each notebook's opt-ins apply on a real account)")
     t.start(quiet=False)
     out.mkdir(parents=True, exist_ok=True)
-    paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    # the lessons, then their solutions (in solutions/, as in the repository)
+    paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")) + sorted(
+        (NOTEBOOKS / "solutions").glob("[0-9][0-9]_*.ipynb")
+    )
     report = []
     for i, path in enumerate(paths, 1):
         progress(f"[series] {i}/{len(paths)} {path.stem} …")
         nb = nbformat.read(path, as_version=4)
+        dest = out / path.relative_to(NOTEBOOKS)
+        dest.parent.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         error = None
         try:
             NotebookClient(
-                nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(out)}}
+                nb,
+                timeout=300,
+                kernel_name="python3",
+                resources={"metadata": {"path": str(dest.parent)}},
             ).execute()
         except CellExecutionError as e:
             error = str(e).splitlines()[0] if str(e) else "a cell failed"
         seconds = time.monotonic() - started
-        nbformat.write(nb, out / path.name)
+        nbformat.write(nb, dest)
         html, _ = HTMLExporter().from_notebook_node(nb)
-        (out / f"{path.stem}.html").write_text(html)
-        report.append({"notebook": path.stem, "seconds": round(seconds, 1), "error": error})
+        dest.with_suffix(".html").write_text(html)
+        report.append(
+            {
+                "notebook": str(path.relative_to(NOTEBOOKS).with_suffix("")),
+                "seconds": round(seconds, 1),
+                "error": error,
+            }
+        )
         progress(
             f"[series] {i}/{len(paths)} {path.stem}: {'FAILED: ' + error if error else 'ok'} "
             f"({seconds:.0f}s)"

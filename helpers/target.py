@@ -58,14 +58,11 @@ PLAN = {
         ("IAM role for ServiceAccount default/my-sa with AmazonS3ReadOnlyAccess", "iam-roles"),
         ("pods in default and a namespace of the notebook", None),
     ],
-    "05": [("the IRSA role and pod of notebook 04, if missing", "iam-roles")],
-    "06": [
-        (
-            "namespace beyond, a ServiceAccount and RoleBinding, a ValidatingAdmissionPolicy and "
-            "binding",
-            None,
-        )
+    "05": [
+        ("the IRSA role and pod of notebook 04, if missing", "iam-roles"),
+        ("namespace vap-demo, a ValidatingAdmissionPolicy and its binding", None),
     ],
+    "06": [("namespace beyond, ServiceAccounts and RoleBindings", None)],
 }
 
 

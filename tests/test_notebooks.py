@@ -1,5 +1,6 @@
 """Every notebook runs headless, twice in a row, against the test sandbox (no errors allowed: a cell
-that shows a failure asserts the failure it shows)."""
+that shows a failure asserts the failure it shows): the lessons, then their solutions notebooks,
+whose every exercise check must say ✖ before its solution and ✔ after it."""
 from __future__ import annotations
 
 import os
@@ -10,7 +11,8 @@ import pytest
 from nbclient import NotebookClient
 
 pytestmark = pytest.mark.sandbox
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+HERE = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = sorted(HERE.glob("[0-9][0-9]_*.ipynb")) + sorted((HERE / "solutions").glob("[0-9][0-9]_*.ipynb"))
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])

@@ -181,3 +181,23 @@ def test_spec_diff_shows_only_what_admission_added():
     added = [line for line in diff if line.startswith("+") and not line.startswith("+++")]
     assert any("AWS_ROLE_ARN" in line for line in added) and any("aws-iam-token" in line for line in added)
     assert not any("other" in line for line in diff) and not any("image" in line for line in diff)
+
+
+def test_expect_passes_what_happened_and_fails_loudly_otherwise():
+    denied = commands.Result("kubectl get pods", 1, "", 'Error from server (Forbidden): pods is forbidden: User '
+                             '"system:serviceaccount:dev-team:dev-k8s" cannot list resource "pods"\n')
+    assert checks.expect(denied, denied=403, says='cannot list resource "pods"') is denied
+    with pytest.raises(checks.Unexpected, match="not a 401"):
+        checks.expect(denied, denied=401)
+    with pytest.raises(checks.Unexpected, match="it failed"):
+        checks.expect(denied, ok=True)
+    with pytest.raises(checks.Unexpected, match="does not say 'nodes'"):
+        checks.expect(denied, says=["pods", "nodes"])
+    fine = commands.Result("aws s3 ls", 0, "2026-11-29 bucket\n", "")
+    assert checks.expect(fine, ok=True, code=0) is fine
+    with pytest.raises(checks.Unexpected, match="was not refused"):
+        checks.expect(fine, denied="AccessDenied")
+    aws_refusal = commands.Result("aws s3 ls", 255, "", "An error occurred (AccessDenied) when calling …")
+    checks.expect(aws_refusal, denied="AccessDenied", code=255)
+    with pytest.raises(checks.Unexpected, match="not so: the token names reader"):
+        checks.expect({"sub": "x"}, holds=False, because="the token names reader")

@@ -1,0 +1,164 @@
+"""The exercises' checks, one function per exercise, each asking the cluster (or AWS) what is true
+now and answering ✔ or ✖ with a hint (a checks.Check: never an exception, so a learner can run
+it as often as they like). A lesson's check cell calls it; its solutions notebook
+(notebooks/solutions/) calls the same function before the solution (✖) and after it (✔), which is
+what proves, in CI, that a check can neither pass without the work nor fail a right answer.
+"""
+
+from __future__ import annotations
+
+from . import checks, commands, lab, rbac
+
+_INFRA = "system:serviceaccount:infra-team:infra-k8s"
+_LOGGER = "system:serviceaccount:beyond:logger"
+
+
+def creator_arn(answer: str) -> checks.Check:
+    """00: the identity kubectl uses, as STS names it."""
+    return checks.check(
+        answer.strip() == lab.caller_arn(),
+        "that is the cluster creator, the identity the lab starts as",
+        "run %aws sts get-caller-identity --query Arn --output text",
+    )
+
+
+def infra_reads_dev_pods() -> checks.Check:
+    """01: infra-k8s may get and list pods in dev-team, and nothing more there."""
+    may = [checks.can_i(v, "pods", "dev-team", as_user=_INFRA) for v in ("get", "list")]
+    may_not = [
+        checks.can_i(v, r, "dev-team", as_user=_INFRA)
+        for v, r in (("delete", "pods"), ("create", "pods"), ("list", "secrets"))
+    ]
+    return checks.check(
+        all(may) and not any(may_not),
+        "infra-k8s can read pods in dev-team, and only read them",
+        "a Role in dev-team with verbs get,list on pods, and a RoleBinding in dev-team "
+        "whose subject is the ServiceAccount infra-k8s in namespace infra-team",
+    )
+
+
+def creators_group(group: str) -> checks.Check:
+    """02: the group that gives the cluster creator its rights: one of its groups, bound to
+    cluster-admin (both read from the cluster, not from this file)."""
+    me = commands.run(["kubectl", "auth", "whoami", "-o", "json"]).check().data
+    groups = me["status"]["userInfo"].get("groups", [])
+    roles = set(rbac.lookup(group)["ROLE"]) if group.strip() else set()
+    return checks.check(
+        group in groups and "cluster-admin" in roles,
+        f"{group} is one of your groups, and it is bound to cluster-admin",
+        "look at the groups in %kubectl auth whoami, then which of them "
+        "rbac.lookup(...) finds bound to cluster-admin",
+    )
+
+
+def views_only(workstation) -> checks.Check:
+    """03: testuser, through its own credentials and the EKS token (so through aws-auth and the
+    groups it maps to), may list pods but not delete them, and is not in system:masters."""
+    who = workstation.run("kubectl auth whoami -o json")
+    groups = (
+        (who.data or {}).get("status", {}).get("userInfo", {}).get("groups", []) if who.ok else []
+    )
+    can = workstation.run("kubectl auth can-i list pods -n default").stdout.strip() == "yes"
+    cannot = workstation.run("kubectl auth can-i delete pods -n default").stdout.strip() == "no"
+    return checks.check(
+        who.ok and can and cannot and "system:masters" not in groups,
+        f"testuser (groups {', '.join(groups)}) can look but not touch",
+        "map testuser's ARN to a group of your own (eksctl.create_iamidentitymapping(..., "
+        "groups=['viewers'])), then bind that group to the ClusterRole view: "
+        "kubectl create clusterrolebinding … --clusterrole=view --group=viewers",
+    )
+
+
+def own_role_for_other_sa() -> checks.Check:
+    """04: pod other-pod, running as ServiceAccount other-sa, gets the credentials of the IRSA role
+    other-sa names (a role of its own, not my-sa's) and may list S3 buckets."""
+    from . import target
+
+    def role_of(sa: str) -> str:
+        r = commands.run(["kubectl", "get", "serviceaccount", sa, "-o", "json"])
+        return (
+            ((r.data or {}).get("metadata", {}).get("annotations") or {}).get(
+                "eks.amazonaws.com/role-arn", ""
+            )
+            if r.ok
+            else ""
+        )
+
+    pod = commands.run(["kubectl", "get", "pod", "other-pod", "-o", "json"])
+    sa = (pod.data or {}).get("spec", {}).get("serviceAccountName") if pod.ok else None
+    role = role_of("other-sa").rsplit("/", 1)[-1]
+    t = target.current()
+    arn = (
+        t.pod_exec(
+            [
+                "other-pod",
+                "--",
+                "aws",
+                "sts",
+                "get-caller-identity",
+                "--query",
+                "Arn",
+                "--output",
+                "text",
+            ]
+        )
+        if sa == "other-sa" and role
+        else None
+    )
+    s3 = t.pod_exec(["other-pod", "--", "aws", "s3", "ls"]) if arn is not None and arn.ok else None
+    ok = (
+        bool(role)
+        and role != role_of("my-sa").rsplit("/", 1)[-1]
+        and arn is not None
+        and f":assumed-role/{role}/" in arn.stdout
+        and s3 is not None
+        and s3.ok
+    )
+    return checks.check(
+        ok,
+        f"other-pod runs as other-sa with a role of its own ({role})",
+        "eksctl.create_iamserviceaccount('myeks', 'other-sa', 'default', [the S3 read-only "
+        "policy ARN]), then a pod other-pod with serviceAccountName: other-sa",
+    )
+
+
+def opted_out_pod() -> checks.Check:
+    """05: pod opt-out runs as my-sa, and admission left it alone: no AWS_ROLE_ARN, no token
+    volume."""
+    pod = commands.run(["kubectl", "get", "pod", "opt-out", "-o", "json"])
+    spec = (pod.data or {}).get("spec", {}) if pod.ok else {}
+    env = [e["name"] for c in spec.get("containers", []) for e in c.get("env") or []]
+    volumes = [v["name"] for v in spec.get("volumes") or []]
+    return checks.check(
+        spec.get("serviceAccountName") == "my-sa"
+        and "AWS_ROLE_ARN" not in env
+        and "aws-iam-token" not in volumes,
+        "the webhook never saw opt-out: its objectSelector kept the pod away",
+        "a pod opt-out with serviceAccountName: my-sa and the label "
+        'eks.amazonaws.com/skip-pod-identity-webhook: "true" (see the objectSelector)',
+    )
+
+
+def logger_reads_logs_only() -> checks.Check:
+    """06: logger may read container logs (get pods/log) in beyond, and may not list pods or read
+    secrets."""
+    return checks.check(
+        checks.can_i("get", "pods", "beyond", as_user=_LOGGER, subresource="log")
+        and not checks.can_i("list", "pods", "beyond", as_user=_LOGGER)
+        and not checks.can_i("get", "secrets", "beyond", as_user=_LOGGER),
+        "logger reads logs and nothing else",
+        "kubectl create role log-reader --verb=get --resource=pods/log -n beyond, then a "
+        "rolebinding of that role to the ServiceAccount beyond:logger",
+    )
+
+
+def exec_quiz():
+    """06: which verb on which resource `kubectl exec` needs (a widget that checks what is
+    typed)."""
+    from . import widgets
+
+    return widgets.Exercise(
+        "kubectl exec needs …",
+        widgets.one_of("create pods/exec"),
+        "exec opens a stream by POSTing to a subresource of the pod (see section 5)",
+    )
