@@ -93,3 +93,36 @@ def test_the_package_keeps_its_lines_within_100_characters():
     long = [f"{p.relative_to(ROOT)}:{i}" for p in sorted((ROOT / "helpers").rglob("*.py"))
             for i, line in enumerate(p.read_text().splitlines(), 1) if len(line) > 100]
     assert long == []
+
+
+def _code_cells(path: Path) -> list[str]:
+    nb = json.loads(path.read_text())
+    return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+def test_no_learner_visible_cell_holds_a_bare_assert():
+    """What a cell demonstrates is said with checks.expect, which shows the result and its meaning."""
+    found = [f"{p.relative_to(ROOT)}: {line.strip()}" for p in sorted((ROOT / "notebooks").glob("**/*.ipynb"))
+             for src in _code_cells(p) for line in src.splitlines() if re.match(r"\s*assert\b", line)]
+    assert found == []
+
+
+def test_every_exercise_is_in_its_lesson_and_proven_both_ways_in_its_solutions():
+    """Each check in helpers.exercises is called in a lesson, and its solutions notebook expects ✖ from
+    it before the solution and ✔ after (the notebook run then proves both)."""
+    import inspect
+
+    from helpers import exercises
+    names = [n for n, f in inspect.getmembers(exercises, inspect.isfunction)
+             if f.__module__ == exercises.__name__ and not n.startswith("_")]
+    assert len(names) >= 7
+    lessons = "\n".join(s for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")) for s in _code_cells(p))
+    for name in names:
+        assert f"exercises.{name}(" in lessons, f"{name} is not asked in any lesson"
+        number = inspect.getdoc(getattr(exercises, name)).split(":", 1)[0]
+        solved = "\n".join(_code_cells(ROOT / "notebooks" / "solutions" / f"{number}_solutions.ipynb"))
+        if name == "exec_quiz":   # a widget: its submit() answers are the check
+            assert "holds=not before.ok" in solved and "holds=after.ok" in solved
+            continue
+        assert re.search(rf"before = exercises\.{name}\(.*\)\nchecks\.expect\(before, holds=not before\.ok", solved), name
+        assert re.search(rf"after = exercises\.{name}\(.*\)\nchecks\.expect\(after, holds=after\.ok", solved), name
