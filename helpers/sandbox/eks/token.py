@@ -114,6 +114,11 @@ def parse(token: str, valid_hosts: set[str], now: dt.datetime) -> tuple[str, dic
     params: dict[str, list[str]] = {}
     for key, value in _parse_query(parts.query):
         params.setdefault(key, []).append(value)
+    seen: set[str] = set()
+    for key in params:  # CVE-2022-2385: the same parameter again in another letter case
+        if key.lower() in seen:
+            raise FormatError(f'duplicate query parameter found: "{key}"')
+        seen.add(key.lower())
     lower: dict[str, str] = {}
     for key, values in params.items():
         if key.lower() not in ALLOWED_PARAMETERS:
@@ -152,14 +157,36 @@ def parse(token: str, valid_hosts: set[str], now: dt.datetime) -> tuple[str, dic
     return url, lower
 
 
-def canonicalize(arn: str) -> str:
-    """aws-iam-authenticator's pkg/arn: assumed-role session ARNs become their IAM role ARN."""
-    parts = arn.split(":", 5)
-    if len(parts) != 6 or parts[0] != "arn":
+# endpoints.PARTITIONS of aws-iam-authenticator v0.7.18 (pkg/endpoints/partitions.go)
+PARTITIONS = (
+    "aws",
+    "aws-cn",
+    "aws-us-gov",
+    "aws-iso",
+    "aws-iso-b",
+    "aws-iso-e",
+    "aws-iso-f",
+    "aws-eusc",
+)
+
+
+def _parse_arn(arn: str) -> tuple[str, str, str, str, str]:
+    """aws-sdk-go-v2's arn.Parse: (partition, service, region, account, resource)."""
+    if not arn.startswith("arn:"):
         raise STSError(f"arn '{arn}' is invalid: 'arn: invalid prefix'")
-    _, partition, service, _region, account_id, resource = parts
-    if partition not in ("aws", "aws-cn", "aws-us-gov"):
+    parts = arn.split(":", 5)
+    if len(parts) != 6:
+        raise STSError(f"arn '{arn}' is invalid: 'arn: not enough sections'")
+    _, partition, service, region, account_id, resource = parts
+    if partition not in PARTITIONS:
         raise STSError(f"arn '{arn}' does not have a recognized partition")
+    return partition, service, region, account_id, resource
+
+
+def canonicalize(arn: str) -> str:
+    """aws-iam-authenticator's pkg/arn Canonicalize: an assumed-role session ARN becomes the ARN of
+    its IAM role, path included (the last part is the session name); other identities stay."""
+    partition, service, _region, account_id, resource = _parse_arn(arn)
     pieces = resource.split("/")
     if service == "sts":
         if pieces[0] == "federated-user":
@@ -167,13 +194,22 @@ def canonicalize(arn: str) -> str:
         if pieces[0] == "assumed-role":
             if len(pieces) < 3:
                 raise STSError(f"assumed-role arn '{arn}' does not have a role")
-            return f"arn:{partition}:iam::{account_id}:role/{pieces[1]}"
+            return f"arn:{partition}:iam::{account_id}:role/{'/'.join(pieces[1:-1])}"
         raise STSError(f"unrecognized resource {resource} for service sts")
     if service == "iam":
         if pieces[0] in ("role", "user", "root"):
             return arn
         raise STSError(f"unrecognized resource {resource} for service iam")
     raise STSError(f"service {service} in arn {arn} is not a valid service for identities")
+
+
+def strip_path(arn: str) -> str:
+    """pkg/arn StripPath: a role ARN without its path (role/path/to/name → role/name)."""
+    partition, _service, _region, account_id, resource = _parse_arn(arn)
+    pieces = resource.split("/")
+    if pieces[0] != "role" or len(pieces) <= 2:
+        return arn
+    return f"arn:{partition}:iam::{account_id}:role/{pieces[-1]}"
 
 
 # get(url, headers) -> (status, body bytes)

@@ -78,7 +78,11 @@ class Authenticator:
     # --- aws-auth -----------------------------------------------------------------------------
     def _apply(self, cm) -> None:
         parsed = awsauth.parse(cm.data if cm is not None else None)
-        for err in parsed.errors:
+        if parsed.errors:  # one line, as the authenticator logs a ConfigMap that half-parsed
+            err = (
+                "There was an error parsing the config maps.  Only saving data that was good, "
+                f"error parsing config map: [{'; '.join(parsed.errors)}]"
+            )
             log.error(err)
             self._record({"decision": "config", "error": err})
         self.auth = parsed
@@ -175,7 +179,8 @@ class Authenticator:
             self._record({**entry, "decision": "denied", "stage": "mapping", "error": str(e)})
             self._cw("warning", "access denied", {**req, "error": str(e)})
             return 403, None
-        uid = f"aws-iam-authenticator:{ident.account_id}:{ident.user_id}"
+        user = awsauth.token_review_user(ident, username, groups)
+        uid = user["uid"]
         self._record(
             {
                 **entry,
@@ -189,14 +194,7 @@ class Authenticator:
         self._cw(
             "info", "access granted", {**req, "username": username, "uid": uid, "groups": groups}
         )
-        extra = {
-            "arn": [ident.arn],
-            "canonicalArn": [ident.canonical_arn],
-            "sessionName": [ident.session_name],
-            "accessKeyId": [ident.access_key_id],
-            "principalId": [ident.user_id],
-        }
-        return 200, {"username": username, "uid": uid, "groups": groups, "extra": extra}
+        return 200, user
 
     def validate(self, review: dict) -> dict:
         """AdmissionReview for a ConfigMap in kube-system: aws-auth must parse as the authenticator
@@ -207,9 +205,7 @@ class Authenticator:
         if (obj.get("metadata") or {}).get("name") == "aws-auth":
             errors = awsauth.parse(obj.get("data")).errors
             if errors:
-                message = "aws-auth ConfigMap is not valid: " + "; ".join(
-                    e.split(", ", 1)[-1] for e in errors
-                )
+                message = "aws-auth ConfigMap is not valid: " + "; ".join(errors)
                 response.update(
                     allowed=False, status={"code": 400, "reason": "Invalid", "message": message}
                 )

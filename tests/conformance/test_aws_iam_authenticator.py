@@ -1,0 +1,207 @@
+"""aws-iam-authenticator's own test vectors, ported as data (issue #13).
+
+Source: kubernetes-sigs/aws-iam-authenticator at tag v0.7.18 (the files cited per group did not
+change between that tag and the newest commit read). The expected values are upstream's; the
+test code is ours, run against the sandbox's token webhook pieces (helpers/sandbox/eks).
+"""
+from __future__ import annotations
+
+import pytest
+
+from helpers.sandbox.eks import awsauth, token
+
+# --- pkg/arn/arn_test.go: arnTests (Canonicalize) -------------------------------------------------
+CANONICALIZE = [
+    ("NOT AN ARN", None),
+    ("arn:aws:iam::123456789012:user/Alice", "arn:aws:iam::123456789012:user/Alice"),
+    ("arn:aws:iam::123456789012:role/Users", "arn:aws:iam::123456789012:role/Users"),
+    ("arn:aws:sts::123456789012:assumed-role/Admin/Session", "arn:aws:iam::123456789012:role/Admin"),
+    ("arn:aws:sts::123456789012:federated-user/Bob", "arn:aws:sts::123456789012:federated-user/Bob"),
+    ("arn:aws:iam::123456789012:root", "arn:aws:iam::123456789012:root"),
+    ("arn:aws:sts::123456789012:assumed-role/Org/Team/Admin/Session",
+     "arn:aws:iam::123456789012:role/Org/Team/Admin"),
+    ("arn:aws-iso:iam::123456789012:user/Chris", "arn:aws-iso:iam::123456789012:user/Chris"),
+    ("arn:aws-iso-b:iam::123456789012:user/Chris", "arn:aws-iso-b:iam::123456789012:user/Chris"),
+]
+
+# --- pkg/arn/arn_test.go: arnStripTests (StripPath) -----------------------------------------------
+STRIP_PATH = [
+    ("NOT AN ARN", None),
+    ("arn:aws:iam::123456789012:role/Org/Team/Admin", "arn:aws:iam::123456789012:role/Admin"),
+    ("arn:aws:iam::123456789012:role/Admin", "arn:aws:iam::123456789012:role/Admin"),
+    ("arn:aws:iam::123456789012:user/Alice", "arn:aws:iam::123456789012:user/Alice"),
+    ("arn:aws:sts::123456789012:federated-user/Bob", "arn:aws:sts::123456789012:federated-user/Bob"),
+]
+
+
+@pytest.mark.parametrize("arn, expected", CANONICALIZE)
+def test_pkg_arn_canonicalize(arn, expected):
+    if expected is None:
+        with pytest.raises(token.STSError, match="is invalid"):
+            token.canonicalize(arn)
+    else:
+        assert token.canonicalize(arn) == expected
+
+
+@pytest.mark.parametrize("arn, expected", STRIP_PATH)
+def test_pkg_arn_strip_path(arn, expected):
+    if expected is None:
+        with pytest.raises(token.STSError, match="is invalid"):
+            token.strip_path(arn)
+    else:
+        assert token.strip_path(arn) == expected
+
+
+# --- pkg/mapper/configmap/yaml_test.go (TestConfigMap) and its yaml/ files ---------------------------
+# The files, re-expressed as the ConfigMap data they hold: an EKS-documentation aws-auth, the same
+# with entry keys in other letter cases, with top-level keys in other cases, with a space out of
+# place in a group list. (The missing-`|` file fails when the ConfigMap itself is created, before
+# the mapper sees it: not a mapper vector.)
+NODE_ROLE = "arn:aws:iam::555555555555:role/devel-worker-nodes-NodeInstanceRole-74RF4UBDUKL6"
+ADMIN = "arn:aws:iam::555555555555:user/admin"
+
+
+def _aws_auth(role_keys=("rolearn", "username", "groups"), user_keys=("userarn", "username", "groups"),
+              top=("mapRoles", "mapUsers", "mapAccounts"), node_groups="    - system:bootstrappers\n"
+                                                                       "    - system:nodes\n"):
+    r_arn, r_user, r_groups = role_keys
+    u_arn, u_user, u_groups = user_keys
+    return {
+        top[0]: f"- {r_arn}: {NODE_ROLE}\n  {r_user}: system:node:{{{{EC2PrivateDNSName}}}}\n  {r_groups}:\n"
+                + node_groups,
+        top[1]: f"- {u_arn}: {ADMIN}\n  {u_user}: admin\n  {u_groups}:\n    - system:masters\n",
+        top[2]: "- \"555555555555\"\n",
+    }
+
+
+VALID = ([(NODE_ROLE, "system:node:{{EC2PrivateDNSName}}", ["system:bootstrappers", "system:nodes"])],
+         [(ADMIN, "admin", ["system:masters"])], ["555555555555"])
+CONFIGMAPS = {
+    "aws-auth.yaml": (_aws_auth(), VALID),
+    "aws-auth-crazy-case-keys.yaml": (
+        _aws_auth(("RoLeArN", "UsErNaMe", "GrOuPs"), ("UsErArN", "UsErNaMe", "GrOuPs")), VALID),
+    "aws-auth-open-source-case-keys.yaml": (_aws_auth(("roleARN", "username", "groups"),
+                                                      ("userARN", "username", "groups")), VALID),
+    "aws-auth-lower-case-top-keys.yaml": (_aws_auth(top=("maproles", "mapusers", "mapaccounts")),
+                                          ([], [], [])),
+    "aws-auth-crazy-case-top-keys.yaml": (_aws_auth(top=("MaPrOlEs", "MaPuSeRs", "MaPaCcOuNtS")),
+                                          ([], [], [])),
+    "aws-auth-space-out-of-place.yaml": (
+        _aws_auth(node_groups="    - system:bootstrappers\n     - system:nodes\n"),
+        ([(NODE_ROLE, "system:node:{{EC2PrivateDNSName}}", ["system:bootstrappers - system:nodes"])],
+         VALID[1], VALID[2])),
+}
+
+
+@pytest.mark.parametrize("name", list(CONFIGMAPS))
+def test_pkg_mapper_configmap_yaml(name):
+    data, (roles, users, accounts) = CONFIGMAPS[name]
+    cfg = awsauth.parse(data)
+    assert [(m.arn, m.username, m.groups) for m in cfg.roles] == roles
+    assert [(m.arn, m.username, m.groups) for m in cfg.users] == users
+    assert cfg.accounts == accounts
+
+
+# --- pkg/mapper/configmap/configmap_test.go (TestLoadConfigMap, TestParseMap*) -------------------------
+USER_MAPPING = """
+-
+  userarn: "arn:iam:matlan"
+  username: matlan
+  groups:
+    - loadedfromconfigmap
+    - "system:master"
+-
+  groups:
+    - "system:master"
+  userarn: "arn:aws:iam::012345678912:user/NIC"
+  username: nic
+"""
+ROLE_MAPPING = """
+- rolearn: "arn:iam:123:role/me"
+  username: "{{Session}}"
+  groups:
+    - system:nodes
+"""
+
+
+def test_pkg_mapper_configmap_load():
+    cfg = awsauth.parse({"mapUsers": USER_MAPPING, "mapRoles": ROLE_MAPPING, "mapAccounts": "\n- 123\n- 345\n"})
+    assert cfg.errors == []
+    assert [(m.arn, m.username, m.groups) for m in cfg.users] == [
+        ("arn:iam:matlan", "matlan", ["loadedfromconfigmap", "system:master"]),
+        ("arn:aws:iam::012345678912:user/NIC", "nic", ["system:master"])]
+    assert [(m.arn, m.username, m.groups) for m in cfg.roles] == [("arn:iam:123:role/me", "{{Session}}",
+                                                                  ["system:nodes"])]
+    assert cfg.accounts == ["123", "345"]
+
+
+@pytest.mark.parametrize("value", ["", "  ", "``", '""', "''"])
+def test_pkg_mapper_configmap_skippable_values(value):
+    cfg = awsauth.parse({"mapUsers": value, "mapRoles": value, "mapAccounts": value})
+    assert (cfg.users, cfg.roles, cfg.accounts, cfg.errors) == ([], [], [], [])
+
+
+# --- pkg/config/mapper_test.go (RoleMapping / UserMapping Validate, Key) --------------------------------
+def test_pkg_config_validate_each_entry_alone():
+    cfg = awsauth.parse({"mapRoles": "- username: no-arn\n- rolearn: arn:aws:iam::1:role/A\n  username: a\n",
+                         "mapUsers": "- username: no-arn\n- userarn: arn:aws:iam::1:user/B\n  username: b\n"})
+    assert [m.arn for m in cfg.roles] == ["arn:aws:iam::1:role/A"]
+    assert [m.arn for m in cfg.users] == ["arn:aws:iam::1:user/B"]
+    assert "mapRoles[0]: one of rolearn or SSO must be supplied" in cfg.errors
+    assert "mapUsers[0]: value for userarn must be supplied" in cfg.errors
+
+
+def test_pkg_config_role_keys_fold_case_and_the_last_entry_wins():
+    cfg = awsauth.parse({"mapRoles": "- rolearn: arn:aws:iam::012345678912:role/KubeAdmin\n  username: first\n"
+                                     "- rolearn: arn:aws:iam::012345678912:role/kubeadmin\n  username: second\n"})
+    assert [(m.arn, m.username) for m in cfg.roles] == [("arn:aws:iam::012345678912:role/kubeadmin", "second")]
+
+
+def test_pkg_config_sso_matcher_is_parsed_not_an_arn():
+    cfg = awsauth.parse({"mapRoles": "- sso:\n    permissionSetName: ViewOnlyAccess\n    accountID: '012345678912'\n"
+                                     "  username: television\n"})
+    assert cfg.errors == [] and cfg.roles == []
+    cfg = awsauth.parse({"mapRoles": "- rolearn: arn:aws:iam::1:role/A\n  sso: {accountID: '012345678912'}\n"})
+    assert cfg.errors == ["mapRoles[0]: only one of rolearn or SSO can be supplied"]
+
+
+def test_map_accounts_keep_their_digits():
+    """yaml.v2 into []string keeps a scalar as written; a YAML number would lose a leading zero."""
+    assert awsauth.parse({"mapAccounts": "- 012345678912\n- 555555555555\n"}).accounts == [
+        "012345678912", "555555555555"]
+
+
+# --- pkg/token/token_test.go: TestVerifyTokenPreSTSValidations, the duplicate-parameter case -----------
+def test_pkg_token_duplicate_parameter_in_another_case_is_refused():
+    """CVE-2022-2385: a second x-amz-credential would decide whose key id is logged."""
+    import base64
+    import datetime as dt
+    now = dt.datetime.now(dt.timezone.utc)
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    url = ("https://sts.us-west-2.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15"
+           "&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=ASIAAAAAAAAAAAAAAAAA%2F20220601%2Fus-west-2"
+           f"%2Fsts%2Faws4_request&X-Amz-Date={stamp}&X-Amz-Expires=900&X-Amz-Security-Token=XXXXXXXXXXXXX"
+           "&X-Amz-SignedHeaders=host%3Bx-k8s-aws-id&x-amz-credential=eve&X-Amz-Signature=999999999999999999")
+    tok = "k8s-aws-v1." + base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")
+    with pytest.raises(token.FormatError) as err:
+        token.parse(tok, {"sts.us-west-2.amazonaws.com"}, now)
+    assert "input token was not properly formatted: duplicate query parameter found:" in str(err.value)
+
+
+# --- pkg/server/server_test.go: TestAuthenticateVerifierRoleMapping (the TokenReview user) ------------
+def test_pkg_server_token_review_user():
+    ident = token.Identity(arn="arn:aws:iam::0123456789012:role/Test",
+                           canonical_arn="arn:aws:iam::0123456789012:role/Test", account_id="0123456789012",
+                           user_id="Test", session_name="TestSession", access_key_id="ABCDEF")
+    cfg = awsauth.parse({"mapRoles": "- rolearn: arn:aws:iam::0123456789012:role/Test\n  username: TestUser\n"
+                                     "  groups: [sys:admin, listers]\n"})
+    username, groups, _ = awsauth.map_identity(ident, cfg)
+    assert awsauth.token_review_user(ident, username, groups) == {
+        "username": "TestUser",
+        "uid": "aws-iam-authenticator:0123456789012:Test",
+        "groups": ["sys:admin", "listers"],
+        "extra": {"arn": ["arn:aws:iam::0123456789012:role/Test"],
+                  "canonicalArn": ["arn:aws:iam::0123456789012:role/Test"],
+                  "sessionName": ["TestSession"], "accessKeyId": ["ABCDEF"], "principalId": ["Test"],
+                  "sigs.k8s.io/aws-iam-authenticator/principalId": ["Test"]},
+    }
