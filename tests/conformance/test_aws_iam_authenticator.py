@@ -205,3 +205,117 @@ def test_pkg_server_token_review_user():
                   "sessionName": ["TestSession"], "accessKeyId": ["ABCDEF"], "principalId": ["Test"],
                   "sigs.k8s.io/aws-iam-authenticator/principalId": ["Test"]},
     }
+
+
+# --- pkg/token/token_test.go: TestVerifyTokenPreSTSValidations --------------------------------------
+# (timeStr is "now"; the hostname-format rules of verifyHost, and so the google.com case, are not
+# ported yet: the sandbox accepts the STS hosts botocore lists for the aws partition, and its own.)
+def _tok(url: str) -> str:
+    import base64
+    return "k8s-aws-v1." + base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")
+
+
+def _now():
+    import datetime as dt
+    now = dt.datetime.now(dt.timezone.utc)
+    return now, now.strftime("%Y%m%dT%H%M%SZ")
+
+
+NOW, STAMP = _now()
+PRE_STS = [
+    ("\0" * (4 * 1024 + 1), "token is too large"),
+    ("k8s-aws-v2.asdfasdfa", 'token is missing expected "k8s-aws-v1." prefix'),
+    ("k8s-aws-v1.decodingerror", "illegal base64 data"),
+    (_tok(":ab:cd.af:/asda"), "missing protocol scheme"),
+    (_tok("http://"), "unexpected scheme"),
+    (_tok("https://sts.amazonaws.com/abc"), "unexpected path in pre-signed URL"),
+    (_tok("https://sts.amazonaws.com/?NoInWhiteList=abc"), "non-whitelisted query parameter"),
+    (_tok("https://sts.amazonaws.com/?action=get&action=post"), "query parameter with multiple values not supported"),
+    (_tok("https://sts.amazonaws.com/?action=NotGetCallerIdenity"), "unexpected action parameter in pre-signed URL"),
+    (_tok("https://sts.amazonaws.com/?action=GetCallerIdentity&x-amz-signedheaders=abc%3bx-k8s-aws-i%3bdef"),
+     "client did not sign the x-k8s-aws-id header in the pre-signed URL"),
+    (_tok(f"https://sts.amazonaws.com/?action=GetCallerIdentity&x-amz-signedheaders=x-k8s-aws-id&x-amz-date={STAMP}"
+          "&x-amz-expires=9999999"), "invalid X-Amz-Expires parameter in pre-signed URL"),
+    (_tok("https://sts.amazonaws.com/?action=GetCallerIdentity&x-amz-signedheaders=x-k8s-aws-id&x-amz-date=xxxxxxx"
+          "&x-amz-expires=60"), "error parsing X-Amz-Date parameter"),
+    (_tok("https://sts.amazonaws.com/?action=GetCallerIdentity&x-amz-signedheaders=x-k8s-aws-id"
+          "&x-amz-date=19900422T010203Z&x-amz-expires=60"), "X-Amz-Date parameter is expired"),
+    (_tok(f"https://sts.sa-east-1.amazonaws.com/?action=GetCallerIdentity&x-amz-signedheaders=x-k8s-aws-id"
+          f"&x-amz-date={STAMP}&x-amz-expires=60%gh"), "input token was not properly formatted: malformed query parameter"),
+]
+PRE_STS_OK = [f"https://sts.{r}.amazonaws.com/?action=GetCallerIdentity&x-amz-signedheaders=x-k8s-aws-id"
+              f"&x-amz-date={STAMP}&x-amz-expires=60"
+              for r in ("us-east-2", "ap-northeast-2", "ca-central-1", "eu-west-1", "sa-east-1")]
+
+
+@pytest.mark.parametrize("tok, error", PRE_STS, ids=[e for _, e in PRE_STS])
+def test_pkg_token_pre_sts_validations(tok, error):
+    with pytest.raises(token.FormatError) as err:
+        token.parse(tok, token.real_sts_hosts(), NOW)
+    assert error in str(err.value)
+
+
+@pytest.mark.parametrize("url", PRE_STS_OK)
+def test_pkg_token_pre_sts_validations_pass(url):
+    token.parse(_tok(url), token.real_sts_hosts(), NOW)
+
+
+# --- pkg/token/token_test.go: TestVerifyHTTP*, TestVerify* (the STS answer) ----------------------------
+VALID_TOKEN = _tok("https://sts.amazonaws.com/?action=GetCallerIdentity&X-Amz-Credential=ASIABCDEFGHIJKLMNOPQ"
+                   f"%2F20191216%2Fus-west-2%2Fs3%2Faws4_request&x-amz-signedheaders=x-k8s-aws-id&x-amz-expires=60"
+                   f"&x-amz-date={STAMP}")
+
+
+def _verify(status: int, body: str, error: Exception | None = None):
+    def get(url, headers):
+        if error is not None:
+            raise error
+        return status, body.encode()
+    return token.verify(VALID_TOKEN, "cluster", token.real_sts_hosts(), get, NOW)
+
+
+def _answer(arn: str, account: str, user_id: str) -> str:
+    import json
+    return json.dumps({"GetCallerIdentityResponse": {"GetCallerIdentityResult": {
+        "Arn": arn, "Account": account, "UserId": user_id}}})
+
+
+@pytest.mark.parametrize("status, body, error, kind, text", [
+    (400, '{"Error":{"Code":"Throttling","Message":"Rate exceeded","Type":"Sender"},"RequestId":"8c2d3520"}', None,
+     token.STSThrottling, "sts getCallerIdentity was throttled"),
+    (0, "", OSError("an error"), token.STSError, "error during GET: an error"),
+    (403, " ", None, token.STSError, "error from AWS (expected 200, got"),
+    (200, "xxxx", None, token.STSError, "invalid character"),
+    (200, _answer("arn", "1000", "userid"), None, token.STSError, "arn 'arn' is invalid:"),
+    (200, _answer("arn:aws:iam::123456789012:role/Alice", "123456789012", "not:vailid:userid"), None,
+     token.STSError, "malformed UserID"),
+])
+def test_pkg_token_sts_answer_refused(status, body, error, kind, text):
+    with pytest.raises(kind) as err:
+        _verify(status, body, error)
+    assert text in str(err.value)
+
+
+def test_pkg_token_no_session():
+    ident = _verify(200, _answer("arn:aws:iam::123456789012:user/Alice", "123456789012", "Alice"))
+    assert (ident.access_key_id, ident.arn, ident.canonical_arn, ident.user_id) == (
+        "ASIABCDEFGHIJKLMNOPQ", "arn:aws:iam::123456789012:user/Alice", "arn:aws:iam::123456789012:user/Alice",
+        "Alice")
+
+
+def test_pkg_token_session_name():
+    ident = _verify(200, _answer("arn:aws:iam::123456789012:role/Alice", "123456789012", "Alice:session-name"))
+    assert (ident.user_id, ident.session_name) == ("Alice", "session-name")
+
+
+def test_pkg_token_canonical_arn():
+    ident = _verify(200, _answer("arn:aws:sts::123456789012:assumed-role/Alice/extra", "123456789012",
+                                 "Alice:session-name"))
+    assert (ident.arn, ident.canonical_arn) == ("arn:aws:sts::123456789012:assumed-role/Alice/extra",
+                                                "arn:aws:iam::123456789012:role/Alice")
+
+
+def test_federated_user_id_is_kept_whole():
+    """getIdentityFromSTSResponse: a federated user's UserId is account:name, kept whole."""
+    ident = _verify(200, _answer("arn:aws:sts::123456789012:federated-user/Bob", "123456789012", "123456789012:Bob"))
+    assert (ident.user_id, ident.session_name) == ("123456789012:Bob", "")

@@ -49,6 +49,11 @@ class STSError(TokenError):
         super().__init__("sts getCallerIdentity failed: " + message)
 
 
+class STSThrottling(TokenError):
+    def __init__(self, message: str):
+        super().__init__("sts getCallerIdentity was throttled: " + message)
+
+
 @dataclass
 class Identity:
     arn: str
@@ -102,6 +107,8 @@ def parse(token: str, valid_hosts: set[str], now: dt.datetime) -> tuple[str, dic
         raise FormatError(f'token is missing expected "{V1_PREFIX}" prefix')
     raw = _raw_url_b64decode(token[len(V1_PREFIX) :])
     url = raw.decode("utf-8", errors="replace")
+    if url.startswith(":"):  # Go's url.Parse finds no scheme before the first ':'
+        raise FormatError(f'parse "{url}": missing protocol scheme')
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in url):
         raise FormatError(f'parse "{url}": net/url: invalid control character in URL')
     parts = urlsplit(url)
@@ -212,6 +219,19 @@ def strip_path(arn: str) -> str:
     return f"arn:{partition}:iam::{account_id}:role/{pieces[-1]}"
 
 
+def sts_region(host: str) -> str:
+    """The region a pre-signed URL's STS host names (`global` for sts.amazonaws.com), as the
+    authenticator's getStsRegion reads it; the sandbox's loopback STS stands for its region."""
+    from ...facts import REGION
+
+    if host.startswith("127.0.0.1"):
+        return REGION
+    parts = host.split(".")
+    if host == "sts.amazonaws.com":
+        return "global"
+    return parts[1] if len(parts) >= 3 else ""
+
+
 # get(url, headers) -> (status, body bytes)
 HttpGet = Callable[[str, dict[str, str]], tuple[int, bytes]]
 
@@ -223,24 +243,40 @@ def verify(
 
     url, params = parse(token, valid_hosts, now)
     access_key_id = params.get("x-amz-credential", "").split("/")[0]
+    region = sts_region(urlsplit(url).netloc)
     try:
         status, body = http_get(url, {CLUSTER_ID_HEADER: cluster_id, "accept": "application/json"})
     except OSError as e:
-        raise STSError(f"error during GET: {e}") from None
+        raise STSError(f"error during GET: {e} on {region} endpoint") from None
     if status != 200:
+        text = body.decode(errors="replace")
+        if "Throttling" in text:
+            raise STSThrottling(text)
         raise STSError(
-            f"error from AWS (expected 200, got {status}). Body: {body.decode(errors='replace')}"
+            f"error from AWS (expected 200, got {status}) on {region} endpoint. Body: {text}"
         )
     try:
         result = json.loads(body)["GetCallerIdentityResponse"]["GetCallerIdentityResult"]
-    except (ValueError, KeyError, TypeError) as e:
+    except json.JSONDecodeError as e:  # in Go's encoding/json words
+        where = e.doc[e.pos : e.pos + 1] if e.pos < len(e.doc) else ""
+        raise STSError(
+            f"invalid character {where!r} looking for beginning of value"
+            if where
+            else "unexpected end of JSON input"
+        ) from None
+    except (KeyError, TypeError) as e:
         raise STSError(str(e)) from None
-    user_id_parts = result["UserId"].split(":")
-    if len(user_id_parts) > 2:
+    canonical = canonicalize(result["Arn"])
+    # a user's, the root's or a federated user's UserId is kept whole; a role session's is
+    # "<role id>:<session name>" (getIdentityFromSTSResponse)
+    kind = result["Arn"].split(":", 5)[5].split("/")[0]
+    whole = kind in ("user", "root", "federated-user")
+    user_id_parts = [result["UserId"]] if whole else result["UserId"].split(":")
+    if len(user_id_parts) != (1 if whole else 2):
         raise STSError(f'malformed UserID "{result["UserId"]}"')
     return Identity(
         arn=result["Arn"],
-        canonical_arn=canonicalize(result["Arn"]),
+        canonical_arn=canonical,
         account_id=result["Account"],
         user_id=user_id_parts[0],
         session_name=user_id_parts[1] if len(user_id_parts) == 2 else "",
