@@ -25,7 +25,7 @@ def _path(url: str) -> str:
 
 def sequence(result, decisions=None) -> str:
     """A sequenceDiagram of RESULT's HTTP exchanges (run kubectl with -v6), with the token webhook's
-    decision (rows of `lab.decisions()`) shown where the API server asked it."""
+    decision (rows of `decisions.latest()`) shown where the API server asked it."""
     if not getattr(result, "exchanges", None):
         raise ValueError("no HTTP exchanges to draw: run the kubectl command with -v6 (or higher)")
     rows = (

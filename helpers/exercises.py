@@ -40,8 +40,7 @@ def infra_reads_dev_pods() -> checks.Check:
 def creators_group(group: str) -> checks.Check:
     """02: the group that gives the cluster creator its rights: one of its groups, bound to
     cluster-admin (both read from the cluster, not from this file)."""
-    me = commands.run(["kubectl", "auth", "whoami", "-o", "json"]).check().data
-    groups = me["status"]["userInfo"].get("groups", [])
+    groups = rbac.user_info().get("groups", [])
     roles = set(rbac.lookup(group)["ROLE"]) if group.strip() else set()
     return checks.check(
         group in groups and "cluster-admin" in roles,
@@ -55,9 +54,7 @@ def views_only(workstation) -> checks.Check:
     """03: testuser, through its own credentials and the EKS token (so through aws-auth and the
     groups it maps to), may list pods but not delete them, and is not in system:masters."""
     who = workstation.run("kubectl auth whoami -o json")
-    groups = (
-        (who.data or {}).get("status", {}).get("userInfo", {}).get("groups", []) if who.ok else []
-    )
+    groups = rbac.user_info(who.data).get("groups", []) if who.ok and who.data else []
     can = workstation.run("kubectl auth can-i list pods -n default").stdout.strip() == "yes"
     cannot = workstation.run("kubectl auth can-i delete pods -n default").stdout.strip() == "no"
     return checks.check(

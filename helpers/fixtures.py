@@ -6,6 +6,7 @@ notebook 04 leaves for 05. On a real cluster none of them touches what the serie
 from __future__ import annotations
 
 from . import target
+from .facts import CLUSTER_NAME
 
 
 def fresh_namespaces(*names: str) -> None:
@@ -69,22 +70,42 @@ def remove_iam_user(name: str) -> None:
     cleanup.delete_iam_principal(iam, "user", name)
 
 
+def ensure_irsa_sa(
+    sa: str = "my-sa",
+    policy: str = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess",
+    cluster: str = CLUSTER_NAME,
+) -> None:
+    """Re-create what notebook 04 made for IRSA (the cluster's OIDC provider, the ServiceAccount
+    with its role) if it is missing."""
+    from . import commands, eksctl
+
+    if not eksctl.oidc_provider_arn(cluster):
+        eksctl.associate_iam_oidc_provider(cluster)
+    if sa and commands.run(["kubectl", "get", "sa", sa]).returncode:
+        eksctl.create_iamserviceaccount(cluster, sa, "default", [policy])
+
+
 def ensure_irsa_pod(
     manifest: str,
     sa: str = "my-sa",
     policy: str = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess",
-    cluster: str = "myeks",
+    cluster: str = CLUSTER_NAME,
 ) -> None:
     """Re-create what notebook 04 leaves for 05 (OIDC provider, IRSA ServiceAccount, pod) if it is
     missing."""
     import yaml
 
-    from . import commands, eksctl
+    from . import commands
 
-    if not eksctl.oidc_provider_arn(cluster):
-        eksctl.associate_iam_oidc_provider(cluster)
-    if commands.run(["kubectl", "get", "sa", sa]).returncode:
-        eksctl.create_iamserviceaccount(cluster, sa, "default", [policy])
+    ensure_irsa_sa(sa, policy, cluster)
     name = yaml.safe_load(manifest)["metadata"]["name"]
     if commands.run(["kubectl", "get", "pod", name]).returncode:
         commands.run("kubectl apply -f -", input=manifest).check()
+
+
+def remove_iam_mapping(arn: str, cluster: str = CLUSTER_NAME) -> None:
+    """Remove every aws-auth entry for ARN, if there is one (what an earlier run may have left)."""
+    from . import eksctl
+
+    if any(m["ARN"] == arn for m in eksctl.get_iamidentitymapping(cluster).mappings):
+        eksctl.delete_iamidentitymapping(cluster, arn, all_matches=True)

@@ -168,18 +168,25 @@ def identity(subject: str | Identity, groups: tuple[str, ...] | list[str] = ()) 
     return Identity.of(subject, groups)
 
 
-def whoami(data: dict | None = None, reveal: bool | None = None) -> pd.DataFrame:
-    """`kubectl auth whoami` (a SelfSubjectReview): ATTRIBUTE / VALUE, extras included."""
-    from . import tokens
-
+def user_info(data: dict | None = None) -> dict:
+    """What the API server made of you: a SelfSubjectReview's `status.userInfo` (username, uid,
+    groups, extra), from `kubectl auth whoami -o json` unless DATA is such a review."""
     if data is None:
         from . import commands
 
         data = commands.run(["kubectl", "auth", "whoami", "-o", "json"], timeout=60).check().data
-    reveal = tokens.should_reveal(reveal)
     info = (data.get("status") or {}).get("userInfo")
     if info is None:
         raise ValueError("not a SelfSubjectReview: no status.userInfo")
+    return info
+
+
+def whoami(data: dict | None = None, reveal: bool | None = None) -> pd.DataFrame:
+    """`kubectl auth whoami` (a SelfSubjectReview): ATTRIBUTE / VALUE, extras included."""
+    from . import tokens
+
+    info = user_info(data)
+    reveal = tokens.should_reveal(reveal)
     rows = [
         ("Username", info.get("username", "")),
         ("UID", info.get("uid", "")),

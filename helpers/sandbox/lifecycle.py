@@ -27,6 +27,7 @@ from .. import shell
 from ..facts import CLUSTER_NAME, REGION
 from . import gobuild, kubeconfigs, paths, pki, procs
 from .components import Component, Context, all_components, by_name, python_env
+from .components import etcd as etcd_component
 from .components.apiserver import get_json as _api_get_json
 from .eks import bootstrap as eks_bootstrap
 from .layout import Config, Layout, choose_ports, layout, load_config
@@ -255,16 +256,14 @@ def _start_all(
 ) -> None:
     ctx = Context(bins, lay, cfg, keys)
     etcd, apiserver, controller_manager, kubelet, aws, authenticator = all_components()
+    if etcd_component.prepare_data(lay):
+        progress("[sandbox] etcd's first start had not finished last time: started its data afresh")
     # The API server and the Python services wait for what they need by themselves: start them
     # at once so they warm up together. The controller manager exits if RBAC is not bootstrapped.
-    from .components import etcd as etcd_data
-
-    if etcd_data.prepare_data(lay):
-        progress("[sandbox] etcd's first start had not finished last time: started its data afresh")
     for c in (etcd, apiserver, kubelet, aws, authenticator):
         _start(c, ctx)
     _wait_for(etcd, ctx, timeout)
-    etcd_data.mark_bootstrapped(lay)
+    etcd_component.mark_bootstrapped(lay)
     _wait_for(apiserver, ctx, timeout)
     _start(controller_manager, ctx)
     _apply_eks_objects(bins, lay, cfg)

@@ -45,6 +45,15 @@ def python_argv(module: str, lay: Layout) -> list[str]:
     return [sys.executable, "-m", module, f"--state={lay.root}"]
 
 
+def python_service(name: str, module: str, ports: tuple[str, ...], healthy, ready: str,
+                   version: Callable[[], str]) -> Component:
+    """One of our Python services, run as `python -m MODULE --state=DIR`: it keeps nothing a hard
+    stop could damage, so two seconds' grace."""
+    return Component(name=name, program=module, ports=ports,
+                     argv=lambda c: python_argv(module, c.lay), healthy=healthy, ready=ready,
+                     grace=2.0, version=version, python=True)
+
+
 def python_env() -> dict[str, str]:
     env = dict(os.environ)
     pkg_parent = str(Path(__file__).resolve().parents[3])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .. import common
 from ..layout import Config, Layout
-from . import Component, python_argv
+from . import python_service
 
 MODULE = "helpers.sandbox.eks.webhook"
 
@@ -15,14 +15,7 @@ def healthy(lay: Layout, cfg: Config) -> bool:
     return common.https_get(cfg.ports["authenticator"], "/healthz", ctx)[0] == 200
 
 
-COMPONENT = Component(
-    name="authenticator",
-    program=MODULE,
-    ports=("authenticator",),
-    argv=lambda c: python_argv(MODULE, c.lay),
-    healthy=healthy,
-    ready="the EKS token webhook",
-    grace=2.0,
-    version=lambda: "aws-iam-authenticator-compatible",
-    python=True,
+COMPONENT = python_service(
+    "authenticator", MODULE, ("authenticator",), healthy, "the EKS token webhook",
+    lambda: "aws-iam-authenticator-compatible"
 )

@@ -7,7 +7,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .. import common
 from ..layout import Config, Layout
-from . import Component, python_argv
+from . import python_service
 
 MODULE = "helpers.sandbox.aws.gateway"
 
@@ -24,14 +24,6 @@ def _version() -> str:
         return "moto ? + gateway"
 
 
-COMPONENT = Component(
-    name="aws",
-    program=MODULE,
-    ports=("aws", "oidc", "imds"),
-    argv=lambda c: python_argv(MODULE, c.lay),
-    healthy=healthy,
-    ready="the sandbox AWS endpoint",
-    grace=2.0,
-    version=_version,
-    python=True,
+COMPONENT = python_service(
+    "aws", MODULE, ("aws", "oidc", "imds"), healthy, "the sandbox AWS endpoint", _version
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..layout import Config, Layout
 from ..versions import pins
-from . import Component, python_argv
+from . import python_service
 from .apiserver import get_json
 
 MODULE = "helpers.sandbox.kubelet"
@@ -16,14 +16,7 @@ def healthy(lay: Layout, cfg: Config) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
 
 
-COMPONENT = Component(
-    name="kubelet",
-    program=MODULE,
-    ports=("kubelet",),
-    argv=lambda c: python_argv(MODULE, c.lay),
-    healthy=healthy,
-    ready="the node to be Ready (stand-in kubelet)",
-    grace=2.0,
-    version=lambda: f"stand-in ({pins().kubernetes} API)",
-    python=True,
+COMPONENT = python_service(
+    "kubelet", MODULE, ("kubelet",), healthy, "the node to be Ready (stand-in kubelet)",
+    lambda: f"stand-in ({pins().kubernetes} API)"
 )

@@ -5,7 +5,7 @@ land in log group `/aws/eks/<cluster>/cluster`, streams `authenticator-<hex>`. T
 text lines ("STS response", "access granted", "access denied" with their fields, sorted). The
 sandbox's webhook writes the same lines to the same place in its emulated CloudWatch, so a
 notebook pointed at the sandbox as if it were a real cluster reads them the way it would on EKS
-(helpers.lab.decisions). Shipping runs on a background thread: a decision never waits for it.
+(helpers.decisions). Shipping runs on a background thread: a decision never waits for it.
 """
 
 from __future__ import annotations
