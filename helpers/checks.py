@@ -104,6 +104,16 @@ def can_i(
     return commands.run(argv).stdout.strip() == "yes"
 
 
+def can_i_table(subject: str, asks, can=None):
+    """The API server's answer to each (verb, resource, namespace) in ASKS for SUBJECT, as a table
+    with an `allowed` column (what `kubectl auth can-i … --as SUBJECT` says, one row each)."""
+    import pandas as pd
+
+    can = can or can_i
+    rows = [(v, res, ns or "(cluster)", can(v, res, ns, as_user=subject)) for v, res, ns in asks]
+    return pd.DataFrame(rows, columns=["verb", "resource", "namespace", "allowed"])
+
+
 def wait_for_pods(namespace: str, *names: str, timeout: float = 30) -> None:
     """Wait until each pod is Running (what `kubectl wait --for=condition=Ready` shows)."""
     from . import commands

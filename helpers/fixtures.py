@@ -31,6 +31,26 @@ def fresh_namespaces(*names: str) -> None:
     ).check()
 
 
+def remove_objects(kind: str, *names: str, namespace: str = "default") -> None:
+    """Delete these objects if they exist (what an earlier run may have left), and wait until they
+    are gone, so the lesson's `create` of the same name succeeds."""
+    from . import commands
+
+    commands.run(
+        [
+            "kubectl",
+            "delete",
+            kind,
+            *names,
+            "-n",
+            namespace,
+            "--ignore-not-found",
+            "--wait=true",
+            "--timeout=120s",
+        ]
+    ).check()
+
+
 class Workstation:
     """Another machine of the lab ("bastion host 2"): its own AWS credentials and its own
     kubeconfig."""

@@ -126,3 +126,24 @@ def test_every_exercise_is_in_its_lesson_and_proven_both_ways_in_its_solutions()
             continue
         assert re.search(rf"before = exercises\.{name}\(.*\)\nchecks\.expect\(before, holds=not before\.ok", solved), name
         assert re.search(rf"after = exercises\.{name}\(.*\)\nchecks\.expect\(after, holds=after\.ok", solved), name
+
+
+def test_every_lesson_reads_like_the_note():
+    """About 40 cells a lesson; a sentence before every step (no two code cells side by side, the
+    way handson-ml3's chapters read); code lines a learner can read without scrolling."""
+    problems = []
+    for nb_path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        cells = json.loads(nb_path.read_text())["cells"]
+        if len(cells) > 44:
+            problems.append(f"{nb_path.name}: {len(cells)} cells (about 40 is the size of a lesson)")
+        for i in range(1, len(cells)):
+            if cells[i]["cell_type"] == cells[i - 1]["cell_type"] == "code":
+                first = "".join(cells[i]["source"]).splitlines()[0]
+                problems.append(f"{nb_path.name} cell {i} (`{first}`): no sentence before this step")
+        for i, cell in enumerate(cells):
+            if cell["cell_type"] != "code":
+                continue
+            for line in "".join(cell["source"]).splitlines():
+                if len(line) > 100 and not re.match(r"\s*((\w+ = )?%|[\w.\[\]\"-]+:|-\s)", line):
+                    problems.append(f"{nb_path.name} cell {i}: a line of {len(line)} characters")
+    assert problems == [], "\n".join(problems)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import re
 
 import pytest
 
@@ -113,6 +114,86 @@ def test_exec_argument_parsing_without_a_cluster():
     assert r.returncode == 1 and "after `--`" in r.stderr
     r = magics.kubectl("exec -it -n dev-team -- ls")
     assert r.returncode == 1 and "expected 'exec (POD" in r.stderr
+
+
+def test_commands_block_splits_like_the_note():
+    block = """kubectl create ns $ns   # a comment
+# a line of comment
+
+aws iam create-role --role-name ${role} \\
+  --assume-role-policy-document '{"a": 1}'
+kubectl create -f - <<EOF
+kind: Role
+  name: $not_expanded
+EOF
+kubectl get roles
+"""
+    assert magics.split_block(block, {"ns": "dev team", "role": "r"}) == [
+        (["kubectl", "create", "ns", "dev team"], None),
+        (["aws", "iam", "create-role", "--role-name", "r", "--assume-role-policy-document", '{"a": 1}'],
+         None),
+        (["kubectl", "create", "-f", "-"], "kind: Role\n  name: $not_expanded\n"),
+        (["kubectl", "get", "roles"], None),
+    ]
+    for bad, says in [("kubectl get pods | grep x", "`|`"), ("kubectl get $(date)", "`(`"),
+                      ("kubectl get a; kubectl get b", "`;`"), ("kubectl get pods > f", "`>`"),
+                      ("kubectl get $name", "`$name` in `kubectl get $name` names no Python variable"),
+                      ("kubectl get \\", "nothing follows"),
+                      ("kubectl create -f - <<EOF\nkind: Pod", "`<<EOF` in `kubectl create -f - <<EOF` has no closing")]:
+        with pytest.raises(ValueError, match=re.escape(says)):
+            magics.split_block(bad)
+
+
+def test_commands_block_shows_each_result_and_stops_at_the_first_failure(monkeypatch):
+    ran, shown = [], []
+
+    def fake(line, cell=None):
+        ran.append((line, cell))
+        code = 1 if "missing" in line else 0
+        return commands.Result(f"kubectl {line}", code, "", "Error from server (NotFound)" * code)
+
+    monkeypatch.setattr(magics, "kubectl", fake)
+    done = magics.run_block("", "kubectl get ns\nkubectl apply -f - <<EOF\na: b\nEOF\n", show=shown.append)
+    assert ran == [("get ns", None), ("apply -f -", "a: b\n")] and shown == done and all(r.ok for r in done)
+    ran.clear()
+    with pytest.raises(magics.CommandsStopped, match=r"get ns missing` failed \(exit 1\); the 1 command"):
+        magics.run_block("", "kubectl get ns missing\nkubectl get pods", show=shown.append)
+    assert ran == [("get ns missing", None)]  # the line after the failure did not run
+    ran.clear()
+    with pytest.raises(magics.CommandsStopped, match="`ls`: %%commands runs aws, kubectl"):
+        magics.run_block("", "kubectl get ns\nls -l", show=shown.append)
+    assert ran == []  # a block with a line it cannot run runs nothing
+    with pytest.raises(magics.CommandsStopped, match="the one option is `--denied 403`"):
+        magics.run_block("--quiet", "kubectl get ns", show=shown.append)
+    assert magics.CommandsStopped("x")._render_traceback_() == ["\x1b[31mx\x1b[0m"]
+
+
+def test_commands_block_denied_expects_every_refusal(monkeypatch):
+    def fake(line, cell=None):
+        if "nodes" in line:
+            return commands.Result(f"kubectl {line}", 0, "NAME\nnode-1\n", "")
+        return commands.Result(f"kubectl {line}", 1, "", 'Error from server (Forbidden): pods is forbidden: '
+                               'User "u" cannot list resource "pods"')
+
+    monkeypatch.setattr(magics, "kubectl", fake)
+    shown = []
+    assert len(magics.run_block("--denied 403", "kubectl get pods\nkubectl get pods -A", show=shown.append)) == 2
+    with pytest.raises(checks.Unexpected, match="get nodes`: it was not refused"):
+        magics.run_block("--denied 403", "kubectl get pods\nkubectl get nodes", show=shown.append)
+
+
+def test_can_i_table_asks_once_per_row_as_the_subject():
+    asked = []
+
+    def can(verb, res, ns, as_user):
+        asked.append((verb, res, ns, as_user))
+        return ns == "dev-team"
+
+    t = checks.can_i_table("sa", [("list", "pods", "dev-team"), ("list", "nodes", None)], can=can)
+    assert asked == [("list", "pods", "dev-team", "sa"), ("list", "nodes", None, "sa")]
+    assert t.to_dict("records") == [
+        {"verb": "list", "resource": "pods", "namespace": "dev-team", "allowed": True},
+        {"verb": "list", "resource": "nodes", "namespace": "(cluster)", "allowed": False}]
 
 
 def test_exercise_check_renders_pass_and_hint():
