@@ -27,7 +27,8 @@ def pod(containers=("app",), init=(), annotations=None, volumes=None, env=None):
 
 
 def test_no_role_annotation_no_mutation():
-    assert podidentity.sa_config({"other": "x"}) is None
+    cfg = podidentity.sa_config({"other": "x"})
+    assert cfg.role_arn == "" and podidentity.patch_for(pod(), cfg, "r") == ([], False)
 
 
 def test_mutation_matches_the_webhook():

@@ -247,47 +247,27 @@ class PodIdentity:
         self.decisions = state / "logs" / "pod-identity-webhook.jsonl"
         self._lock = threading.Lock()
 
-    def mutate(self, review: dict) -> dict:
-        import base64
-
-        req = review.get("request") or {}
-        pod = req.get("object") or {}
-        ns = req.get("namespace") or (pod.get("metadata") or {}).get("namespace") or "default"
-        sa_name = (pod.get("spec") or {}).get("serviceAccountName") or "default"
-        name = (pod.get("metadata") or {}).get("name") or (pod.get("metadata") or {}).get(
-            "generateName", ""
-        )
-        response: dict = {"uid": req.get("uid", ""), "allowed": True}
-        entry = {"pod": f"{ns}/{name}", "serviceAccount": sa_name}
+    def annotations(self, namespace: str, name: str) -> dict[str, str] | None:
+        """The ServiceAccount's annotations (None when it cannot be read: the pod is then admitted
+        unchanged, as with the real webhook's cache miss)."""
         try:
-            sa = self.api.read_namespaced_service_account(sa_name, ns)
-            cfg = podidentity.sa_config(sa.metadata.annotations)
-        except (
-            Exception
-        ) as e:  # not found, API trouble: the pod is admitted unchanged, as failurePolicy Ignore
-            cfg = None
-            entry["note"] = f"service account not read: {getattr(e, 'reason', e)}"
-        if cfg is None:
-            entry.setdefault(
-                "decision", "not mutated: the service account has no eks.amazonaws.com/role-arn"
-            )
-        else:
-            patch, changed = podidentity.patch_for(pod, cfg, self.region)
-            response.update(
-                patch=base64.b64encode(json.dumps(patch).encode()).decode(), patchType="JSONPatch"
-            )
-            entry.update(
-                decision="mutated" if changed else "not mutated: already has the env and volume",
-                roleArn=cfg.role_arn,
-                audience=cfg.audience,
-                patch=patch,
-            )
+            sa = self.api.read_namespaced_service_account(name, namespace)
+        except Exception as e:  # not found, API trouble
+            log.info("service account %s/%s not read: %s", namespace, name, getattr(e, "reason", e))
+            return None
+        return sa.metadata.annotations or {}
+
+    def mutate(self, review, error: ValueError | None = None, body: bytes = b"") -> dict:
+        response, entry = podidentity.respond(review, self.annotations, self.region)
+        if isinstance(error, json.JSONDecodeError) and body.strip():
+            response["status"]["message"] = podidentity.decode_error(error)
         with self._lock, open(self.decisions, "a") as fh:
             fh.write(
                 json.dumps({"time": clock.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ"), **entry}) + "\n"
             )
+        version = review.get("apiVersion") if isinstance(review, dict) else None
         return {
-            "apiVersion": review.get("apiVersion", "admission.k8s.io/v1beta1"),
+            "apiVersion": version or "admission.k8s.io/v1beta1",
             "kind": "AdmissionReview",
             "response": response,
         }
@@ -300,9 +280,9 @@ def make_handler(auth: Authenticator, pods: PodIdentity):
         def log_message(self, fmt, *args):  # the decision log says what matters
             pass
 
-        def _send(self, status: int, body: bytes) -> None:
+        def _send(self, status: int, body: bytes, ctype="application/json; charset=UTF-8"):
             self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=UTF-8")
+            self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -318,12 +298,17 @@ def make_handler(auth: Authenticator, pods: PodIdentity):
             if path not in ("/authenticate", "/validate", "/mutate"):
                 log.warning("POST to unknown path %s", self.path)
                 return self._send(404, b"not found")
+            if path == "/mutate" and self.headers.get("Content-Type") != "application/json":
+                return self._send(415, podidentity.UNSUPPORTED_MEDIA, "text/plain; charset=utf-8")
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length > 0 else b""
             try:
-                length = int(self.headers.get("Content-Length", "0"))
-                review = json.loads(self.rfile.read(length) or b"null")
+                review = json.loads(body or b"null")
                 if not isinstance(review, dict):
                     raise ValueError("not a review")
-            except ValueError:
+            except ValueError as e:
+                if path == "/mutate":  # the webhook answers, and the pod is not admitted
+                    return self._send(200, json.dumps(pods.mutate(None, e, body)).encode())
                 return self._send(400, b"expected a request body to be a TokenReview\n")
             if path == "/validate":
                 return self._send(200, json.dumps(auth.validate(review)).encode())
