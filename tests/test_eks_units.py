@@ -86,9 +86,12 @@ def test_expires_that_is_not_a_number_reports_zero_like_go():
         token.parse(eks_tokens.token_of(bad), {HOST}, NOW)
 
 
-def test_real_sts_hosts_cover_regional_endpoints():
-    hosts = token.real_sts_hosts()
-    assert {"sts.amazonaws.com", "sts.ap-northeast-2.amazonaws.com", "sts.us-east-1.amazonaws.com"} <= hosts
+def test_host_verifier_takes_the_sandbox_sts_and_real_sts_hosts():
+    verify = token.HostVerifier("aws", "ap-northeast-2", also={"127.0.0.1:4566"})
+    for host in ("127.0.0.1:4566", "sts.amazonaws.com", "sts.ap-northeast-2.amazonaws.com", "sts.us-east-1.api.aws"):
+        verify(host)
+    with pytest.raises(token.FormatError, match='unexpected hostname "127.0.0.1:9999"'):
+        verify("127.0.0.1:9999")
 
 
 # --- aws-auth -----------------------------------------------------------------------------------

@@ -229,3 +229,32 @@ def test_negative_corpus(env, sb, irsa, sts):
         clock.set_offset(sb.state_dir, 0)
     assert code == "ExpiredTokenException" and msg.startswith("Token expired: current date/time ")
     assert " must be before the expiration date/time" in msg
+
+
+def test_the_webhook_answers_bad_requests_as_upstream_does(sb):
+    """pod-identity-webhook v0.6.17 pkg/handler/handler_test.go TestModifierHandler, against the
+    running webhook: a wrong Content-Type, no body, a review without a request."""
+    import http.client
+    import ssl
+
+    cfg = json.loads((sb.state_dir / "sandbox.json").read_text())
+    ctx = ssl.create_default_context(cafile=str(sb.state_dir / "pki" / "ca.crt"))
+
+    def post(body, ctype="application/json"):
+        conn = http.client.HTTPSConnection("127.0.0.1", cfg["ports"]["authenticator"], context=ctx, timeout=5)
+        try:
+            conn.request("POST", "/mutate", body=body, headers={"Content-Type": ctype})
+            r = conn.getresponse()
+            return r.status, r.read()
+        finally:
+            conn.close()
+
+    assert post(b"{}", "application/xml") == (415, b"Invalid Content-Type, expected `application/json`\n")
+    for body in (b"", json.dumps({"request": None}).encode()):
+        status, answer = post(body)
+        assert status == 200
+        assert json.loads(answer)["response"] == {"uid": "", "allowed": False,
+                                                  "status": {"metadata": {}, "message": "bad content"}}
+    status, answer = post(b'{"request": {"object": "\\"metadata\\":{\\"name\\":\\"fake\\""}')
+    assert json.loads(answer)["response"]["status"]["message"] == (
+        "couldn't get version/kind; json parse error: unexpected end of JSON input")

@@ -208,8 +208,7 @@ def test_pkg_server_token_review_user():
 
 
 # --- pkg/token/token_test.go: TestVerifyTokenPreSTSValidations --------------------------------------
-# (timeStr is "now"; the hostname-format rules of verifyHost, and so the google.com case, are not
-# ported yet: the sandbox accepts the STS hosts botocore lists for the aws partition, and its own.)
+# (timeStr is "now")
 def _tok(url: str) -> str:
     import base64
     return "k8s-aws-v1." + base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")
@@ -224,6 +223,8 @@ def _now():
 NOW, STAMP = _now()
 PRE_STS = [
     ("\0" * (4 * 1024 + 1), "token is too large"),
+    (_tok("https://google.com"), "input token was not properly formatted: could not parse region for pre-signed URL "
+     "google.com, invalid host format: google.com"),
     ("k8s-aws-v2.asdfasdfa", 'token is missing expected "k8s-aws-v1." prefix'),
     ("k8s-aws-v1.decodingerror", "illegal base64 data"),
     (_tok(":ab:cd.af:/asda"), "missing protocol scheme"),
@@ -251,13 +252,13 @@ PRE_STS_OK = [f"https://sts.{r}.amazonaws.com/?action=GetCallerIdentity&x-amz-si
 @pytest.mark.parametrize("tok, error", PRE_STS, ids=[e for _, e in PRE_STS])
 def test_pkg_token_pre_sts_validations(tok, error):
     with pytest.raises(token.FormatError) as err:
-        token.parse(tok, token.real_sts_hosts(), NOW)
+        token.parse(tok, token.HostVerifier("aws"), NOW)
     assert error in str(err.value)
 
 
 @pytest.mark.parametrize("url", PRE_STS_OK)
 def test_pkg_token_pre_sts_validations_pass(url):
-    token.parse(_tok(url), token.real_sts_hosts(), NOW)
+    token.parse(_tok(url), token.HostVerifier("aws"), NOW)
 
 
 # --- pkg/token/token_test.go: TestVerifyHTTP*, TestVerify* (the STS answer) ----------------------------
@@ -271,7 +272,7 @@ def _verify(status: int, body: str, error: Exception | None = None):
         if error is not None:
             raise error
         return status, body.encode()
-    return token.verify(VALID_TOKEN, "cluster", token.real_sts_hosts(), get, NOW)
+    return token.verify(VALID_TOKEN, "cluster", token.HostVerifier("aws"), get, NOW)
 
 
 def _answer(arn: str, account: str, user_id: str) -> str:
@@ -319,3 +320,138 @@ def test_federated_user_id_is_kept_whole():
     """getIdentityFromSTSResponse: a federated user's UserId is account:name, kept whole."""
     ident = _verify(200, _answer("arn:aws:sts::123456789012:federated-user/Bob", "123456789012", "123456789012:Bob"))
     assert (ident.user_id, ident.session_name) == ("123456789012:Bob", "")
+
+
+def test_pkg_token_pre_sts_validations_in_another_partition():
+    with pytest.raises(token.FormatError, match="unexpected path in pre-signed URL"):
+        token.parse(_tok("https://sts.cn-north-1.amazonaws.com.cn/abc"), token.HostVerifier("aws-cn"), NOW)
+
+
+# --- pkg/token/token_test.go: TestSTSEndpoints and TestSTSEndpointResolution (verifyHost) ----------
+# (partition, host, valid, the verifier's region)
+STS_ENDPOINTS = [
+    ("aws", "sts.amazonaws.com", True, ""),
+    ("aws-cn", "sts.amazonaws.com", False, ""),
+    ("aws-us-gov", "sts.amazonaws.com", False, ""),
+    ("aws-iso", "sts.amazonaws.com", False, ""),
+    ("aws-iso-b", "sts.amazonaws.com", False, ""),
+    ("aws-iso-e", "sts.amazonaws.com", False, ""),
+    ("aws-iso-f", "sts.amazonaws.com", False, ""),
+    ("aws-not-a-partition", "sts.amazonaws.com", False, ""),
+    ("aws-cn", "sts.cn-northwest-1.amazonaws.com.cn", True, ""),
+    ("aws-cn", "sts.cn-north-1.amazonaws.com.cn", True, ""),
+    ("aws-cn", "sts.us-iso-east-1.c2s.ic.gov", False, ""),
+    ("aws-cn", "sts.not-a-region1.amazonaws.com.cn", False, ""),
+    ("aws-cn", "sts.not-a-region2.amazonaws.com.cn", True, "not-a-region2"),
+    *[("aws", f"sts.{r}.amazonaws.com", True, "") for r in (
+        "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ap-south-1", "ap-northeast-1", "ap-northeast-2",
+        "ap-southeast-1", "ap-southeast-2", "ca-central-1", "eu-central-1", "eu-west-1", "eu-west-2", "eu-west-3",
+        "eu-north-1")],
+    ("aws", "sts-fips.us-west-2.amazonaws.com", True, ""),
+    ("aws", "sts-fips.us-east-1.amazonaws.com", True, ""),
+    ("aws", "sts.amazonaws.com.cn", False, ""),
+    ("aws", "website.amazonaws.com", False, ""),
+    ("aws", "sts.default-region.amazonaws.com", True, "default-region"),
+    ("aws-iso", "sts.us-iso-east-1.c2s.ic.gov", True, ""),
+    ("aws-iso", "sts.cn-north-1.amazonaws.com.cn", False, ""),
+    ("aws-iso-b", "sts.cn-north-1.amazonaws.com.cn", False, ""),
+    ("aws-us-gov", "sts.us-gov-east-1.amazonaws.com", True, ""),
+    ("aws-cn", "sts-fips.us-east-1.amazonaws.com", False, ""),
+    ("aws-cn", "sts.us-isob-east-1.amazonaws.com.cn", False, ""),
+    ("aws-cn", "sts.us-isob-east-1.amazonaws.com.cn", True, "us-isob-east-1"),
+    ("aws-iso-b", "sts.us-isob-east-1.amazonaws.com.cn", False, ""),
+    ("aws-iso-b", "sts.us-isob-east-1.amazonaws.com.cn", False, "us-isob-east-1"),
+    ("aws", "sts.us-west-2.api.aws", True, ""),
+    ("aws-cn", "sts.cn-north-1.api.amazonwebservices.com.cn", True, ""),
+    ("aws", "sts.cn-north-1.api.amazonwebservices.com.cn", False, ""),
+    ("aws", "sts.not-a-region.amazonaws.com", True, ""),
+    ("aws", "sts.not-a-region.amazonaws.com", True, "not-a-region"),
+    ("aws", "sts.not-a-region.amazonaws.com", True, "us-west-2"),
+    ("aws-cn", "sts.not-a-region3.amazonaws.com.cn", False, ""),
+    ("aws-cn", "sts.not-a-region4.amazonaws.com.cn", True, "not-a-region4"),
+    ("aws-cn", "sts.not-a-region5.amazonaws.com.cn", False, "us-west-2"),
+    # TestSTSEndpointResolution's further rows
+    ("aws-cn", "sts.us-west-2.amazonaws.com.cn", False, ""),
+    ("aws", "sts.us-west-2.amazonaws.com.cn", False, ""),
+    ("aws", "sts.us-west-2.amazonaws.com.cn", False, "us-west-2"),
+    ("aws-cn", "sts.not-a-region.amazonaws.com", False, "not-a-region"),
+]
+
+
+@pytest.mark.parametrize("partition, host, valid, region", STS_ENDPOINTS)
+def test_pkg_token_sts_endpoints(partition, host, valid, region):
+    verify = token.HostVerifier(partition, region)
+    if valid:
+        verify(host)
+    else:
+        with pytest.raises(token.TokenError):
+            verify(host)
+
+
+def test_pkg_token_verify_host_error_texts():
+    cases = [
+        ("aws-cn", "", "sts.amazonaws.com", "global endpoint unsupported in partition aws-cn"),
+        ("aws", "", "sts.us_east_1.amazonaws.com", "invalid region identifier format provided: us_east_1"),
+        ("aws", "", "website.amazonaws.com", 'unexpected hostname "website.amazonaws.com" in pre-signed URL'),
+        ("aws-cn", "", "sts.us-iso-east-1.c2s.ic.gov",
+         "partition {aws-cn} does not support hostname sts.us-iso-east-1.c2s.ic.gov"),
+    ]
+    for partition, region, host, text in cases:
+        with pytest.raises(token.FormatError) as e:
+            token.HostVerifier(partition, region)(host)
+        assert str(e.value) == "input token was not properly formatted: " + text
+
+
+# --- pkg/token/token_test.go: Test_getDefaultHostNameForRegion, TestGetStsRegion, TestRegionValidator --
+@pytest.mark.parametrize("partition, region, service, want", [
+    ("aws-iso-e", "eu-isoe-west-1", "test", "test.eu-isoe-west-1.cloud.adc-e.uk"),
+    ("aws-iso-e", "eu-isoe-test-1", "test", "test.eu-isoe-test-1.cloud.adc-e.uk"),
+    ("aws-iso", "us-iso-test-1", "sts", "sts.us-iso-test-1.c2s.ic.gov"),
+    ("aws-iso", "test_123", "sts", None),
+])
+def test_pkg_token_default_host_names(partition, region, service, want):
+    if want is None:
+        with pytest.raises(ValueError, match="invalid region identifier format provided: test_123"):
+            token.default_hostnames(partition, region, service)
+    else:
+        assert want in token.default_hostnames(partition, region, service)
+
+
+@pytest.mark.parametrize("host, region", [
+    ("sts.amazonaws.com", "global"), ("sts.us-west-2.amazonaws.com", "us-west-2"),
+    ("sts.eu-central-1.amazonaws.com", "eu-central-1"), ("", None), ("sts", None), ("sts.wrongformat", None),
+])
+def test_pkg_token_get_sts_region(host, region):
+    if region is None:
+        with pytest.raises(ValueError):
+            token.host_region(host)
+    else:
+        assert token.host_region(host) == region
+
+
+@pytest.mark.parametrize("region, valid", [
+    ("us-east-1", True), ("invalid.com", False), ("@invalid.com/%23", False), ("local", True),
+    ("9-west-1", True), ("us_east_1", False),
+])
+def test_pkg_token_region_validator(region, valid):
+    assert token.valid_region_format(region) is valid
+
+
+# --- pkg/token/token_test.go: TestVerifyHostCaching ------------------------------------------------
+@pytest.mark.parametrize("initial, hosts", [
+    (set(), {"sts.us-east-1.amazonaws.com": True, "sts.eu-west-2.amazonaws.com": True,
+             "sts.ap-southeast-1.amazonaws.com": True}),
+    (set(), {"invalid.amazonaws.com": False, "invalid2.amazonaws.com": False}),
+    (set(), {"sts.us-west-2.amazonaws.com": True, "sts.ca-central-1.amazonaws.com": True,
+             "invalid.amazonaws.com": False, "invalid2.amazonaws.com": False}),
+    ({"sts.sa-east-1.amazonaws.com"}, {"sts.sa-east-1.amazonaws.com": True, "sts.eu-central-1.amazonaws.com": True}),
+])
+def test_pkg_token_verify_host_caching(initial, hosts):
+    verify = token.HostVerifier("aws", also=initial)
+    for host, valid in hosts.items():
+        if valid:
+            verify(host)
+        else:
+            with pytest.raises(token.TokenError):
+                verify(host)
+    assert {h for h in hosts if h in verify.valid} == {h for h, ok in hosts.items() if ok}

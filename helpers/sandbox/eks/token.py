@@ -8,7 +8,10 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import functools
+import json
 import re
+import threading
 from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import parse_qsl, urlsplit
@@ -64,16 +67,143 @@ class Identity:
     access_key_id: str
 
 
-def real_sts_hosts() -> set[str]:
-    """Every STS hostname of the aws partition, regional and global, from botocore's endpoint
-    data."""
-    import botocore.session
+# pkg/endpoints/partitions.go: the STS domains of each partition, and their dual-stack domains
+STS_DOMAINS = {
+    "aws": "amazonaws.com",
+    "aws-cn": "amazonaws.com.cn",
+    "aws-us-gov": "amazonaws.com",
+    "aws-iso": "c2s.ic.gov",
+    "aws-iso-b": "sc2s.sgov.gov",
+    "aws-iso-e": "cloud.adc-e.uk",
+    "aws-iso-f": "csp.hci.ic.gov",
+    "aws-eusc": "amazonaws.eu",
+}
+STS_DUALSTACK_DOMAINS = {
+    "aws": "api.aws",
+    "aws-us-gov": "api.aws",
+    "aws-cn": "api.amazonwebservices.com.cn",
+    "aws-eusc": "api.amazonwebservices.eu",
+}
+_REGION_FORMAT = re.compile(r"[A-Za-z0-9]([A-Za-z0-9\-]*[A-Za-z0-9])?")
 
-    session = botocore.session.get_session()
-    hosts = {"sts.amazonaws.com"}
-    for region in session.get_available_regions("sts", partition_name="aws"):
-        hosts.add(f"sts.{region}.amazonaws.com")
-    return hosts
+
+class HostError(TokenError):
+    """A host whose format the verifier cannot read (logged without the format-error prefix)."""
+
+
+def valid_region_format(region: str) -> bool:
+    """The SDK v1 region check the authenticator kept (validateInputRegion)."""
+    return bool(_REGION_FORMAT.fullmatch(region))
+
+
+def host_region(host: str) -> str:
+    """getStsRegion: `global` for sts.amazonaws.com, else the second label."""
+    if not host:
+        raise ValueError("host is empty")
+    parts = host.split(".")
+    if len(parts) < 3:
+        raise ValueError(f"invalid host format: {host}")
+    return "global" if host == "sts.amazonaws.com" else parts[1]
+
+
+def default_hostnames(partition: str, region: str, service: str = "sts") -> list[str]:
+    """getDefaultHostNamesForRegion: what the hostname would be in REGION of PARTITION, regular
+    and dual-stack, for regions newer than the SDK's data."""
+    if not valid_region_format(region):
+        raise ValueError(f"invalid region identifier format provided: {region}")
+    if partition not in STS_DOMAINS:
+        raise ValueError(
+            f"couldn't get domain for partition {partition}, partition {partition} not valid"
+        )
+    names = [f"{service}.{region}.{STS_DOMAINS[partition]}"]
+    if partition in STS_DUALSTACK_DOMAINS:
+        names.append(f"{service}.{region}.{STS_DUALSTACK_DOMAINS[partition]}")
+    return names
+
+
+@functools.cache
+def _sts_resolver():
+    """STS's endpoint rules and the partitions, as botocore ships them (the same Smithy rule set
+    the Go SDK v2 resolver the authenticator uses is generated from)."""
+    from botocore.endpoint_provider import EndpointProvider
+    from botocore.loaders import create_loader
+
+    loader = create_loader()
+    return EndpointProvider(
+        ruleset_data=loader.load_service_model("sts", "endpoint-rule-set-1"),
+        partition_data=loader.load_data("partitions"),
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def resolved_sts_hosts(region: str) -> tuple[str, ...]:
+    """The STS hosts the resolver gives REGION, with and without FIPS and dual-stack (a region it
+    does not know falls into the commercial partition's format)."""
+    from botocore.exceptions import BotoCoreError
+
+    hosts = []
+    for fips in (True, False):
+        for dual in (True, False):
+            try:
+                url = (
+                    _sts_resolver()
+                    .resolve_endpoint(Region=region, UseFIPS=fips, UseDualStack=dual)
+                    .url
+                )
+            except BotoCoreError:
+                continue
+            hosts.append(urlsplit(url).netloc)
+    return tuple(hosts)
+
+
+def _go_quote(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+class HostVerifier:
+    """verifyHost: is HOST an STS hostname of this partition? A host once found valid is
+    remembered (the authenticator's cache); ALSO are hosts valid from the start (the sandbox's
+    own STS)."""
+
+    def __init__(self, partition: str = "aws", region: str = "", also=()):
+        self.partition, self.region = partition, region
+        self.valid: set[str] = set(also)
+        self._lock = threading.Lock()
+
+    def __call__(self, host: str) -> None:
+        with self._lock:
+            if host in self.valid:
+                return
+            self._check_format(host)
+            self.valid.add(host)
+
+    def _check_format(self, host: str) -> None:
+        try:
+            region = host_region(host)
+        except ValueError as e:
+            raise FormatError(f"could not parse region for pre-signed URL {host}, {e}") from None
+        if region == "global":
+            if self.partition == "aws":
+                return
+            raise FormatError(f"global endpoint unsupported in partition {self.partition}")
+        if not valid_region_format(region):
+            raise FormatError(f"invalid region identifier format provided: {region}")
+        if host not in resolved_sts_hosts(region):
+            try:
+                defaults = default_hostnames(self.partition, self.region)
+            except ValueError:
+                defaults = []
+            if host in defaults:
+                return
+            raise FormatError(f"unexpected hostname {_go_quote(host)} in pre-signed URL")
+        parts = host.split(".")
+        if len(parts) < 4:
+            raise HostError(f"invalid host format, too few labels: {host}")
+        domain = ".".join(parts[2:])
+        if self.partition not in STS_DOMAINS:
+            raise HostError(f"partition {self.partition} not valid")
+        if domain not in (STS_DOMAINS[self.partition], STS_DUALSTACK_DOMAINS.get(self.partition)):
+            raise FormatError(f"partition {{{self.partition}}} does not support hostname {host}")
 
 
 def _go_time(t: dt.datetime) -> str:
@@ -98,9 +228,9 @@ def _parse_query(raw: str) -> list[tuple[str, str]]:
     return parse_qsl(raw, keep_blank_values=True)
 
 
-def parse(token: str, valid_hosts: set[str], now: dt.datetime) -> tuple[str, dict[str, str]]:
+def parse(token: str, valid_hosts, now: dt.datetime) -> tuple[str, dict[str, str]]:
     """Every check before STS is called. Returns the pre-signed URL and its lower-cased
-    parameters."""
+    parameters. VALID_HOSTS: a HostVerifier (the authenticator's rules), or a set of exact hosts."""
     if len(token) > MAX_TOKEN_LEN:
         raise FormatError("token is too large")
     if not token.startswith(V1_PREFIX):
@@ -114,8 +244,10 @@ def parse(token: str, valid_hosts: set[str], now: dt.datetime) -> tuple[str, dic
     parts = urlsplit(url)
     if parts.scheme != "https":
         raise FormatError(f'unexpected scheme "{parts.scheme}" in pre-signed URL')
-    if parts.netloc not in valid_hosts:
-        raise FormatError(f'unexpected hostname "{parts.netloc}" in pre-signed URL')
+    if callable(valid_hosts):
+        valid_hosts(parts.netloc)
+    elif parts.netloc not in valid_hosts:
+        raise FormatError(f"unexpected hostname {_go_quote(parts.netloc)} in pre-signed URL")
     if parts.path != "/":
         raise FormatError("unexpected path in pre-signed URL")
     params: dict[str, list[str]] = {}
@@ -237,7 +369,7 @@ HttpGet = Callable[[str, dict[str, str]], tuple[int, bytes]]
 
 
 def verify(
-    token: str, cluster_id: str, valid_hosts: set[str], http_get: HttpGet, now: dt.datetime
+    token: str, cluster_id: str, valid_hosts, http_get: HttpGet, now: dt.datetime
 ) -> Identity:
     import json
 

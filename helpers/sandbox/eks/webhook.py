@@ -43,7 +43,10 @@ class Authenticator:
         self.state = state
         self.cluster_id = cfg["cluster_name"]
         self.aws_endpoint = f"https://127.0.0.1:{cfg['ports']['aws']}"
-        self.valid_hosts = token.real_sts_hosts() | {self.aws_endpoint.split("://", 1)[1]}
+        # the authenticator's hostname rules for the aws partition, and the sandbox's own STS
+        self.valid_hosts = token.HostVerifier(
+            "aws", common.REGION, also={self.aws_endpoint.split("://", 1)[1]}
+        )
         self.http = urllib3.PoolManager(
             cert_reqs="CERT_REQUIRED",
             ca_certs=str(state / "pki" / "ca.crt"),
