@@ -114,18 +114,26 @@ def create_iamidentitymapping(
     key, arn_key = key_for(arn)
     cm = load_aws_auth(kubeconfig)
     entries = aws_auth_entries(cm, key)
+    lines = [f"[ℹ]  checking arn {arn} against entries in the auth ConfigMap"]
+    existing = [
+        value
+        for section, arn_field in (("mapRoles", "rolearn"), ("mapUsers", "userarn"))
+        for e in aws_auth_entries(cm, section)
+        for field, value in e.items()
+        if field.lower() == arn_field  # entry keys in any letter case, as the authenticator reads
+    ]
+    if arn in existing:  # the authenticator takes the last mapping of an ARN: the new one
+        lines.append(
+            f'[!]  found existing mappings with same arn "{arn}" (which will be shadowed '
+            "by your new mapping)"
+        )
     entry = {arn_key: arn, **({"username": username} if username else {})}
     if groups:
         entry["groups"] = list(groups)
     entries.append(entry)
     save_aws_auth(cm, key, entries, kubeconfig)
-    return Result(
-        cmd,
-        [
-            f"[ℹ]  checking arn {arn} against entries in the auth ConfigMap",
-            f'[ℹ]  adding identity "{arn}" to auth ConfigMap',
-        ],
-    )
+    lines.append(f'[ℹ]  adding identity "{arn}" to auth ConfigMap')
+    return Result(cmd, lines)
 
 
 def get_iamidentitymapping(cluster: str, kubeconfig: str | None = None) -> Result:

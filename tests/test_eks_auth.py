@@ -89,8 +89,19 @@ def test_part3_iam_admin_is_not_a_cluster_user_until_mapped(env, testuser, sb):
     assert "200 OK" in r.stderr and sb.node_name in r.stdout
     who = json.loads(run(["kubectl", "auth", "whoami", "-o", "json"], bastion2).stdout)["status"]["userInfo"]
     assert who["username"] == "testuser" and "system:masters" in who["groups"]
+    # the same ARN again: eksctl warns, and the new (last) mapping is the one the authenticator uses
+    res = eksctl.create_iamidentitymapping("myeks", arn, username="testuser-2", groups=["viewers"],
+                                           kubeconfig=str(sb.kubeconfig))
+    assert f'[!]  found existing mappings with same arn "{arn}" (which will be shadowed by your new mapping)' \
+        in res.messages
+    who = json.loads(run(["kubectl", "auth", "whoami", "-o", "json"], bastion2, check=False).stdout or "{}")
+    deadline = time.monotonic() + 10
+    while who.get("status", {}).get("userInfo", {}).get("username") != "testuser-2" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        who = json.loads(run(["kubectl", "auth", "whoami", "-o", "json"], bastion2, check=False).stdout or "{}")
+    assert who["status"]["userInfo"]["username"] == "testuser-2"
 
-    eksctl.delete_iamidentitymapping("myeks", arn, kubeconfig=str(sb.kubeconfig))
+    eksctl.delete_iamidentitymapping("myeks", arn, kubeconfig=str(sb.kubeconfig), all_matches=True)
     r = run(["kubectl", "get", "node"], bastion2, check=False)
     assert r.returncode == 1 and UNAUTHORIZED in r.stderr
 

@@ -186,6 +186,20 @@ def test_assume_role_with_web_identity_response_matches_get_caller_identity(env,
     assert me["Arn"] == out["AssumedRoleUser"]["Arn"] and me["UserId"] == out["AssumedRoleUser"]["AssumedRoleId"]
 
 
+def test_sts_validates_parameters_and_the_role_session_length(env, irsa, sts):
+    """STS's input validation (the model's constraints) and the role's MaxSessionDuration, through
+    the gateway, as boto3 reports them."""
+    with pytest.raises(ClientError) as e:
+        sts.assume_role_with_web_identity(RoleArn=irsa, RoleSessionName="a b", WebIdentityToken=_token(env))
+    assert e.value.response["Error"]["Code"] == "ValidationError"
+    assert e.value.response["Error"]["Message"].endswith("Member must satisfy regular expression pattern: [\\w+=,.@-]*")
+    with pytest.raises(ClientError) as e:
+        sts.assume_role_with_web_identity(RoleArn=irsa, RoleSessionName="lab", WebIdentityToken=_token(env),
+                                          DurationSeconds=7200)
+    assert e.value.response["Error"]["Message"] == (
+        "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.")
+
+
 def _refused(sts, role, token) -> tuple[str, str]:
     with pytest.raises(ClientError) as e:
         sts.assume_role_with_web_identity(RoleArn=role, RoleSessionName="refused", WebIdentityToken=token)

@@ -322,6 +322,25 @@ def test_federated_user_id_is_kept_whole():
     assert (ident.user_id, ident.session_name) == ("123456789012:Bob", "")
 
 
+# --- pkg/token/token_test.go: TestGetIdentityFromSTSResponse -----------------------------------------
+@pytest.mark.parametrize("arn, user_id", [
+    ("arn:aws:iam::123456789012:root", "123456789012"),                     # Root User
+    ("arn:aws:iam::123456789012:user/Alice", "AIDAIYCCCMMMMMMMMGGDA"),      # User
+    ("arn:aws:sts::123456789012:federated-user/Alice", "123456789012:Alice"),  # Federated User
+])
+def test_pkg_token_identity_from_sts_response(arn, user_id):
+    ident = _verify(200, _answer(arn, "123456789012", user_id))
+    assert (ident.arn, ident.canonical_arn, ident.account_id, ident.user_id, ident.session_name) == (
+        arn, arn, "123456789012", user_id, "")
+
+
+def test_pkg_token_identity_of_a_role_without_session_is_refused():
+    """The test's "Role" case: upstream's loop checks only answers without an error, and
+    getIdentityFromSTSResponse refuses a role's UserId without `:session` — so does the sandbox."""
+    with pytest.raises(token.STSError, match='malformed UserID "AROAZZCCCNNNNNNNNFFFA"'):
+        _verify(200, _answer("arn:aws:iam::123456789012:role/Alice", "123456789012", "AROAZZCCCNNNNNNNNFFFA"))
+
+
 def test_pkg_token_pre_sts_validations_in_another_partition():
     with pytest.raises(token.FormatError, match="unexpected path in pre-signed URL"):
         token.parse(_tok("https://sts.cn-north-1.amazonaws.com.cn/abc"), token.HostVerifier("aws-cn"), NOW)

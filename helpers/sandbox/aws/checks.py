@@ -60,6 +60,7 @@ class Checks:
 
         role_arn = params.get("RoleArn", "")
         try:
+            webidentity.check_parameters(params)
             claims, provider = webidentity.validate(
                 params.get("WebIdentityToken", ""),
                 role_arn,
@@ -71,10 +72,12 @@ class Checks:
         except webidentity.STSFault as f:
             log.warning("AssumeRoleWithWebIdentity %s refused: %s %s", role_arn, f.code, f.message)
             return responses.sts_error(f.code, f.message, f.status, False)
-        session = (
-            params.get("RoleSessionName") or f"botocore-session-{int(clock.now().timestamp())}"
-        )
+        session = params["RoleSessionName"]
         duration = int(params.get("DurationSeconds") or 3600)
+        try:
+            webidentity.check_duration(duration, webidentity.moto_max_session(role_arn))
+        except webidentity.STSFault as f:
+            return responses.sts_error(f.code, f.message, f.status, False)
         sts = sts_backends[account.ACCOUNT_ID]["global"]
         role = sts.assume_role_with_web_identity(
             region_name=account.REGION,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from html import escape
 
 from werkzeug.wrappers import Request, Response
 
@@ -30,7 +31,7 @@ def sts_error(code: str, message: str, status: int, as_json: bool) -> Response:
     body = (
         f'<ErrorResponse xmlns="{STS_NS}">\n  <Error>\n    <Type>Sender</Type>\n    '
         f"<Code>{code}</Code>\n"
-        f"    <Message>{message}</Message>\n  </Error>\n  "
+        f"    <Message>{escape(message, quote=False)}</Message>\n  </Error>\n  "
         f"<RequestId>{request_id}</RequestId>\n</ErrorResponse>\n"
     )
     return Response(body, status=status, content_type="text/xml")

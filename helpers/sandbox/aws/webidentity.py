@@ -97,6 +97,71 @@ def trust_allows(policy: dict, provider_arn: str, context: dict[str, str]) -> bo
     return allowed
 
 
+def _model_input(operation: str) -> tuple[list[tuple[str, dict, bool]], dict]:
+    """Each input member of an STS operation with its constraints, in the model's order."""
+    from botocore.loaders import create_loader
+
+    model = create_loader().load_service_model("sts", "service-2")
+    shape = model["shapes"][model["operations"][operation]["input"]["shape"]]
+    required = set(shape.get("required", []))
+    return [
+        (name, model["shapes"][member["shape"]], name in required)
+        for name, member in shape["members"].items()
+    ], model
+
+
+def check_parameters(params: dict[str, str], operation: str = "AssumeRoleWithWebIdentity"):
+    """STS's own input validation, from the constraints botocore's copy of the STS model holds
+    (required, length, pattern, range): a ValidationError naming each failed constraint, as AWS
+    words it. A sensitive value (the token) is not repeated in the message."""
+    import re
+
+    members, _ = _model_input(operation)
+    problems = []
+    for name, shape, required in members:
+        field = name[0].lower() + name[1:]
+        value = params.get(name)
+        if value is None:
+            if required:
+                problems.append(
+                    f"Value null at '{field}' failed to satisfy constraint: Member must not be null"
+                )
+            continue
+        shown = "Value at" if shape.get("sensitive") else f"Value '{value}' at"
+        where = f"{shown} '{field}' failed to satisfy constraint: Member must"
+        if shape.get("type") == "integer":
+            if not re.fullmatch(r"-?[0-9]+", value):
+                # not a number at all: AWS's wording for this case is not published
+                problems.append(f"{where} be an integer")
+                continue
+            number = int(value)
+            if "min" in shape and number < shape["min"]:
+                problems.append(f"{where} have value greater than or equal to {shape['min']}")
+            if "max" in shape and number > shape["max"]:
+                problems.append(f"{where} have value less than or equal to {shape['max']}")
+        elif shape.get("type") == "string":
+            if "min" in shape and len(value) < shape["min"]:
+                problems.append(f"{where} have length greater than or equal to {shape['min']}")
+            if "max" in shape and len(value) > shape["max"]:
+                problems.append(f"{where} have length less than or equal to {shape['max']}")
+            pattern = shape.get("pattern")
+            # the other patterns are Java Unicode ranges; the session name's reads the same in Python
+            if pattern and name == "RoleSessionName" and not re.fullmatch(pattern, value):
+                problems.append(f"{where} satisfy regular expression pattern: {pattern}")
+    if problems:
+        count = f"{len(problems)} validation error{'s' if len(problems) > 1 else ''} detected: "
+        raise STSFault("ValidationError", count + "; ".join(problems))
+
+
+def check_duration(duration: int, max_session: int) -> None:
+    """A session longer than the role allows."""
+    if duration > max_session:
+        raise STSFault(
+            "ValidationError",
+            "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
+        )
+
+
 def validate(
     token: str,
     role_arn: str,
@@ -217,3 +282,15 @@ def moto_role_trust(role_arn: str) -> dict | None:
         return None
     doc = role.assume_role_policy_document
     return json.loads(doc) if isinstance(doc, str) else doc
+
+
+def moto_max_session(role_arn: str) -> int:
+    """The role's MaxSessionDuration (3600 s unless set), or the API's upper bound if the role
+    is gone (the trust check has refused that case already)."""
+    from moto.iam.models import iam_backends
+
+    iam = iam_backends[account.ACCOUNT_ID]["aws"]
+    try:
+        return int(iam.get_role_by_arn(role_arn).max_session_duration or 3600)
+    except Exception:
+        return 43200
