@@ -145,7 +145,7 @@ def check_parameters(params: dict[str, str], operation: str = "AssumeRoleWithWeb
             if "max" in shape and len(value) > shape["max"]:
                 problems.append(f"{where} have length less than or equal to {shape['max']}")
             pattern = shape.get("pattern")
-            # the other patterns are Java Unicode ranges; the session name's reads the same in Python
+            # the other patterns are Java Unicode ranges; only the session name's reads as Python
             if pattern and name == "RoleSessionName" and not re.fullmatch(pattern, value):
                 problems.append(f"{where} satisfy regular expression pattern: {pattern}")
     if problems:
