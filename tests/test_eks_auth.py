@@ -73,7 +73,7 @@ def test_part3_iam_admin_is_not_a_cluster_user_until_mapped(env, testuser, sb):
     r = run(["kubectl", "get", "node", "-v6"], bastion2, check=False)
     assert r.returncode == 1 and UNAUTHORIZED in r.stderr and "401 Unauthorized" in r.stderr
     decision = _last_decision(sb)
-    assert decision["decision"] == "denied" and decision["error"] == "ARN is not mapped"
+    assert decision["decision"] == "denied" and decision["error"] == "identity is not mapped"
 
     arn = f"arn:aws:iam::{account.ACCOUNT_ID}:user/testuser"
     res = eksctl.create_iamidentitymapping("myeks", arn, username="testuser", groups=["system:masters"],

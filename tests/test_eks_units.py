@@ -121,7 +121,7 @@ def test_session_name_templates():
 def test_map_accounts_and_not_mapped():
     assert awsauth.map_identity(IDENT, awsauth.parse({"mapAccounts": "- '123456789012'\n"})) == \
         ("arn:aws:iam::123456789012:role/NodeRole", [], "mapAccounts")
-    with pytest.raises(awsauth.NotMapped, match="ARN is not mapped"):
+    with pytest.raises(awsauth.NotMapped, match="identity is not mapped"):
         awsauth.map_identity(IDENT, awsauth.parse({}))
 
 
@@ -182,10 +182,10 @@ def test_control_plane_log_lines_are_logrus_text():
     when = dt.datetime(2026, 11, 28, 13, 0, tzinfo=dt.timezone.utc)
     line = cwlogs.logrus_line(when, "warning", "access denied", {
         "path": "/authenticate", "method": "POST", "client": "127.0.0.1:5555",
-        "arn": "arn:aws:iam::123456789012:user/testuser", "error": "ARN is not mapped"})
+        "arn": "arn:aws:iam::123456789012:user/testuser", "error": "identity is not mapped"})
     assert line == ('time="2026-11-28T13:00:00Z" level=warning msg="access denied" '
                     'arn="arn:aws:iam::123456789012:user/testuser" client="127.0.0.1:5555" '
-                    'error="ARN is not mapped" method=POST path=/authenticate')
+                    'error="identity is not mapped" method=POST path=/authenticate')
     granted = cwlogs.logrus_line(when, "info", "access granted", {"groups": ["system:masters"], "username": "a\"b"})
     assert 'groups="[system:masters]"' in granted
     assert decisions.parse_logrus(granted) == {"time": "2026-11-28T13:00:00Z", "level": "info", "msg": "access granted",

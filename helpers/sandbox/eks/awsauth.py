@@ -22,8 +22,11 @@ INSTANCE_ID = re.compile(r"^i-(\w{8}|\w{17})$")
 
 
 class NotMapped(Exception):
+    """errutil.ErrNotMapped (aws-iam-authenticator v0.7.18; older releases said "ARN is not
+    mapped")."""
+
     def __init__(self):
-        super().__init__("ARN is not mapped")
+        super().__init__("identity is not mapped")
 
 
 @dataclass
