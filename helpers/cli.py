@@ -57,8 +57,16 @@ def main(argv: list[str] | None = None) -> int:
         "build", help="build the pinned binaries from Go modules (a no-op once built)"
     )
     b.add_argument("--force", action="store_true", help="rebuild even if the cache has them")
-    cmds.add_parser(
+    u = cmds.add_parser(
         "up", help="start the sandbox (or reuse the running one) and wait until it is ready"
+    )
+    u.add_argument(
+        "--auth-mode",
+        choices=("CONFIG_MAP", "API_AND_CONFIG_MAP", "API"),
+        help="how the cluster authenticates, chosen when the sandbox is first created: the lab "
+        "note's aws-auth (CONFIG_MAP, the default), access entries and aws-auth "
+        "(API_AND_CONFIG_MAP, what clusters made today use), or access entries alone (API). Also "
+        "EKS_LAB_AUTH_MODE.",
     )
     d = cmds.add_parser("down", help="stop every sandbox process")
     d.add_argument(
@@ -103,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             bins = build_mod.build(force=args.force)
             print("\n".join(f"{k:24} {v}" for k, v in bins.as_dict().items()))
         elif args.cmd == "up":
-            sbx = lifecycle.up()
+            sbx = lifecycle.up(auth_mode=args.auth_mode)
             print(f"sandbox {'already running' if sbx.reused else 'ready'}: {sbx.server}")
             print('use it from this shell:  eval "$(python -m helpers sandbox env)"')
         elif args.cmd == "down":

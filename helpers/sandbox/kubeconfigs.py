@@ -50,7 +50,50 @@ def write_all(lay: Layout, cfg: Config, keys: pki.ClusterPKI) -> None:
         context="webhook",
     )
     paths.write_private(lay.webhook_kubeconfig, yaml.safe_dump(webhook))
+    # How the API server reaches the EKS authorizer (access policies), and where it sits among the
+    # authorizers: Node, RBAC, then EKS's, which only allows or has no opinion. No caching, so a
+    # policy association or removal applies to the next request.
+    authz = common.kubeconfig_dict(
+        f"https://127.0.0.1:{cfg.ports['authenticator']}/authorize",
+        keys.ca.cert,
+        "kube-apiserver",
+        {},
+        cluster="eks-authorizer",
+        context="webhook",
+    )
+    paths.write_private(lay.authz_webhook_kubeconfig, yaml.safe_dump(authz))
+    paths.write_private(lay.authorization_config, yaml.safe_dump(authorization_config(lay)))
     write_learner_files(lay.root, cfg.server, cfg.ports["aws"])
+
+
+def authorization_config(lay: Layout) -> dict:
+    """The API server's structured authorization configuration (EKS's order)."""
+    return {
+        "apiVersion": "apiserver.config.k8s.io/v1",
+        "kind": "AuthorizationConfiguration",
+        "authorizers": [
+            {"type": "Node", "name": "node"},
+            {"type": "RBAC", "name": "rbac"},
+            {
+                "type": "Webhook",
+                "name": "eks-access-policies",
+                "webhook": {
+                    "timeout": "3s",
+                    "authorizedTTL": "1s",
+                    "unauthorizedTTL": "1s",
+                    "cacheAuthorizedRequests": False,
+                    "cacheUnauthorizedRequests": False,
+                    "subjectAccessReviewVersion": "v1",
+                    "matchConditionSubjectAccessReviewVersion": "v1",
+                    "failurePolicy": "NoOpinion",
+                    "connectionInfo": {
+                        "type": "KubeConfigFile",
+                        "kubeConfigFile": str(lay.authz_webhook_kubeconfig),
+                    },
+                },
+            },
+        ],
+    }
 
 
 def update_kubeconfig_dict(server: str, ca_pem: bytes, user_alias: str | None = None) -> dict:

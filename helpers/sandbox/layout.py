@@ -46,6 +46,9 @@ class Config:
     node_name: str = NODE_NAME
     ports: dict[str, int] = field(default_factory=dict)
     oidc_id: str = ""  # like EKS's 32-hex-digit issuer id, one per sandbox
+    # how EKS authenticates: chosen when the sandbox is first created, then moved forward only by
+    # `aws eks update-cluster-config --access-config` (eks/access.json holds the current mode)
+    auth_mode: str = "CONFIG_MAP"
 
     @property
     def server(self) -> str:
@@ -104,6 +107,18 @@ class Layout:
     @property
     def webhook_kubeconfig(self) -> Path:
         return self.root / "authn-webhook.kubeconfig"
+
+    @property
+    def authz_webhook_kubeconfig(self) -> Path:
+        return self.root / "authz-webhook.kubeconfig"
+
+    @property
+    def authorization_config(self) -> Path:
+        return self.root / "authorization-config.yaml"
+
+    @property
+    def access_record(self) -> Path:
+        return self.root / "eks" / "access.json"
 
     def component_kubeconfig(self, who: str) -> Path:
         return self.root / f"{who}.kubeconfig"

@@ -25,7 +25,7 @@ from typing import Callable, Iterator
 
 from .. import shell
 from ..facts import CLUSTER_NAME, REGION
-from . import gobuild, kubeconfigs, paths, pki, procs
+from . import clock, gobuild, kubeconfigs, paths, pki, procs
 from .components import Component, Context, all_components, by_name, python_env
 from .components import etcd as etcd_component
 from .components.apiserver import get_json as _api_get_json
@@ -192,15 +192,49 @@ def _sweep(lay: Layout) -> list[int]:
     return _stop_all(lay)[1]
 
 
+AUTH_MODE_ENV = "EKS_LAB_AUTH_MODE"
+
+
+def _auth_mode(lay: Layout, cfg: Config | None, requested: str | None) -> str:
+    """The mode a (new) sandbox is created in: asked for, or from EKS_LAB_AUTH_MODE, or
+    CONFIG_MAP (the lab note's). A sandbox that exists keeps its own: like an EKS cluster's, its
+    mode moves only forward, with `aws eks update-cluster-config`."""
+    from . import access
+
+    requested = requested or os.environ.get(AUTH_MODE_ENV) or None
+    if requested and requested not in access.MODES:
+        raise SandboxError(
+            f"authentication mode {requested!r} is not one of {', '.join(access.MODES)}"
+        )
+    if cfg and lay.access_record.exists():
+        current = access.effective_mode(access.Store(lay.access_record).read(), clock.now())
+        if requested and requested != current:
+            raise SandboxError(
+                f"this sandbox's cluster is in {current} mode, not {requested}. Modes move only "
+                "forward (`aws eks update-cluster-config --name myeks --access-config "
+                "authenticationMode=…`, one step at a time); for a new cluster in "
+                f"{requested} mode run `./lab sandbox down --purge`, then `./lab sandbox up "
+                f"--auth-mode {requested}`."
+            )
+        return cfg.auth_mode
+    return requested or "CONFIG_MAP"
+
+
 def up(
-    state_dir: Path | str | None = None, progress: Progress | None = None, timeout: float = 90.0
+    state_dir: Path | str | None = None,
+    progress: Progress | None = None,
+    timeout: float = 90.0,
+    auth_mode: str | None = None,
 ) -> Sandbox:
+    """Start the sandbox (or reuse the running one). AUTH_MODE: the cluster's authentication
+    mode when it is first created (CONFIG_MAP, API_AND_CONFIG_MAP or API)."""
     progress = progress or _progress_default
     lay = layout(state_dir)
     bins = gobuild.build(progress=progress)
     started = time.monotonic()
     with _locked(lay):
         cfg = load_config(lay)
+        mode = _auth_mode(lay, cfg, auth_mode)
         if cfg and _all_alive(lay):
             try:
                 if by_name("kube-apiserver").healthy(lay, cfg) and by_name("kubelet").healthy(
@@ -218,7 +252,7 @@ def up(
         ports, moved = choose_ports(cfg)
         for note in moved:
             progress(f"[sandbox] {note}")
-        cfg = Config(state_dir=str(lay.root), ports=ports, oidc_id=oidc_id)
+        cfg = Config(state_dir=str(lay.root), ports=ports, oidc_id=oidc_id, auth_mode=mode)
         paths.write_private(lay.config, cfg.to_json())
         keys = pki.ensure(lay.pki, cfg.node_name)
         kubeconfigs.write_all(lay, cfg, keys)
@@ -306,6 +340,8 @@ def _apply_eks_objects(bins: gobuild.Binaries, lay: Layout, cfg: Config) -> None
     )
     if r.returncode:
         raise SandboxError(f"could not create EKS's RBAC objects: {r.stderr.strip()}")
+    if cfg.auth_mode != "CONFIG_MAP":
+        return  # a cluster created with access entries has no aws-auth until someone makes one
     r = shell.run(
         [str(bins.kubectl), "create", "-f", "-"],
         input=json.dumps(eks_bootstrap.aws_auth_configmap()),

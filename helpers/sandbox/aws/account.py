@@ -45,6 +45,28 @@ EKS_TRUST = {
 }
 
 
+def stable_id(prefix: str, name: str, secret: str) -> str:
+    """An IAM unique id (prefix and 17 characters) that is the same for this sandbox every time."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{secret}:{name}".encode()).digest()
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+    return prefix + "".join(alphabet[b % 32] for b in digest[:17])
+
+
+def principal_id(principal_arn: str) -> str | None:
+    """The unique id of the IAM user or role with this ARN, or None if there is none."""
+    from moto.iam.models import iam_backends
+
+    iam = iam_backends[ACCOUNT_ID]["aws"]
+    if ":role/" in principal_arn:
+        try:
+            return iam.get_role_by_arn(principal_arn).id
+        except Exception:  # moto's NotFound
+            return None
+    return next((u.id for u in iam.users.values() if u.arn == principal_arn), None)
+
+
 def bootstrap(state: Path, server: str, issuer: str) -> None:
     """The account as the lab finds it after `eksctl create cluster`: the creator, the roles, the
     cluster."""
@@ -54,11 +76,17 @@ def bootstrap(state: Path, server: str, issuer: str) -> None:
     iam = iam_backends[ACCOUNT_ID]["aws"]
     keys = admin_keys(state / "aws")
     iam.create_user(REGION, ADMIN_USER)
+    # The same ids at every start: access entries store a principal's id, and a principal made
+    # again with a new id no longer matches its entry (as on EKS).
+    iam.get_user(ADMIN_USER).id = stable_id("AIDA", ADMIN_USER, keys.secret_access_key)
     key = iam.get_user(ADMIN_USER).create_access_key(prefix="AKIA")
     key.access_key_id, key.secret_access_key = keys.access_key_id, keys.secret_access_key
     iam.attach_user_policy("arn:aws:iam::aws:policy/AdministratorAccess", ADMIN_USER)
 
     iam.create_role(NODE_ROLE, json.dumps(EC2_TRUST), "/", None, "EKS node instance role", [], None)
+    iam.get_role_by_arn(arn("role", NODE_ROLE)).id = stable_id(
+        "AROA", NODE_ROLE, keys.secret_access_key
+    )
     for name in NODE_POLICIES:
         iam.attach_role_policy(f"arn:aws:iam::aws:policy/{name}", NODE_ROLE)
     iam.create_instance_profile(NODE_ROLE, "/", [])

@@ -19,8 +19,8 @@ from . import motopatches  # noqa: I001  (before moto is imported anywhere)
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from .. import common
-from . import account, imds, oidc, responses
+from .. import access, common
+from . import account, eksapi, imds, oidc, responses
 from .checks import Checks
 
 log = logging.getLogger("aws-gateway")
@@ -29,9 +29,10 @@ log = logging.getLogger("aws-gateway")
 class Gateway:
     """The WSGI app on the AWS port: our checks, then moto, then AWS's wording of a denial."""
 
-    def __init__(self, moto_app, ca_file: str):
+    def __init__(self, moto_app, ca_file: str, store: access.Store):
         self.moto = moto_app
         self.checks = Checks(ca_file)
+        self.eks = eksapi.EksApi(store, permit, account.principal_id)
 
     def __call__(self, environ, start_response):
         req = Request(environ)
@@ -45,10 +46,68 @@ class Gateway:
         service = responses.service_of(req)
         if service is None:
             return self.moto(environ, start_response)
+        if service == "eks":
+            raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or req.full_path
+            answer = self.eks.handle(
+                req, raw, lambda: Response.from_app(self.moto, environ, buffered=True)
+            )
+            if answer is not None:
+                return answer(environ, start_response)
         answer = Response.from_app(self.moto, environ, buffered=True)
         if answer.status_code == 403:
             answer = responses.aws_style_denial(answer, service, req)
         return answer(environ, start_response)
+
+
+def permit(req: Request, action: str, resource: str) -> Response | None:
+    """IAM's decision on an EKS call answered here (moto decides the ones it answers itself):
+    None, or AWS's AccessDeniedException."""
+    from moto.core.exceptions import AccessDeniedError, InvalidClientTokenIdError
+    from moto.iam.access_control import IAMRequest
+
+    try:
+        request = IAMRequest(
+            account_id=account.ACCOUNT_ID,
+            method=req.method,
+            path=req.path,
+            data={},
+            body=req.get_data(cache=True),
+            headers=dict(req.headers),
+            action=action.split(":", 1)[1],
+        )
+        request.check_action_permitted(resource)
+    except InvalidClientTokenIdError:
+        return eksapi.error(
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.",
+            403,
+        )
+    except AccessDeniedError as e:
+        who = str(e).split("User: ", 1)[-1].split(" is not", 1)[0]
+        return eksapi.error(
+            "AccessDeniedException",
+            f"User: {who} is not authorized to perform: {action} on resource: {resource} "
+            f"because no identity-based policy allows the {action} action",
+            403,
+        )
+    return None
+
+
+def start_access_record(state, cfg: dict) -> access.Store:
+    """The cluster's access record, made once when the sandbox is first created (its mode is a
+    creation choice, as on EKS), kept across restarts."""
+    store = access.Store(state / "eks" / "access.json")
+    if not store.exists():
+        creator = account.arn("user", account.ADMIN_USER)
+        node = account.arn("role", account.NODE_ROLE)
+        store.write(
+            eksapi.record_for_new_cluster(
+                cfg.get("auth_mode") or "CONFIG_MAP",
+                {"arn": creator, "id": account.principal_id(creator)},
+                {"arn": node, "id": account.principal_id(node)},
+            )
+        )
+    return store
 
 
 def _serve_in_thread(server) -> None:
@@ -76,7 +135,11 @@ def main() -> None:
         )
     )
     _serve_in_thread(make_server("127.0.0.1", cfg["ports"]["imds"], imds.App(), threaded=True))
-    app = Gateway(DomainDispatcherApplication(create_backend_app), str(state / "pki" / "ca.crt"))
+    app = Gateway(
+        DomainDispatcherApplication(create_backend_app),
+        str(state / "pki" / "ca.crt"),
+        start_access_record(state, cfg),
+    )
     server = make_server(
         "127.0.0.1",
         cfg["ports"]["aws"],

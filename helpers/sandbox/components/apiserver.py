@@ -24,7 +24,8 @@ def argv(c: Context) -> list[str]:
         f"--client-ca-file={k.ca.cert}",
         f"--tls-cert-file={k.apiserver.cert}",
         f"--tls-private-key-file={k.apiserver.key}",
-        "--authorization-mode=Node,RBAC",
+        # Node, RBAC, then the EKS authorizer (access policies), as EKS orders them
+        f"--authorization-config={c.lay.authorization_config}",
         "--enable-admission-plugins=NodeRestriction",
         "--enable-bootstrap-token-auth=true",
         f"--service-account-issuer={cfg.issuer}",

@@ -197,6 +197,34 @@ def token_review_user(ident: Identity, username: str, groups: list[str]) -> dict
     }
 
 
+class IdMismatch(ValueError):
+    """errutil.ErrIDAndARNMismatch: the principal's id matched an entry whose ARN is another's."""
+
+    def __init__(self):
+        super().__init__("ARN does not match User ID")
+
+
+def map_dynamic(ident: Identity, data: dict) -> Mapping | None:
+    """pkg/mapper/dynamicfile as EKS runs it (userIDStrict): the access entries' mappings are
+    found by the caller's principal id (a role's id, a user's id), then the ARN must agree."""
+    from .token import strip_path
+
+    for section, field in (("mapRoles", "rolearn"), ("mapUsers", "userarn")):
+        for m in data.get(section) or []:
+            if m.get("userid") != ident.user_id:
+                continue
+            arn = m.get(field, "")
+            if arn and ident.canonical_arn.lower() != strip_path(arn).lower():
+                raise IdMismatch()
+            return Mapping(
+                arn=arn,
+                username=m.get("username", ""),
+                groups=list(m.get("groups") or []),
+                source=f"access entry {arn}",
+            )
+    return None
+
+
 def map_identity(
     ident: Identity,
     cfg: AuthConfig,

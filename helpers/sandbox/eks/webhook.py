@@ -27,7 +27,7 @@ from pathlib import Path
 import urllib3
 from kubernetes import client, config, watch
 
-from .. import clock
+from .. import access, clock
 from .. import common
 from . import awsauth, cwlogs, podidentity, token
 
@@ -65,6 +65,8 @@ class Authenticator:
         ]
         self.auth = awsauth.AuthConfig()
         self.auth_loaded = threading.Event()
+        # access entries and the authentication mode, as the EKS API keeps them
+        self.access = access.Store(state / "eks" / "access.json")
         self.decisions = state / "logs" / "authenticator.jsonl"
         self._log_lock = threading.Lock()
         stream = (
@@ -173,11 +175,8 @@ class Authenticator:
             },
         )
         req["arn"] = ident.canonical_arn
-        self.auth_loaded.wait(5)
         try:
-            username, groups, source = awsauth.map_identity(
-                ident, self.auth, self.static, self._private_dns
-            )
+            username, groups, source = self._map(ident)
         except (awsauth.NotMapped, ValueError) as e:
             self._record({**entry, "decision": "denied", "stage": "mapping", "error": str(e)})
             self._cw("warning", "access denied", {**req, "error": str(e)})
@@ -198,6 +197,60 @@ class Authenticator:
             "info", "access granted", {**req, "username": username, "uid": uid, "groups": groups}
         )
         return 200, user
+
+    def mode(self) -> tuple[str, dict]:
+        """The authentication mode now, and the record it came from."""
+        rec = (
+            self.access.read()
+            if self.access.exists()
+            else access.new_record("CONFIG_MAP", clock.now())
+        )
+        return access.effective_mode(rec, clock.now()), rec
+
+    def _map(self, ident) -> tuple[str, list[str], str]:
+        """The authenticator's mappers in EKS's order for the mode: access entries (the dynamic
+        file) first, then aws-auth; aws-auth alone in CONFIG_MAP (with the creator EKS maps
+        itself there); access entries alone in API."""
+        mode, rec = self.mode()
+        if mode in access.API_MODES:
+            m = awsauth.map_dynamic(ident, access.dynamic_file(rec, self.cluster_id, clock.now()))
+            if m is not None:
+                try:
+                    username = awsauth.render(m.username, ident, self._private_dns)
+                    groups = [awsauth.render(g, ident, self._private_dns) for g in m.groups]
+                except ValueError as e:
+                    raise ValueError(f"mapper DynamicFile renderTemplates error: {e}") from None
+                return username, groups, f"{m.source} ({mode})"
+            if mode == "API":
+                raise awsauth.NotMapped()
+        self.auth_loaded.wait(5)
+        static = self.static if mode == "CONFIG_MAP" else []
+        username, groups, source = awsauth.map_identity(ident, self.auth, static, self._private_dns)
+        return username, groups, f"{source} ({mode})"
+
+    def authorize(self, review: dict) -> dict:
+        """The EKS authorizer: a SubjectAccessReview the API server sends after RBAC found no
+        rule; allowed by an associated access policy, or no opinion (never a deny)."""
+        spec = review.get("spec") or {}
+        _, rec = self.mode()
+        allowed, reason = access.authorize(rec, spec, clock.now())
+        if allowed:
+            attrs = spec.get("resourceAttributes") or spec.get("nonResourceAttributes") or {}
+            self._record(
+                {
+                    "decision": "authorized",
+                    "stage": "eks-authorizer",
+                    "username": spec.get("user"),
+                    "reason": reason,
+                    "request": attrs,
+                }
+            )
+        status = {"allowed": True, "reason": reason} if allowed else {"allowed": False}
+        return {
+            "apiVersion": review.get("apiVersion", "authorization.k8s.io/v1"),
+            "kind": "SubjectAccessReview",
+            "status": status,
+        }
 
     def validate(self, review: dict) -> dict:
         """AdmissionReview for a ConfigMap in kube-system: aws-auth must parse as the authenticator
@@ -298,7 +351,7 @@ def make_handler(auth: Authenticator, pods: PodIdentity):
 
         def do_POST(self):
             path = self.path.split("?")[0].rstrip("/")
-            if path not in ("/authenticate", "/validate", "/mutate"):
+            if path not in ("/authenticate", "/validate", "/mutate", "/authorize"):
                 log.warning("POST to unknown path %s", self.path)
                 return self._send(404, b"not found")
             if path == "/mutate" and self.headers.get("Content-Type") != "application/json":
@@ -315,6 +368,8 @@ def make_handler(auth: Authenticator, pods: PodIdentity):
                 return self._send(400, b"expected a request body to be a TokenReview\n")
             if path == "/validate":
                 return self._send(200, json.dumps(auth.validate(review)).encode())
+            if path == "/authorize":
+                return self._send(200, json.dumps(auth.authorize(review)).encode())
             if path == "/mutate":
                 return self._send(200, json.dumps(pods.mutate(review)).encode())
             status, user = auth.review(review, "%s:%s" % self.client_address[:2])
