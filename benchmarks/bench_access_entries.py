@@ -12,7 +12,6 @@ Target: the access-entry path's p99 within 1.5x of the aws-auth path's (both are
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import sys
 import tempfile
@@ -24,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import boto3  # noqa: E402
 import yaml  # noqa: E402
 
-from benchmarks.bench_tokenreview import pct, run_clients  # noqa: E402
+from benchmarks.bench_tokenreview import eks_token_batch, pct, run_clients  # noqa: E402
 from helpers import shell  # noqa: E402
 from helpers.sandbox import lifecycle  # noqa: E402
 from helpers.sandbox.aws import account  # noqa: E402
@@ -38,18 +37,6 @@ def client(sb, service: str, key_id: str, secret: str):
                                  region_name=sb.region).client(
         service, endpoint_url=f"https://127.0.0.1:{cfg['ports']['aws']}",
         verify=str(sb.state_dir / "pki" / "ca.crt"))
-
-
-def tokens_for(sb, key: dict, n: int) -> list[str]:
-    sts = client(sb, "sts", key["AccessKeyId"], key["SecretAccessKey"])
-    sts.meta.events.register("before-sign.sts.GetCallerIdentity",
-                             lambda request, **_: request.headers.__setitem__("x-k8s-aws-id", sb.cluster_name))
-    out = set()
-    while len(out) < n:
-        url = sts.generate_presigned_url("get_caller_identity", Params={}, ExpiresIn=1 + len(out) % 900,
-                                         HttpMethod="GET")
-        out.add("k8s-aws-v1." + base64.urlsafe_b64encode(url.encode()).decode().rstrip("="))
-    return sorted(out)
 
 
 def main() -> None:
@@ -88,7 +75,7 @@ def main() -> None:
             n = args.clients * args.per_client
             results = {}
             for label, kind in (("access entry", "entry"), ("aws-auth", "configmap")):
-                toks = tokens_for(sb, keys[kind], n + 10)
+                toks = eks_token_batch(sb, n + 10, keys[kind]["AccessKeyId"], keys[kind]["SecretAccessKey"])
                 run_clients(port, ctx, toks[-10:], 2, 5)  # warm up
                 lat = run_clients(port, ctx, toks[:n], args.clients, args.per_client)
                 results[label] = lat

@@ -79,15 +79,18 @@ def service_account_tokens(port: int, ctx: ssl.SSLContext, n: int) -> list[str]:
     return out
 
 
-def eks_token_batch(sb, n: int) -> list[str]:
-    """Distinct EKS tokens for the cluster creator, as `aws eks get-token` makes them (X-Amz-Expires varies)."""
+def eks_token_batch(sb, n: int, key_id: str | None = None, secret: str | None = None) -> list[str]:
+    """Distinct EKS tokens for the cluster creator (or for KEY_ID/SECRET), as `aws eks get-token` makes them
+    (X-Amz-Expires varies)."""
     import base64
 
     import boto3
     from helpers.sandbox.aws import account
     cfg = json.loads((sb.state_dir / "sandbox.json").read_text())
-    keys = account.admin_keys(sb.state_dir / "aws")
-    sts = boto3.session.Session(aws_access_key_id=keys.access_key_id, aws_secret_access_key=keys.secret_access_key,
+    if key_id is None:
+        keys = account.admin_keys(sb.state_dir / "aws")
+        key_id, secret = keys.access_key_id, keys.secret_access_key
+    sts = boto3.session.Session(aws_access_key_id=key_id, aws_secret_access_key=secret,
                                 region_name=sb.region).client(
         "sts", endpoint_url=f"https://127.0.0.1:{cfg['ports']['aws']}", verify=str(sb.state_dir / "pki" / "ca.crt"))
     sts.meta.events.register("before-sign.sts.GetCallerIdentity",

@@ -158,6 +158,14 @@ class Result:
         text = (self.stdout + self.stderr).rstrip()
         return redact(text) if masking() else text
 
+    def __repr__(self) -> str:
+        """What a saved notebook keeps as text/plain beside the HTML: the command and its output,
+        masked like the HTML (the default repr would keep a secret in the file)."""
+        from .target import masking, redact
+
+        command = redact(self.command) if masking() else self.command
+        return f"$ {command}\n{self}".rstrip()
+
 
 def _is_trace(line: str) -> bool:
     return bool(re.match(r"^[IWE]\d{4} ", line))

@@ -48,13 +48,28 @@ def _kubectl(args: list[str], stdin: str | None = None, kubeconfig: str | None =
     return r.stdout
 
 
+EMPTY_AWS_AUTH = {
+    "apiVersion": "v1",
+    "kind": "ConfigMap",
+    "metadata": {"name": "aws-auth", "namespace": "kube-system"},
+    "data": {},
+}
+
+
 def load_aws_auth(kubeconfig: str | None) -> dict:
-    return json.loads(
-        _kubectl(
-            ["get", "configmap", "aws-auth", "-n", "kube-system", "-o", "json"],
-            kubeconfig=kubeconfig,
+    """kube-system/aws-auth, or an empty one to create (a cluster made with access entries has
+    none until eksctl writes the first mapping)."""
+    try:
+        return json.loads(
+            _kubectl(
+                ["get", "configmap", "aws-auth", "-n", "kube-system", "-o", "json"],
+                kubeconfig=kubeconfig,
+            )
         )
-    )
+    except EksctlError as e:
+        if "NotFound" not in str(e):
+            raise
+        return json.loads(json.dumps(EMPTY_AWS_AUTH))
 
 
 def aws_auth_entries(cm: dict, key: str) -> list[dict]:
@@ -71,7 +86,8 @@ def save_aws_auth(cm: dict, key: str, entries: list[dict], kubeconfig: str | Non
         for k, v in cm["metadata"].items()
         if k in ("name", "namespace", "resourceVersion", "labels", "annotations", "uid")
     }
-    _kubectl(["replace", "-f", "-"], stdin=json.dumps(cm), kubeconfig=kubeconfig)
+    verb = "replace" if cm["metadata"].get("resourceVersion") else "create"
+    _kubectl([verb, "-f", "-"], stdin=json.dumps(cm), kubeconfig=kubeconfig)
 
 
 def key_for(arn: str) -> tuple[str, str]:

@@ -68,12 +68,50 @@ def preflight(notebook: str):
             f"Kubernetes {info.get('version', '?')})",
         ),
         ("region", t.region),
+        ("authentication mode", _mode_line(info.get("accessConfig") or {})),
         ("kubeconfig context", ctx),
     ]
     for what, opt_in in target.PLAN.get(notebook, []):
         state = "" if opt_in is None else t.opt_in_state(opt_in)
         rows.append(("will create", f"{what}" + (f"  [{state}]" if state else "")))
     return pd.DataFrame(rows, columns=["", "value"]).set_index("")
+
+
+MODE_MEANS = {
+    "CONFIG_MAP": "aws-auth maps IAM identities (the lab note's EKS); the creator is "
+    "kubernetes-admin in system:masters",
+    "API_AND_CONFIG_MAP": "access entries first, then aws-auth; the creator's username is its "
+    "IAM ARN, with an access policy instead of system:masters",
+    "API": "access entries only: aws-auth is ignored",
+}
+
+
+def _mode_line(access_config: dict) -> str:
+    mode = access_config.get("authenticationMode")
+    return (
+        f"{mode}: {MODE_MEANS[mode]}" if mode in MODE_MEANS else "? (describe-cluster did not say)"
+    )
+
+
+def auth_mode() -> str:
+    """The cluster's authentication mode, as `aws eks describe-cluster` reports it."""
+    from . import commands
+
+    t = target.current()
+    r = commands.run(
+        [
+            "aws",
+            "eks",
+            "describe-cluster",
+            "--name",
+            t.cluster,
+            "--query",
+            "cluster.accessConfig.authenticationMode",
+            "--output",
+            "text",
+        ]
+    )
+    return r.check().stdout.strip()
 
 
 def caller_arn() -> str:

@@ -35,6 +35,10 @@ OPT_INS = {
     "(notebooks 02, 03)",
     "iam-roles": "create IAM roles and an IAM OIDC provider for the cluster (notebooks 04, 05)",
     "aws-auth": "add and remove entries in the cluster's aws-auth ConfigMap (notebook 03)",
+    "access-entries": "create, change and delete the cluster's access entries and their access "
+    "policies",
+    "auth-mode": "move the cluster's authentication mode forward (update-cluster-config "
+    "--access-config): EKS cannot move it back",
 }
 
 # What each notebook creates, for the preflight cell: (what, opt-in or None for Kubernetes objects).
@@ -238,6 +242,13 @@ AWS_GUARDED = {
     ("iam", "delete-role"): ("iam-roles", False),
     ("iam", "create-policy"): ("iam-roles", True),
     ("iam", "create-open-id-connect-provider"): ("iam-roles", True),
+    # EKS's tags are a map, not IAM's Key=,Value= list: entries are not tagged
+    ("eks", "create-access-entry"): ("access-entries", False),
+    ("eks", "update-access-entry"): ("access-entries", False),
+    ("eks", "delete-access-entry"): ("access-entries", False),
+    ("eks", "associate-access-policy"): ("access-entries", False),
+    ("eks", "disassociate-access-policy"): ("access-entries", False),
+    ("eks", "update-cluster-config"): ("auth-mode", False),
 }
 
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from helpers import sandbox, shell
+from helpers import eksctl, sandbox, shell
 
 pytestmark = pytest.mark.sandbox
 ACCOUNT = "123456789012"
@@ -161,6 +161,11 @@ def test_a_cluster_created_with_access_entries(tmp_path):
         assert [(p["policyArn"].rsplit("/", 1)[1], p["accessScope"]["type"]) for p in policies] == [
             ("AmazonEKSClusterAdminPolicy", "cluster")]
         assert "NotFound" in run(env, "kubectl", "get", "cm", "-n", "kube-system", "aws-auth", check=False).stderr
+        # eksctl writes the first mapping into a new aws-auth, as it does on such a cluster
+        eksctl.create_iamidentitymapping("myeks", f"arn:aws:iam::{ACCOUNT}:user/someone", username="someone",
+                                         groups=["viewers"], kubeconfig=str(sb.admin_kubeconfig))
+        cm = json.loads(run(env, "kubectl", "get", "cm", "-n", "kube-system", "aws-auth", "-o", "json").stdout)
+        assert "user/someone" in cm["data"]["mapUsers"]
         who = json.loads(run(env, "kubectl", "auth", "whoami", "-o", "json").stdout)["status"]["userInfo"]
         assert who["username"] == CREATOR
     finally:

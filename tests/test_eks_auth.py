@@ -286,3 +286,27 @@ def test_malformed_aws_auth_denies_and_the_webhook_survives(env, sb):
         for k in ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields"):
             vwc["metadata"].pop(k, None)
         shell.run(["kubectl", "create", "-f", "-"], input=json.dumps(vwc), env=env, replace_env=True)
+
+
+def test_the_token_webhook_answers_malformed_reviews_as_the_authenticator_does(sb):
+    """aws-iam-authenticator decodes the TokenReview with Go's json: a field of the wrong type (a
+    token that is a number, a spec that is a list) is a 400 with its text, never a dropped
+    connection; the webhook keeps answering afterwards."""
+    import http.client
+    import ssl
+    cfg = json.loads((sb.state_dir / "sandbox.json").read_text())
+    ctx = ssl.create_default_context(cafile=str(sb.state_dir / "pki" / "ca.crt"))
+
+    def post(body: bytes) -> tuple[int, bytes]:
+        conn = http.client.HTTPSConnection("127.0.0.1", cfg["ports"]["authenticator"], context=ctx, timeout=5)
+        try:
+            conn.request("POST", "/authenticate", body=body, headers={"Content-Type": "application/json"})
+            r = conn.getresponse()
+            return r.status, r.read()
+        finally:
+            conn.close()
+
+    for body in (b'{"spec": {"token": 123}}', b'{"spec": ["x"]}', b'{"kind": 7}', b'[]', b'', b'{"spec":'):
+        assert post(body) == (400, b"expected a request body to be a TokenReview\n"), body
+    status, answer = post(b'{"spec": {"token": null}}')  # null is Go's empty string: refused as a token
+    assert status == 403 and json.loads(answer)["status"] == {"user": {}}

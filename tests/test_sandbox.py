@@ -8,7 +8,7 @@ import jwt
 import pytest
 import yaml
 
-from helpers import sandbox
+from helpers import sandbox, shell
 from helpers.sandbox import layout, podexec, procs
 from helpers.sandbox.components import all_components
 from helpers.sandbox.versions import pins
@@ -228,6 +228,23 @@ def test_only_loopback_listeners(sb):
     socks = procs.listeners(pids)
     assert len({pid for _, _, pid in socks}) >= 3  # etcd, kube-apiserver, kube-controller-manager
     assert {addr for addr, _, _ in socks} == {"127.0.0.1"}
+
+
+def test_motos_control_api_is_not_served(sb):
+    """moto's dashboard, reset and seed would let any local process read or wipe the AWS state."""
+    import http.client
+    import ssl
+    cfg = json.loads((sb.state_dir / "sandbox.json").read_text())
+    ctx = ssl.create_default_context(cafile=str(sb.state_dir / "pki" / "ca.crt"))
+    for method, path in (("GET", "/moto-api/"), ("POST", "/moto-api/seed?a=42"), ("POST", "/moto-api/reset"),
+                         ("GET", "/moto-api/data.json")):
+        conn = http.client.HTTPSConnection("127.0.0.1", cfg["ports"]["aws"], context=ctx, timeout=5)
+        conn.request(method, path)
+        assert conn.getresponse().status == 404, path
+        conn.close()
+    # and the account is still there
+    assert json.loads(shell.run(["aws", "sts", "get-caller-identity"], env=sb.env()).check().stdout)["Account"] \
+        == "123456789012"
 
 
 def test_state_is_private(sb):

@@ -43,7 +43,14 @@ def test_opt_in_refusal_names_the_fix(cluster):
         target.guard_aws(["aws", "iam", "create-access-key", "--user-name", "x"])
     with pytest.raises(target.OptInRequired, match="iam-roles"):
         target.guard_aws(["aws", "--output", "json", "iam", "create-role", "--role-name", "r"])
+    # access entries, and the one-way authentication mode, each have an opt-in of their own
+    with pytest.raises(target.OptInRequired, match="access-entries"):
+        target.guard_aws(["aws", "eks", "create-access-entry", "--cluster-name", "c", "--principal-arn", "a"])
+    with pytest.raises(target.OptInRequired, match="EKS cannot move it back"):
+        target.guard_aws(["aws", "eks", "update-cluster-config", "--name", "c", "--access-config",
+                          "authenticationMode=API"])
     # reading is never guarded
+    assert target.guard_aws(["aws", "eks", "list-access-entries", "--cluster-name", "c"])[2] == "list-access-entries"
     assert target.guard_aws(["aws", "iam", "list-users"]) == ["aws", "iam", "list-users"]
     assert target.guard_aws(["aws", "sts", "get-caller-identity"]) == ["aws", "sts", "get-caller-identity"]
 
@@ -76,6 +83,12 @@ def test_results_are_masked_on_a_cluster_only(cluster):
     r = commands.Result("aws iam create-access-key", 0, SECRETS, "")
     assert "wJalrXUtnFEMI" not in r._repr_html_() and "wJalrXUtnFEMI" not in str(r)
     assert "wJalrXUtnFEMI" in r.stdout                     # the value stays usable in code
+    # every representation a notebook file would keep, not only the HTML
+    from IPython.core.formatters import DisplayFormatter
+    data, _ = DisplayFormatter().format(r)
+    assert data and all(secret not in str(v) for v in data.values()
+                        for secret in ("wJalrXUtnFEMI", "FwoGZXIvYXdzEJr", "c2lnbmF0dXJl", "abcdef0123"))
+    assert "wJalrXUtnFEMI" not in repr(r)
     cluster.setenv("EKS_LAB_REVEAL", "1")
     assert "wJalrXUtnFEMI" in str(r)
     cluster.setenv("EKS_LAB_TARGET", "sandbox")

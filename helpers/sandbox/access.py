@@ -230,7 +230,15 @@ def _creator_entry(rec: dict, now: dt.datetime) -> None:
     if not creator or not rec["bootstrapClusterCreatorAdminPermissions"]:
         return
     if creator["arn"] not in rec["entries"]:
-        _new_entry(rec, rec["cluster"], rec["region"], creator["arn"], creator["id"], now)
+        create_entry(
+            rec,
+            rec["cluster"],
+            rec["region"],
+            creator["arn"],
+            creator["id"],
+            now,
+            check_mode=False,
+        )
         _associate(
             rec["entries"][creator["arn"]],
             POLICY_PREFIX + "AmazonEKSClusterAdminPolicy",
@@ -339,25 +347,11 @@ def create_entry(
     username: str | None = None,
     groups: list[str] | None = None,
     tags: dict | None = None,
+    check_mode: bool = True,
 ) -> dict:
-    require_api_mode(rec, now)
-    return _new_entry(
-        rec, cluster, region, principal_arn, principal_id, now, entry_type, username, groups, tags
-    )
-
-
-def _new_entry(
-    rec: dict,
-    cluster: str,
-    region: str,
-    principal_arn: str,
-    principal_id: str,
-    now: dt.datetime,
-    entry_type: str | None = None,
-    username: str | None = None,
-    groups: list[str] | None = None,
-    tags: dict | None = None,
-) -> dict:
+    """CreateAccessEntry (CHECK_MODE off: EKS itself making the creator's entry)."""
+    if check_mode:
+        require_api_mode(rec, now)
     entry_type = entry_type or "STANDARD"
     if entry_type not in TYPES:
         raise EksError(

@@ -36,6 +36,12 @@ class Gateway:
 
     def __call__(self, environ, start_response):
         req = Request(environ)
+        if req.path.startswith("/moto-api"):
+            # moto's control API (its dashboard, reset, seed) would let any local process read or
+            # wipe the sandbox's AWS state without credentials: AWS has no such door
+            return Response("Not Found\n", status=404, content_type="text/plain")(
+                environ, start_response
+            )
         try:
             resp = self.checks.check(req)
         except Exception as e:  # a malformed request must never take the endpoint down

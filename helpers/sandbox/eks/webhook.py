@@ -32,6 +32,28 @@ from .. import common
 from . import awsauth, cwlogs, podidentity, token
 
 log = logging.getLogger("aws-iam-authenticator")
+NOT_A_REVIEW = b"expected a request body to be a TokenReview\n"
+
+
+def token_review_shape(review: dict) -> bool:
+    """Whether a TokenReview's fields have the JSON types Go's decoder needs (aws-iam-authenticator
+    answers 400 otherwise)."""
+
+    def kind_ok(value, kind) -> bool:
+        return value is None or isinstance(value, kind)
+
+    spec = review.get("spec")
+    return (
+        kind_ok(review.get("apiVersion"), str)
+        and kind_ok(review.get("kind"), str)
+        and kind_ok(review.get("metadata"), dict)
+        and kind_ok(review.get("status"), dict)
+        and kind_ok(spec, dict)
+        and (spec is None or kind_ok(spec.get("token"), str))
+        and (spec is None or kind_ok(spec.get("audiences"), list))
+    )
+
+
 DENY = json.dumps(
     {"metadata": {"creationTimestamp": None}, "spec": {}, "status": {"user": {}}}
 ).encode()
@@ -145,7 +167,7 @@ class Authenticator:
         return res["Reservations"][0]["Instances"][0]["PrivateDnsName"]
 
     def review(self, body: dict, client_addr: str = "") -> tuple[int, dict | None]:
-        tok = (body.get("spec") or {}).get("token", "")
+        tok = (body.get("spec") or {}).get("token") or ""
         entry: dict = {"token_sha256": hashlib.sha256(tok.encode()).hexdigest()[:12]}
         req = {"client": client_addr, "method": "POST", "path": "/authenticate"}
         try:
@@ -365,7 +387,17 @@ def make_handler(auth: Authenticator, pods: PodIdentity):
             except ValueError as e:
                 if path == "/mutate":  # the webhook answers, and the pod is not admitted
                     return self._send(200, json.dumps(pods.mutate(None, e, body)).encode())
-                return self._send(400, b"expected a request body to be a TokenReview\n")
+                return self._send(400, NOT_A_REVIEW, "text/plain; charset=utf-8")
+            if path == "/authenticate" and not token_review_shape(review):
+                # Go's decoder refuses a field of the wrong JSON type the same way
+                return self._send(400, NOT_A_REVIEW, "text/plain; charset=utf-8")
+            try:
+                self._answer(path, review)
+            except Exception:  # never drop the API server's connection without an answer
+                log.exception("could not answer %s", path)
+                self._send(500, b"internal error\n", "text/plain; charset=utf-8")
+
+        def _answer(self, path: str, review: dict) -> None:
             if path == "/validate":
                 return self._send(200, json.dumps(auth.validate(review)).encode())
             if path == "/authorize":
