@@ -191,10 +191,13 @@ def configure(
     context: str | None = None,
     profile: str | None = None,
     allow: list[str] | None = None,
+    auth_mode: str | None = None,
 ) -> Target:
     """The configuration cell: set this kernel's target (the same variables a shell would
-    export)."""
+    export). AUTH_MODE: the sandbox cluster's authentication mode when it is first created
+    (CONFIG_MAP, API_AND_CONFIG_MAP or API; EKS_LAB_AUTH_MODE)."""
     for var, value in (
+        ("EKS_LAB_AUTH_MODE", auth_mode),
         ("EKS_LAB_TARGET", target),
         ("EKS_LAB_CLUSTER", cluster),
         ("AWS_REGION", region),

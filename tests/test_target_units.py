@@ -9,7 +9,7 @@ from helpers import commands, target
 @pytest.fixture
 def cluster(monkeypatch):
     for var in ("EKS_LAB_TARGET", "EKS_LAB_ALLOW", "EKS_LAB_CLUSTER", "EKS_LAB_CONTEXT", "EKS_LAB_REVEAL",
-                "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+                "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "EKS_LAB_AUTH_MODE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("EKS_LAB_TARGET", "cluster")
     return monkeypatch
@@ -21,6 +21,9 @@ def test_defaults_and_configuration(cluster):
     t = target.configure(cluster="lab", region="us-west-2", allow=["iam-users"])
     assert (t.cluster, t.region, t.allows("iam-users"), t.allows("iam-roles")) == ("lab", "us-west-2", True, False)
     assert target.configure(allow=["all"]).allows("aws-auth")
+    import os
+    target.configure(auth_mode="API_AND_CONFIG_MAP")   # what the sandbox is created with (lifecycle.up)
+    assert os.environ["EKS_LAB_AUTH_MODE"] == "API_AND_CONFIG_MAP"
     cluster.setenv("EKS_LAB_TARGET", "prod")
     with pytest.raises(ValueError, match="sandbox .*or cluster"):
         target.current()
