@@ -37,16 +37,46 @@ def infra_reads_dev_pods() -> checks.Check:
     )
 
 
-def creators_group(group: str) -> checks.Check:
-    """02: the group that gives the cluster creator its rights: one of its groups, bound to
-    cluster-admin (both read from the cluster, not from this file)."""
-    groups = rbac.user_info().get("groups", [])
-    roles = set(rbac.lookup(group)["ROLE"]) if group.strip() else set()
+def creators_rights(answer: str) -> checks.Check:
+    """02: what gives the cluster creator its rights, read from the cluster (not from this file):
+    in CONFIG_MAP mode one of its groups, bound to cluster-admin; with access entries the access
+    policy associated with its entry that makes it a cluster administrator."""
+    answer = answer.strip()
+    info = rbac.user_info()
+    if lab.auth_mode() == "CONFIG_MAP" or not (info.get("extra") or {}).get("canonicalArn"):
+        roles = set(rbac.lookup(answer)["ROLE"]) if answer else set()
+        return checks.check(
+            answer in info.get("groups", []) and "cluster-admin" in roles,
+            f"{answer} is one of your groups, and it is bound to cluster-admin",
+            "look at the groups in %kubectl auth whoami, then which of them "
+            "rbac.lookup(...) finds bound to cluster-admin",
+        )
+    principal = info["extra"]["canonicalArn"][0]
+    r = commands.run(
+        [
+            "aws",
+            "eks",
+            "list-associated-access-policies",
+            "--cluster-name",
+            lab.cluster_name(),
+            "--principal-arn",
+            principal,
+            "--output",
+            "json",
+        ]
+    )
+    names = {
+        p["policyArn"].rsplit("/", 1)[-1]
+        for p in (r.data or {}).get("associatedAccessPolicies", [])
+        if p["accessScope"]["type"] == "cluster"
+    }
+    name = answer.rsplit("/", 1)[-1]
     return checks.check(
-        group in groups and "cluster-admin" in roles,
-        f"{group} is one of your groups, and it is bound to cluster-admin",
-        "look at the groups in %kubectl auth whoami, then which of them "
-        "rbac.lookup(...) finds bound to cluster-admin",
+        name in names and name == "AmazonEKSClusterAdminPolicy",
+        f"{name}, associated with your access entry for the whole cluster",
+        "your username is your IAM ARN and your only group system:authenticated: list the access "
+        f"policies of your entry (%aws eks list-associated-access-policies --cluster-name "
+        f"{lab.cluster_name()} --principal-arn {principal})",
     )
 
 
@@ -146,6 +176,24 @@ def logger_reads_logs_only() -> checks.Check:
         "logger reads logs and nothing else",
         "kubectl create role log-reader --verb=get --resource=pods/log -n beyond, then a "
         "rolebinding of that role to the ServiceAccount beyond:logger",
+    )
+
+
+def dev_edits_team_b(workstation) -> checks.Check:
+    """07: dev1, through its own token (so through its access entry and the EKS authorizer), may
+    create pods in team-b, and may not in team-a nor delete them in default."""
+
+    def may(args: str) -> bool:
+        return workstation.run(f"kubectl auth can-i {args}").stdout.strip() == "yes"
+
+    return checks.check(
+        may("create pods -n team-b")
+        and may("list pods -n team-a")
+        and not may("create pods -n team-a")
+        and not may("delete pods -n default"),
+        "dev1 edits team-b, still only views team-a, and has no say in default",
+        "associate AmazonEKSEditPolicy with dev1's access entry, scoped to the namespace team-b "
+        "(--access-scope type=namespace,namespaces=team-b); keep the view policy as it is",
     )
 
 

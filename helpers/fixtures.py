@@ -1,6 +1,7 @@
 """Set-up steps a notebook needs before its lesson can run (again): fresh namespaces, another
-workstation with its own credentials, removing an IAM user an earlier run left, and what
-notebook 04 leaves for 05. On a real cluster none of them touches what the series did not create.
+workstation with its own credentials, removing an IAM user or access entry an earlier run left,
+what notebook 04 leaves for 05, and a cluster with access entries for 07. On a real cluster none
+of them touches what the series did not create.
 """
 
 from __future__ import annotations
@@ -75,6 +76,18 @@ class Workstation:
         r.command = f"[{self.name}] {r.command}"
         return r
 
+    def until(self, command: str, holds, timeout: float = 20):
+        """Run COMMAND here until `holds(result)`: for a change the API server sees a moment later
+        (it keeps a successful token review for 10 s, and a token is the same within a second)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            r = self.run(command)
+            if holds(r) or time.monotonic() > deadline:
+                return r
+            time.sleep(0.5)
+
 
 def remove_iam_user(name: str) -> None:
     """Delete an IAM user with its keys and policies (what an earlier run may have left). On a real
@@ -129,3 +142,76 @@ def remove_iam_mapping(arn: str, cluster: str = CLUSTER_NAME) -> None:
 
     if any(m["ARN"] == arn for m in eksctl.get_iamidentitymapping(cluster).mappings):
         eksctl.delete_iamidentitymapping(cluster, arn, all_matches=True)
+
+
+def access_entries_on(cluster: str = CLUSTER_NAME, timeout: float = 600):
+    """A cluster with access entries: if it is still in CONFIG_MAP mode, move it one step forward
+    (`aws eks update-cluster-config --access-config authenticationMode=API_AND_CONFIG_MAP`; EKS
+    cannot move it back, so a real cluster needs the opt-in auth-mode) and wait until the update
+    has applied. Returns the update command's Result, or None if the cluster had entries already."""
+    import time
+
+    from . import commands, lab
+
+    if lab.auth_mode() != "CONFIG_MAP":
+        return None
+    r = commands.run(
+        [
+            "aws",
+            "eks",
+            "update-cluster-config",
+            "--name",
+            cluster,
+            "--access-config",
+            "authenticationMode=API_AND_CONFIG_MAP",
+            "--output",
+            "json",
+        ]
+    ).check()
+    update = r.data["update"]["id"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = (
+            commands.run(
+                [
+                    "aws",
+                    "eks",
+                    "describe-update",
+                    "--name",
+                    cluster,
+                    "--update-id",
+                    update,
+                    "--output",
+                    "json",
+                ]
+            )
+            .check()
+            .data["update"]["status"]
+        )
+        if state == "Successful":
+            return r
+        if state in ("Failed", "Cancelled"):
+            raise RuntimeError(f"the authentication mode update {update} ended {state}")
+        time.sleep(1)
+    raise TimeoutError(f"the authentication mode update {update} did not finish in {timeout:.0f}s")
+
+
+def remove_access_entry(principal_arn: str, cluster: str = CLUSTER_NAME) -> None:
+    """Delete PRINCIPAL_ARN's access entry if there is one (what an earlier run may have left)."""
+    from . import commands
+
+    listed = commands.run(
+        ["aws", "eks", "list-access-entries", "--cluster-name", cluster, "--output", "json"]
+    )
+    if listed.ok and principal_arn in (listed.data or {}).get("accessEntries", []):
+        commands.run(
+            [
+                "aws",
+                "eks",
+                "delete-access-entry",
+                "--cluster-name",
+                cluster,
+                "--principal-arn",
+                principal_arn,
+            ]
+        ).check()

@@ -93,6 +93,26 @@ def _mode_line(access_config: dict) -> str:
     )
 
 
+def principal_arn() -> str:
+    """The IAM principal behind this kernel's AWS credentials, as access entries name it: a
+    user's ARN, or for a role's session the role's (without a path, as STS reports it)."""
+    arn = caller_arn()
+    parts = arn.split(":", 5)
+    if parts[2] == "sts" and parts[5].startswith("assumed-role/"):
+        return f"arn:{parts[1]}:iam::{parts[4]}:role/{parts[5].split('/')[1]}"
+    return arn
+
+
+def cluster_name() -> str:
+    return target.current().cluster
+
+
+def creator_username() -> str:
+    """The Kubernetes username the cluster creator has: kubernetes-admin where aws-auth rules
+    (CONFIG_MAP, EKS maps the creator itself), its IAM identity's ARN where access entries do."""
+    return "kubernetes-admin" if auth_mode() == "CONFIG_MAP" else caller_arn()
+
+
 def auth_mode() -> str:
     """The cluster's authentication mode, as `aws eks describe-cluster` reports it."""
     from . import commands

@@ -67,6 +67,15 @@ PLAN = {
         ("namespace vap-demo, a ValidatingAdmissionPolicy and its binding", None),
     ],
     "06": [("namespace beyond, ServiceAccounts and RoleBindings", None)],
+    "07": [
+        (
+            "the authentication mode moved to API_AND_CONFIG_MAP, if it is CONFIG_MAP (one way)",
+            "auth-mode",
+        ),
+        ("IAM user dev1 with an access key (deleted again in the notebook)", "iam-users"),
+        ("an access entry for dev1 with access policies (deleted again)", "access-entries"),
+        ("namespaces team-a, team-b and a ClusterRoleBinding for the group viewers", None),
+    ],
 }
 
 

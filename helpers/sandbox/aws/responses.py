@@ -11,7 +11,7 @@ from html import escape
 
 from werkzeug.wrappers import Request, Response
 
-from ...facts import STS_NS
+from ...facts import ACCOUNT_ID, REGION, STS_NS
 from .credentials import Credential, lookup
 
 MSG_SIGNATURE = (
@@ -89,6 +89,20 @@ def aws_style_denial(resp: Response, service: str, req: Request) -> Response:
         return resp
     who, action = m.group(1).decode(), m.group(2).decode()
     on = f" on resource: {m.group(3).decode()}" if m.group(3) else ""
+    if service == "eks":  # a REST-JSON service: EKS's AccessDeniedException, naming the cluster
+        parts = req.path.strip("/").split("/")
+        name = parts[1] if len(parts) > 1 and parts[0] == "clusters" else "*"
+        resource = f"arn:aws:eks:{REGION}:{ACCOUNT_ID}:cluster/{name}"
+        message = (
+            f"User: {who} is not authorized to perform: {action} on resource: {resource} "
+            f"because no identity-based policy allows the {action} action"
+        )
+        return Response(
+            json.dumps({"message": message}),
+            status=403,
+            headers={"x-amzn-ErrorType": "AccessDeniedException"},
+            content_type="application/json",
+        )
     message = (
         f"User: {who} is not authorized to perform: {action}{on} because no identity-based policy "
         f"allows the {action} action"

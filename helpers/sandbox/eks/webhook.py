@@ -256,17 +256,17 @@ class Authenticator:
         spec = review.get("spec") or {}
         _, rec = self.mode()
         allowed, reason = access.authorize(rec, spec, clock.now())
-        if allowed:
+        if allowed:  # a log of its own: the authenticator's log is about authentication only
             attrs = spec.get("resourceAttributes") or spec.get("nonResourceAttributes") or {}
-            self._record(
-                {
-                    "decision": "authorized",
-                    "stage": "eks-authorizer",
-                    "username": spec.get("user"),
-                    "reason": reason,
-                    "request": attrs,
-                }
-            )
+            entry = {
+                "time": clock.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                "decision": "allowed",
+                "username": spec.get("user"),
+                "reason": reason,
+                "request": attrs,
+            }
+            with self._log_lock, open(self.state / "logs" / "eks-authorizer.jsonl", "a") as fh:
+                fh.write(json.dumps(entry) + "\n")
         status = {"allowed": True, "reason": reason} if allowed else {"allowed": False}
         return {
             "apiVersion": review.get("apiVersion", "authorization.k8s.io/v1"),
