@@ -41,3 +41,24 @@ def edit_query(url: str, set_: dict[str, str] | None = None, drop: tuple[str, ..
 def edit_url(url: str, scheme: str | None = None, netloc: str | None = None, path: str | None = None) -> str:
     p = urlsplit(url)
     return urlunsplit((scheme or p.scheme, netloc or p.netloc, p.path if path is None else path, p.query, ""))
+
+
+# --- web-identity tokens for STS tests: an OIDC issuer's key, its JWKS, a ServiceAccount-like JWT ---
+def jwks_of(key):
+    """(JWKS, key id) the sandbox's issuer would serve for KEY's public half."""
+    from cryptography.hazmat.primitives import serialization
+
+    from helpers.sandbox.aws import oidc
+    pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return oidc.jwks(pem), oidc.key_id(pem)
+
+
+def web_identity_token(key, kid, **claims) -> str:
+    """A token of my-sa from the issuer idp.example/id/X for STS, valid an hour; CLAIMS override."""
+    import time
+
+    import jwt
+    now = int(time.time())
+    body = {"iss": "https://idp.example/id/X", "sub": "system:serviceaccount:default:my-sa",
+            "aud": ["sts.amazonaws.com"], "iat": now, "exp": now + 3600, **claims}
+    return jwt.encode(body, key, algorithm="RS256", headers={"kid": kid})

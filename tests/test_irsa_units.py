@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -13,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from helpers.sandbox.aws import webidentity
 from helpers.sandbox.aws import oidc
 from helpers.sandbox.eks import podidentity
+from tests import eks_tokens
 
 ROLE = "arn:aws:iam::123456789012:role/r"
 
@@ -106,20 +106,12 @@ def key():
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-def _jwks(key):
-    pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return oidc.jwks(pem), oidc.key_id(pem)
 
 
-def _token(key, kid, **claims):
-    now = int(time.time())
-    body = {"iss": "https://idp.example/id/X", "sub": "system:serviceaccount:default:my-sa",
-            "aud": ["sts.amazonaws.com"], "iat": now, "exp": now + 3600, **claims}
-    return jwt.encode(body, key, algorithm="RS256", headers={"kid": kid})
 
 
 def test_validate_accepts_and_refuses(key):
-    keys, kid = _jwks(key)
+    keys, kid = eks_tokens.jwks_of(key)
     good_trust = trust({"StringEquals": {"idp.example/id/X:sub": "system:serviceaccount:default:my-sa",
                                          "idp.example/id/X:aud": "sts.amazonaws.com"}})
     now = dt.datetime.now(dt.timezone.utc)
@@ -127,24 +119,24 @@ def test_validate_accepts_and_refuses(key):
     def check(token, role_trust=good_trust, providers=(PROVIDER,)):
         return webidentity.validate(token, ROLE, list(providers), lambda arn: role_trust, lambda iss: keys, now)
 
-    claims, provider = check(_token(key, kid))
+    claims, provider = check(eks_tokens.web_identity_token(key, kid))
     assert claims["sub"].endswith("my-sa") and provider is PROVIDER
     with pytest.raises(webidentity.STSFault, match="Incorrect token audience"):
-        check(_token(key, kid, aud=["vault"]))
+        check(eks_tokens.web_identity_token(key, kid, aud=["vault"]))
     with pytest.raises(webidentity.STSFault, match="No OpenIDConnect provider found in your account for https://x"):
-        check(_token(key, kid, iss="https://x"))
+        check(eks_tokens.web_identity_token(key, kid, iss="https://x"))
     with pytest.raises(webidentity.STSFault, match="Token expired: current date/time \\d+ must be before the "
                                                    "expiration date/time\\d+"):
-        check(_token(key, kid, exp=int(time.time()) - 5))
+        check(eks_tokens.web_identity_token(key, kid, exp=int(time.time()) - 5))
     with pytest.raises(webidentity.STSFault, match="Not authorized to perform sts:AssumeRoleWithWebIdentity"):
-        check(_token(key, kid, sub="system:serviceaccount:default:other"))
+        check(eks_tokens.web_identity_token(key, kid, sub="system:serviceaccount:default:other"))
     with pytest.raises(webidentity.STSFault, match="Not authorized"):
-        check(_token(key, kid), role_trust=None)  # no such role
+        check(eks_tokens.web_identity_token(key, kid), role_trust=None)  # no such role
     with pytest.raises(webidentity.STSFault, match="Couldn't retrieve verification key"):
-        check(_token(key, "unknown-kid"))
+        check(eks_tokens.web_identity_token(key, "unknown-kid"))
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     with pytest.raises(webidentity.STSFault, match="could not be validated"):
-        check(_token(other, kid))
+        check(eks_tokens.web_identity_token(other, kid))
 
 
 def test_oidc_documents_point_at_each_other(tmp_path, key):

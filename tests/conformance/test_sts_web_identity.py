@@ -13,13 +13,12 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-import jwt
 import pytest
 from botocore.loaders import create_loader
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from helpers.sandbox.aws import oidc, webidentity
+from helpers.sandbox.aws import webidentity
+from tests import eks_tokens
 
 ROLE = "arn:aws:iam::123456789012:role/eks-my-sa"
 PROVIDER = webidentity.Provider(arn="arn:aws:iam::123456789012:oidc-provider/idp.example/id/X",
@@ -45,15 +44,9 @@ def key():
 
 @pytest.fixture(scope="module")
 def jwks(key):
-    pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return oidc.jwks(pem), oidc.key_id(pem)
+    return eks_tokens.jwks_of(key)
 
 
-def _token(key, kid, **claims):
-    now = int(time.time())
-    body = {"iss": "https://idp.example/id/X", "sub": "system:serviceaccount:default:my-sa",
-            "aud": ["sts.amazonaws.com"], "iat": now, "exp": now + 3600, **claims}
-    return jwt.encode(body, key, algorithm="RS256", headers={"kid": kid})
 
 
 def _refusal(token, keys, trust=TRUST, providers=(PROVIDER,)) -> webidentity.STSFault:
@@ -95,7 +88,7 @@ def test_each_refusal_is_an_error_the_operation_answers(name, key, jwks):
         token = "not-a-jwt"
     else:
         claims = dict(claims)
-        token = _token(key, claims.pop("_kid", kid), **claims)
+        token = eks_tokens.web_identity_token(key, claims.pop("_kid", kid), **claims)
     fault = _refusal(token, keys)
     assert fault.code == code and fault.status == {**_model_errors(), **COMMON}[code]
     import re
@@ -105,14 +98,14 @@ def test_each_refusal_is_an_error_the_operation_answers(name, key, jwks):
 def test_a_signature_by_another_key_is_refused(jwks):
     keys, kid = jwks
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    fault = _refusal(_token(other, kid), keys)
+    fault = _refusal(eks_tokens.web_identity_token(other, kid), keys)
     assert (fault.code, fault.status) == ("InvalidIdentityToken", 400)
     assert fault.message.startswith("The web identity token that was passed could not be validated by AWS.")
 
 
 def test_no_such_role_is_access_denied(key, jwks):
     keys, kid = jwks
-    fault = _refusal(_token(key, kid), keys, trust=None)
+    fault = _refusal(eks_tokens.web_identity_token(key, kid), keys, trust=None)
     assert (fault.code, fault.status) == ("AccessDenied", 403)
 
 
