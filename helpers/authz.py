@@ -9,22 +9,33 @@ resource (`pods/exec`, `*/scale`, `*`), resourceName, or non-resource URL (`/hea
 authorizer does. Aggregated ClusterRoles are read as stored: their rules are filled in by the
 controller manager's clusterrole-aggregation controller, exactly what the authorizer reads.
 
+On EKS with access entries (authentication mode API_AND_CONFIG_MAP or API) one more authorizer
+follows RBAC: EKS's, which allows what the access policies associated with the caller's access
+entry allow (`helpers.accesspolicies`, the user guide's permission tables), in the entry's scope
+(the cluster, or namespaces with `*` wildcards), and otherwise has no opinion. It knows the caller
+by its IAM principal, not by name, so an `Identity` made from an entry carries the principal.
+
 `Identity` does the group expansion authenticators do (system:authenticated,
-system:serviceaccounts, system:serviceaccounts:<ns>); `Snapshot` holds the RBAC objects and the
-API resources once, so a whole matrix costs one pass over the bindings. The API server remains
-the judge: `server_decide` asks it with a SubjectAccessReview, which sees every authorizer.
+system:serviceaccounts, system:serviceaccounts:<ns>); `Snapshot` holds the RBAC objects, the
+access entries and the API resources once, so a whole matrix costs one pass over the bindings.
+The API server remains the judge: `server_decide` asks it with a SubjectAccessReview, which sees
+every authorizer.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from dataclasses import dataclass, field
+
+from . import accesspolicies
 
 MASTERS = "system:masters"
 AUTHENTICATED = "system:authenticated"
 UNAUTHENTICATED = "system:unauthenticated"
 ANONYMOUS = "system:anonymous"
 SA_PREFIX = "system:serviceaccount:"
+API_MODES = ("API_AND_CONFIG_MAP", "API")
 
 
 @dataclass(frozen=True)
@@ -33,6 +44,9 @@ class Identity:
 
     user: str
     groups: tuple[str, ...] = ()
+    # the IAM principal behind the name (an access entry's), which EKS's authorizer goes by
+    principal_arn: str = ""
+    principal_id: str = ""
 
     @classmethod
     def of(cls, name: str, groups: tuple[str, ...] | list[str] = ()) -> "Identity":
@@ -144,6 +158,64 @@ class Grant:
         return f'{self.binding_kind} "{name}" of {self.role_kind} "{self.role}" to {who}'
 
 
+class AccessGrant(Grant):
+    """One rule of an access policy associated with an access entry (binding_kind "AccessEntry",
+    binding the principal's ARN, role the policy, binding_namespace the namespace it was
+    granted in, empty for the cluster)."""
+
+    @property
+    def source(self) -> str:
+        """The EKS authorizer's reason, naming the entry, the policy and where it applies."""
+        where = f"namespace {self.binding_namespace}" if self.binding_namespace else "the cluster"
+        return f"EKS access policy {self.role} of access entry {self.binding} ({where})"
+
+
+@dataclass(frozen=True)
+class AccessEntry:
+    """An access entry as `describe-access-entry` and `list-associated-access-policies` show it:
+    POLICIES holds (policy name, scope type, namespaces) for each associated policy."""
+
+    principal_arn: str
+    username: str
+    groups: tuple[str, ...] = ()
+    type: str = "STANDARD"
+    principal_id: str = ""
+    policies: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+
+    def identity(self, session: str = "session") -> Identity:
+        """Who this entry's principal is to the API server: the entry's username (a role's
+        `{{SessionName}}` rendered with SESSION, as the authenticator renders it), its groups."""
+        user = self.username.replace("{{SessionName}}", session).replace(
+            "{{SessionNameRaw}}", session
+        )
+        user = user.replace("{{AccountID}}", self.principal_arn.split(":")[4])
+        base = Identity.of(user, self.groups)
+        return Identity(base.user, base.groups, self.principal_arn, self.principal_id)
+
+    def scopes(self, namespace: str) -> list[tuple[str, str]]:
+        """(policy, the namespace it applies in, empty for the cluster) for a request in
+        NAMESPACE: a namespace-scoped policy counts only for a request in a namespace its scope
+        names (wildcards as EKS allows them)."""
+        if self.type != "STANDARD":
+            return []
+        out = []
+        for name, kind, namespaces in self.policies:
+            if kind == "cluster":
+                out.append((name, ""))
+            elif namespace and any(fnmatch.fnmatchcase(namespace, n) for n in namespaces):
+                out.append((name, namespace))
+        return out
+
+
+def canonical_principal(arn: str) -> str:
+    """The IAM ARN behind an STS assumed-role ARN (arn:aws:sts::1:assumed-role/R/s -> role/R), or
+    ARN itself."""
+    parts = arn.split(":", 5)
+    if len(parts) == 6 and parts[2] == "sts" and parts[5].startswith("assumed-role/"):
+        return f"arn:{parts[1]}:iam::{parts[4]}:role/{parts[5].split('/')[1]}"
+    return arn
+
+
 @dataclass
 class Decision:
     allowed: bool
@@ -171,8 +243,12 @@ class Decision:
                 if len(self.by) > 1
                 else ""
             )
+            if isinstance(g, AccessGrant):
+                return f"allowed by the {g.source}, after RBAC had no rule: {_rule_text(g.rule)}"
             return f"allowed by {g.source}: rule {_rule_text(g.rule)}{more}"
         text = f"denied: no RBAC rule for {self.identity} allows {self.request}"
+        if self.identity.principal_arn:
+            text = text.replace("no RBAC rule", "no RBAC rule and no access policy")
         if self.near:
             text += "; closest: " + "; ".join(
                 f"{_rule_text(g.rule)} via {g.source}" for g in self.near[:3]
@@ -264,7 +340,15 @@ def applies(subject: dict, who: Identity, namespace: str) -> bool:
 class Snapshot:
     """The cluster's RBAC objects (and, if loaded, its API resources) at one moment."""
 
-    def __init__(self, objects: list[dict], resources: list[Resource] | None = None):
+    def __init__(
+        self,
+        objects: list[dict],
+        resources: list[Resource] | None = None,
+        entries: list[AccessEntry] | None = None,
+    ):
+        # None: the cluster has no access entries (CONFIG_MAP mode) or they could not be read
+        self.entries = entries
+        self.entries_error = ""  # why they could not be read, when so
         self.cluster_roles: dict[str, dict] = {}
         self.roles: dict[tuple[str, str], dict] = {}
         self.cluster_role_bindings: list[dict] = []
@@ -282,12 +366,47 @@ class Snapshot:
         self.resources = resources or []
 
     @classmethod
-    def load(cls, with_resources: bool = True) -> "Snapshot":
-        """Read RBAC (one `kubectl get`) and, for names like `deploy`, the API resources."""
+    def load(cls, with_resources: bool = True, with_entries: bool = True) -> "Snapshot":
+        """Read RBAC (one `kubectl get`), the access entries with their policies (the EKS API,
+        when the cluster has them) and, for names like `deploy`, the API resources."""
         out = _kubectl(
             ["get", "clusterroles,clusterrolebindings,roles,rolebindings", "-A", "-o", "json"]
         )
-        return cls(json.loads(out)["items"], api_resources() if with_resources else None)
+        entries, error = None, ""
+        if with_entries:
+            from . import accessentries
+
+            try:
+                entries = accessentries.load(strict=True)
+            except accessentries.EntriesUnreadable as exc:
+                error = str(exc)
+        snap = cls(json.loads(out)["items"], api_resources() if with_resources else None, entries)
+        snap.entries_error = error
+        return snap
+
+    # -- who is asking ---------------------------------------------------------------------------
+    def entry_for(self, subject: str) -> AccessEntry | None:
+        """The access entry SUBJECT names: by its principal's ARN (an STS assumed-role ARN means
+        its role's), or by the Kubernetes username the entry gives."""
+        for e in self.entries or []:
+            if canonical_principal(subject) == e.principal_arn or subject == e.username:
+                return e
+        return None
+
+    def identity(self, subject: "str | Identity", groups=()) -> Identity:
+        """`bob`, `system:serviceaccount:ns:sa`, `group:viewers`, an IAM or STS ARN, or an
+        Identity. A name or ARN an access entry gives is that entry's identity, principal
+        included, so what its policies allow counts."""
+        if isinstance(subject, Identity):
+            return subject
+        if subject.startswith("group:"):
+            return Identity.group_member(subject[len("group:") :])
+        entry = self.entry_for(subject)
+        if entry is not None and not groups:
+            parts = subject.split(":", 5)
+            assumed = len(parts) == 6 and parts[5].startswith("assumed-role/")
+            return entry.identity(parts[5].split("/", 2)[2] if assumed else "session")
+        return Identity.of(subject, groups)
 
     @property
     def binding_count(self) -> int:
@@ -337,7 +456,25 @@ class Snapshot:
                         rule,
                     )
                 )
-        return out, errors
+        return out + self.access_grants(who, namespace), errors
+
+    def access_grants(self, who: Identity, namespace: str = "") -> list[AccessGrant]:
+        """The rules of the access policies of WHO's access entry that apply in NAMESPACE (the EKS
+        authorizer's, asked after RBAC): found by the principal, as EKS's authorizer finds it."""
+        if not who.principal_arn or not self.entries:
+            return []
+        entry = next(
+            (e for e in self.entries if e.principal_arn == who.principal_arn),
+            None,
+        )
+        if entry is None:
+            return []
+        subject = {"kind": "User", "name": who.user}
+        return [
+            AccessGrant("AccessEntry", entry.principal_arn, ns, "AccessPolicy", name, subject, rule)
+            for name, ns in entry.scopes(namespace)
+            for rule in accesspolicies.rbac_rules(name)
+        ]
 
     def decide(self, who: Identity, req: Request) -> Decision:
         if MASTERS in who.groups:
@@ -349,7 +486,14 @@ class Snapshot:
     def _decide(who: Identity, req: Request, grants: list[Grant], errors: list[str]) -> Decision:
         by = [g for g in grants if rule_allows(g.rule, req)]
         if by:
-            return Decision(True, f"RBAC: allowed by {by[0].source}", who, req, by=by)
+            # the authorizers are asked in order: RBAC's allow is the one the API server reports
+            by.sort(key=lambda g: isinstance(g, AccessGrant))
+            reason = (
+                by[0].source
+                if isinstance(by[0], AccessGrant)
+                else f"RBAC: allowed by {by[0].source}"
+            )
+            return Decision(True, reason, who, req, by=by)
         near = [g for g in grants if about(g.rule, req)]
         return Decision(
             False,
@@ -390,6 +534,21 @@ class Snapshot:
                         s,
                     )
                 )
+        for e in self.entries or []:
+            for name, ns in e.scopes(req.namespace if req.is_resource else ""):
+                rule = next(
+                    (r for r in accesspolicies.rbac_rules(name) if rule_allows(r, req)), None
+                )
+                if rule is not None:
+                    s = {"kind": "AccessEntry", "name": e.principal_arn, "username": e.username}
+                    found.append(
+                        (
+                            AccessGrant(
+                                "AccessEntry", e.principal_arn, ns, "AccessPolicy", name, s, rule
+                            ),
+                            s,
+                        )
+                    )
         return found
 
     def subjects(self) -> list[dict]:
@@ -527,6 +686,9 @@ def _authorization_api():
 
 def sar_body(who: Identity, req: Request) -> dict:
     spec: dict = {"user": who.user, "groups": list(who.groups)}
+    if who.principal_id:
+        # the identity's IAM principal, as aws-iam-authenticator puts it in the user's extra
+        spec["extra"] = {"principalId": [who.principal_id], "canonicalArn": [who.principal_arn]}
     if req.is_resource:
         spec["resourceAttributes"] = {
             k: v

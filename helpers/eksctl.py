@@ -1,4 +1,5 @@
-"""What `eksctl … iamidentitymapping` does, for a machine without eksctl.
+"""What `eksctl … iamidentitymapping`, `… iamserviceaccount` and `… accessentry` do, for a machine
+without eksctl.
 
 On a real cluster (helpers.target) every change needs the learner's opt-in (aws-auth for
 mappings, iam-roles for the OIDC provider and IRSA roles), IAM objects get the series' tag,
@@ -435,3 +436,199 @@ def delete_iamserviceaccount(
         f"{namespace}",
         [f'[ℹ]  deleted serviceaccount "{namespace}/{name}" and IAM role "{role}"'],
     )
+
+
+# --- access entries (`eksctl create|get|delete accessentry`, `eksctl utils
+# update-authentication-mode`) ---------------------------------------------------------------------
+# eksctl makes each entry through a CloudFormation stack; here the same EKS API calls are made
+# directly (the sandbox has no CloudFormation), so the messages name the entries, not stacks.
+ACCESS_DISABLED = (
+    "access entries API is not currently enabled; please enable it using `eksctl utils "
+    "update-authentication-mode --cluster <> --authentication-mode=API_AND_CONFIG_MAP`"
+)
+POLICY_ARN = "arn:aws:eks::aws:cluster-access-policy/"
+
+
+def _require_access_entries(cluster: str) -> None:
+    mode = _aws(["eks", "describe-cluster", "--name", cluster])["cluster"].get("accessConfig", {})
+    if mode.get("authenticationMode", "CONFIG_MAP") == "CONFIG_MAP":
+        raise EksctlError(f"Error: {ACCESS_DISABLED}")
+
+
+def create_accessentry(
+    cluster: str,
+    principal_arn: str,
+    kubernetes_groups: list[str] = (),
+    username: str | None = None,
+    entry_type: str | None = None,
+    policies: list[tuple[str, str | list[str]]] = (),
+) -> Result:
+    """An access entry for PRINCIPAL_ARN, with POLICIES as (policy name or ARN, "cluster" or a list
+    of namespaces): what eksctl makes from a config file's `accessConfig.accessEntries` (the
+    flags cover the entry; its accessPolicies need the file)."""
+    cmd = f"eksctl create accessentry --cluster {cluster} --principal-arn {principal_arn}"
+    if entry_type:
+        cmd += f" --type {entry_type}"
+    if kubernetes_groups:
+        cmd += f" --kubernetes-groups {','.join(kubernetes_groups)}"
+    if username:
+        cmd += f" --kubernetes-username {username}"
+    if policies:
+        cmd = f"eksctl create accessentry -f access-entries.yaml  # {principal_arn}, with policies"
+    target.require("access-entries", f"creating the access entry of {principal_arn}")
+    if not policies and (real := _real_eksctl(cmd)) is not None:
+        return real
+    _require_access_entries(cluster)
+    args = [
+        "eks",
+        "create-access-entry",
+        "--cluster-name",
+        cluster,
+        "--principal-arn",
+        principal_arn,
+    ]
+    if kubernetes_groups:
+        args += ["--kubernetes-groups", *kubernetes_groups]
+    if username:
+        args += ["--username", username]
+    if entry_type:
+        args += ["--type", entry_type]
+    lines = [f"[ℹ]  1 task: {{ create access entry for principal ARN {principal_arn} }}"]
+    _aws(args)
+    for policy, scope in policies:
+        arn = policy if policy.startswith("arn:") else POLICY_ARN + policy
+        access = (
+            "type=cluster" if scope == "cluster" else "type=namespace,namespaces=" + ",".join(scope)
+        )
+        _aws(
+            [
+                "eks",
+                "associate-access-policy",
+                "--cluster-name",
+                cluster,
+                "--principal-arn",
+                principal_arn,
+                "--policy-arn",
+                arn,
+                "--access-scope",
+                access,
+            ]
+        )
+        lines.append(f"[ℹ]  associated {arn.rsplit('/', 1)[1]} ({access})")
+    lines.append(f"[✔]  created access entry for principal ARN {principal_arn}")
+    return Result(cmd, lines)
+
+
+def get_accessentry(cluster: str, principal_arn: str | None = None) -> Result:
+    """`eksctl get accessentry`: PRINCIPAL ARN, and how many Kubernetes groups and access policies
+    each entry has; `mappings` holds the details (eksctl's -o yaml)."""
+    cmd = f"eksctl get accessentry --cluster {cluster}" + (
+        f" --principal-arn {principal_arn}" if principal_arn else ""
+    )
+    _require_access_entries(cluster)
+    arns = (
+        [principal_arn]
+        if principal_arn
+        else _aws(["eks", "list-access-entries", "--cluster-name", cluster])["accessEntries"]
+    )
+    summaries = []
+    for arn in arns:
+        entry = _aws(
+            ["eks", "describe-access-entry", "--cluster-name", cluster, "--principal-arn", arn]
+        )["accessEntry"]
+        listed = _aws(
+            [
+                "eks",
+                "list-associated-access-policies",
+                "--cluster-name",
+                cluster,
+                "--principal-arn",
+                arn,
+            ]
+        )["associatedAccessPolicies"]
+        summaries.append(
+            {
+                "principalARN": arn,
+                "kubernetesGroups": entry.get("kubernetesGroups") or [],
+                "accessPolicies": [
+                    {"policyARN": p["policyArn"], "accessScope": p["accessScope"]} for p in listed
+                ],
+            }
+        )
+    rows = [
+        {
+            "PRINCIPAL ARN": s["principalARN"],
+            "KUBERNETES GROUPS": len(s["kubernetesGroups"]),
+            "ACCESS POLICIES": len(s["accessPolicies"]),
+        }
+        for s in summaries
+    ]
+    info = (
+        "[ℹ]  to get a detailed view of Kubernetes groups or policies associated with each "
+        "access entry, use --output yaml or json"
+    )
+    table = _table(rows, ["PRINCIPAL ARN", "KUBERNETES GROUPS", "ACCESS POLICIES"])
+    return Result(cmd, [info, *table.splitlines()], summaries)
+
+
+def delete_accessentry(cluster: str, principal_arn: str) -> Result:
+    cmd = f"eksctl delete accessentry --cluster {cluster} --principal-arn {principal_arn}"
+    target.require("access-entries", f"deleting the access entry of {principal_arn}")
+    if (real := _real_eksctl(cmd)) is not None:
+        return real
+    _require_access_entries(cluster)
+    _aws(
+        ["eks", "delete-access-entry", "--cluster-name", cluster, "--principal-arn", principal_arn]
+    )
+    return Result(
+        cmd,
+        [
+            f"[ℹ]  1 task: {{ delete access entry for principal ARN {principal_arn} }}",
+            f"[✔]  deleted access entry for principal ARN {principal_arn}",
+        ],
+    )
+
+
+def update_authentication_mode(cluster: str, mode: str, timeout: float = 600) -> Result:
+    """`eksctl utils update-authentication-mode`: one step forward (EKS refuses the way back),
+    waiting until the update has applied."""
+    import time
+
+    cmd = (
+        f"eksctl utils update-authentication-mode --cluster {cluster} --authentication-mode {mode}"
+    )
+    target.require("auth-mode", f"moving the authentication mode of {cluster} to {mode}")
+    if (real := _real_eksctl(cmd)) is not None:
+        return real
+    current = _aws(["eks", "describe-cluster", "--name", cluster])["cluster"]["accessConfig"][
+        "authenticationMode"
+    ]
+    if current == mode:
+        return Result(cmd, [f"[ℹ]  authentication mode was already set to {mode}"])
+    update = _aws(
+        [
+            "eks",
+            "update-cluster-config",
+            "--name",
+            cluster,
+            "--access-config",
+            f"authenticationMode={mode}",
+        ]
+    )["update"]
+    lines = [f"[ℹ]  updating cluster authentication mode to {mode}"]
+    deadline = time.monotonic() + timeout
+    while True:
+        state = _aws(["eks", "describe-update", "--name", cluster, "--update-id", update["id"]])[
+            "update"
+        ]
+        if state["status"] != "InProgress":
+            break
+        if time.monotonic() > deadline:
+            raise EksctlError(f"the update {update['id']} was still in progress after {timeout} s")
+        time.sleep(1)
+    if state["status"] != "Successful":
+        raise EksctlError(f"updating the authentication mode failed: {state.get('errors')}")
+    lines.append(
+        f"[✔]  authentication mode was successfully updated to {mode} on cluster {cluster}"
+    )
+    return Result(cmd, lines)

@@ -91,7 +91,8 @@ def views_only(workstation) -> checks.Check:
         who.ok and can and cannot and "system:masters" not in groups,
         f"testuser (groups {', '.join(groups)}) can look but not touch",
         "map testuser's ARN to a group of your own (eksctl.create_iamidentitymapping(..., "
-        "groups=['viewers'])), then bind that group to the ClusterRole view: "
+        "groups=['viewers']); in API mode eksctl.create_accessentry(..., ['viewers'])), then bind "
+        "that group to the ClusterRole view: "
         "kubectl create clusterrolebinding … --clusterrole=view --group=viewers",
     )
 

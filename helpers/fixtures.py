@@ -52,6 +52,22 @@ def remove_objects(kind: str, *names: str, namespace: str = "default") -> None:
     ).check()
 
 
+def until(command: str, holds, timeout: float = 20):
+    """Run COMMAND (kubectl or aws, as this kernel) until `holds(result)`: for a change the API
+    server sees a moment later (a successful token review is kept for 10 s, and `aws eks get-token`
+    makes the same token within a second). Returns the last result either way."""
+    import time
+
+    from . import commands
+
+    deadline = time.monotonic() + timeout
+    while True:
+        r = commands.run(command, timeout=60)
+        if holds(r) or time.monotonic() > deadline:
+            return r
+        time.sleep(0.5)
+
+
 class Workstation:
     """Another machine of the lab ("bastion host 2"): its own AWS credentials and its own
     kubeconfig."""

@@ -8,9 +8,11 @@ subjects by name, as those tools do.
 The views below them expand groups (`helpers.authz`): `whoami` (kubectl auth whoami),
 `who_can` (kubectl-who-can, with subresources and resourceNames), `policy_rules` (rbac-tool
 policy-rules), `access_matrix` (rakkess: resource × verb), `heatmap` (subjects × resources),
-`explain` (which binding and rule decided). `server_matrix` asks the API server one
+`explain` (which binding and rule decided). On a cluster with access entries they include what
+the entries' access policies allow (EKS's authorizer, after RBAC), naming entry and policy as the
+reason; a subject may then be an IAM ARN. `server_matrix` asks the API server one
 SubjectAccessReview per cell instead, so it sees every authorizer; `compare` shows where the
-two differ (on EKS: access entries, which RBAC objects do not show).
+two differ.
 """
 
 from __future__ import annotations
@@ -210,21 +212,22 @@ def explain(
 ) -> authz.Decision:
     """Allowed or not, and which binding and rule decided (or the closest rules, when none did)."""
     snap = snapshot or Snapshot.load()
-    return snap.decide(identity(subject), snap.resolve(verb, target, namespace, name))
+    return snap.decide(snap.identity(subject), snap.resolve(verb, target, namespace, name))
 
 
 def who_can(
     verb: str, target: str, namespace: str = "", name: str = "", snapshot: Snapshot | None = None
 ) -> pd.DataFrame:
     """kubectl-who-can: every binding subject allowed VERB on TARGET (e.g. pods/exec) in
-    NAMESPACE."""
+    NAMESPACE; on a cluster with access entries, every entry whose access policy allows it too
+    (SUBJECT its username, BINDING the entry, ROLE the policy)."""
     snap = snapshot or Snapshot.load()
     req = snap.resolve(verb, target, namespace, name)
     rows = [
         {
             "BINDING": f"{g.binding_kind}/{g.binding}",
             "NAMESPACE": g.binding_namespace,
-            "SUBJECT": s["name"],
+            "SUBJECT": s.get("username") or s["name"],
             "TYPE": s["kind"],
             "SA-NAMESPACE": (s.get("namespace") or g.binding_namespace)
             if s["kind"] == "ServiceAccount"
@@ -254,7 +257,7 @@ def policy_rules(
     """rbac-tool policy-rules: every rule that reaches SUBJECT (through its groups too), and from
     where."""
     snap = snapshot or Snapshot.load(with_resources=False)
-    who = identity(subject)
+    who = snap.identity(subject)
     grants, _ = snap.grants(who, namespace)
     rows = [
         {
@@ -264,8 +267,12 @@ def policy_rules(
             "RESOURCES": ",".join(g.rule.get("resources") or []),
             "NAMES": ",".join(g.rule.get("resourceNames") or []),
             "NONRESOURCEURLS": ",".join(g.rule.get("nonResourceURLs") or []),
-            "VIA": f"{g.subject['kind']} {g.subject['name']}",
-            "ORIGINATED FROM": f"{g.binding_kind}/{g.binding} → {g.role_kind}/{g.role}",
+            "VIA": f"{g.subject['kind']} {g.subject['name']}"
+            if not isinstance(g, authz.AccessGrant)
+            else f"AccessEntry {g.binding}",
+            "ORIGINATED FROM": f"{g.binding_kind}/{g.binding} → {g.role_kind}/{g.role}"
+            if not isinstance(g, authz.AccessGrant)
+            else f"AccessPolicy/{g.role} ({g.binding_namespace or 'cluster'} scope)",
         }
         for g in grants
     ]
@@ -339,7 +346,7 @@ def access_matrix(
     The subject's rules are gathered once per scope, then narrowed to each row's resource, so a
     cell costs a look at a handful of rules, not at every binding."""
     snap = snapshot or Snapshot.load()
-    who = identity(subject)
+    who = snap.identity(subject)
     scopes: dict[str, authz.RuleIndex] = {}
 
     def decide_row(cells):
@@ -366,9 +373,10 @@ def server_matrix(
     resources=None,
     snapshot: Snapshot | None = None,
 ) -> pd.DataFrame:
-    """The same matrix, one SubjectAccessReview per cell: the API server's own answer."""
+    """The same matrix, one SubjectAccessReview per cell: the API server's own answer (for an
+    access entry's identity the review names its IAM principal, so EKS's authorizer answers)."""
     snap = snapshot or Snapshot.load()
-    who = identity(subject)
+    who = snap.identity(subject)
     return _matrix(
         _rows(snap, namespace, resources, verbs),
         lambda cells: [

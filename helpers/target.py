@@ -56,6 +56,7 @@ PLAN = {
     "03": [
         ("IAM user testuser with an access key and AdministratorAccess attached", "iam-users"),
         ("an aws-auth mapUsers entry for testuser (removed again in the notebook)", "aws-auth"),
+        ("in API mode, an access entry for testuser instead (deleted again)", "access-entries"),
     ],
     "04": [
         ("the cluster's IAM OIDC provider (if missing)", "iam-roles"),
@@ -74,6 +75,11 @@ PLAN = {
         ),
         ("IAM user dev1 with an access key (deleted again in the notebook)", "iam-users"),
         ("an access entry for dev1 with access policies (deleted again)", "access-entries"),
+        (
+            "your own access entry deleted and made again with AmazonEKSClusterAdminPolicy "
+            "(your IAM identity must be allowed eks:CreateAccessEntry)",
+            "access-entries",
+        ),
         ("namespaces team-a, team-b and a ClusterRoleBinding for the group viewers", None),
     ],
 }

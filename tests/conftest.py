@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,24 @@ def learner_environment(env):
         for k, v in env.items():
             mp.setenv(k, v)
         yield
+
+
+@pytest.fixture(scope="session")
+def sb_api(tmp_path_factory, sb):
+    """A second sandbox for the whole session, created in API_AND_CONFIG_MAP mode as clusters are
+    made today (the creator has an access entry). Tests use it through `using(sb_api)`."""
+    state = tmp_path_factory.mktemp("sandbox-api-and-config-map")
+    try:
+        yield sandbox.up(state, auth_mode="API_AND_CONFIG_MAP")
+    finally:
+        sandbox.down(state, purge=True)
+
+
+@contextmanager
+def using(other: sandbox.Sandbox):
+    """Point this process (the helpers, and notebook kernels it starts) at OTHER while open."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EKS_LAB_STATE", str(other.state_dir))
+        for k, v in other.env().items():
+            mp.setenv(k, v)
+        yield other

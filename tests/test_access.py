@@ -170,3 +170,35 @@ def test_a_cluster_created_with_access_entries(tmp_path):
         assert who["username"] == CREATOR
     finally:
         sandbox.down(tmp_path, purge=True)
+
+
+def test_eksctl_equivalents_and_removing_the_creators_admin(cluster, sb):
+    """helpers.eksctl's accessentry commands and update-authentication-mode, on the cluster the test
+    above left in API mode; then the creator's bootstrap admin removed (the creator is locked out:
+    in API mode nothing else maps it) and given back through the EKS API, which IAM still allows."""
+    from .conftest import using
+    with using(sb):   # the session's sandbox: CONFIG_MAP, where eksctl refuses as it does on EKS
+        with pytest.raises(eksctl.EksctlError, match="access entries API is not currently enabled"):
+            eksctl.get_accessentry("myeks")
+    other, env = cluster
+    with using(other):
+        assert "already set to API" in str(eksctl.update_authentication_mode("myeks", "API"))
+        made = eksctl.create_accessentry("myeks", f"arn:aws:iam::{ACCOUNT}:user/cm-user", ["viewers"],
+                                         policies=[("AmazonEKSViewPolicy", ["team-*"])])
+        assert "created access entry for principal ARN" in str(made)
+        got = eksctl.get_accessentry("myeks", f"arn:aws:iam::{ACCOUNT}:user/cm-user")
+        assert got.mappings == [{"principalARN": f"arn:aws:iam::{ACCOUNT}:user/cm-user", "kubernetesGroups": ["viewers"],
+                                 "accessPolicies": [{"policyARN": VIEW, "accessScope": {"type": "namespace",
+                                                                                        "namespaces": ["team-*"]}}]}]
+        assert got.messages[1].split() == ["PRINCIPAL", "ARN", "KUBERNETES", "GROUPS", "ACCESS", "POLICIES"]
+        assert got.messages[2].split() == [f"arn:aws:iam::{ACCOUNT}:user/cm-user", "1", "1"]
+        eksctl.delete_accessentry("myeks", f"arn:aws:iam::{ACCOUNT}:user/cm-user")
+        assert CREATOR in str(eksctl.get_accessentry("myeks"))
+        assert "cm-user" not in str(eksctl.get_accessentry("myeks"))
+
+        # the creator's admin is an entry like any other: deleting it locks the creator out …
+        eksctl.delete_accessentry("myeks", CREATOR)
+        assert until(lambda: "Unauthorized" in run(env, "kubectl", "get", "ns", check=False).stderr)
+        # … and IAM, which still allows eks:CreateAccessEntry, is how it comes back
+        eksctl.create_accessentry("myeks", CREATOR, policies=[("AmazonEKSClusterAdminPolicy", "cluster")])
+        assert until(lambda: run(env, "kubectl", "get", "ns", check=False).returncode == 0)

@@ -245,3 +245,97 @@ def test_sequence_from_a_trace():
         diagrams.sequence(Result("kubectl get pods", 0, "", ""))
     assert "#59;" in diagrams._text("a;b")
     assert diagrams.show("flowchart LR\n  A-->B").data.startswith("```mermaid\nflowchart")
+
+
+# -- access entries and access policies (EKS's authorizer, after RBAC) -------------------------------
+DEV_ARN = "arn:aws:iam::123456789012:user/dev1"
+OPS_ARN = "arn:aws:iam::123456789012:role/ops"
+
+
+@pytest.fixture
+def eks_snap():
+    entries = [
+        authz.AccessEntry(DEV_ARN, DEV_ARN, ("devs",), principal_id="AIDADEV1",
+                          policies=(("AmazonEKSViewPolicy", "namespace", ("team-*",)),
+                                    ("AmazonEKSEditPolicy", "namespace", ("team-b",)))),
+        authz.AccessEntry(OPS_ARN, "arn:aws:sts::123456789012:assumed-role/ops/{{SessionName}}",
+                          principal_id="AROAOPS", policies=(("AmazonEKSClusterAdminPolicy", "cluster", ()),)),
+        authz.AccessEntry("arn:aws:iam::123456789012:role/node", "system:node:{{EC2PrivateDNSName}}",
+                          ("system:nodes",), "EC2_LINUX", "AROANODE"),
+    ]
+    return Snapshot([
+        cr("secret-reader", {"verbs": ["get"], "apiGroups": [""], "resources": ["secrets"]}),
+        rb("team-a", "devs-secrets", "ClusterRole", "secret-reader", group("devs")),
+    ], RESOURCES, entries)
+
+
+def test_an_access_entrys_identity_carries_its_principal(eks_snap):
+    dev = eks_snap.identity(DEV_ARN)
+    assert (dev.user, dev.groups, dev.principal_arn, dev.principal_id) == (
+        DEV_ARN, ("devs", "system:authenticated"), DEV_ARN, "AIDADEV1")
+    # a role's sessions: the STS ARN finds the role's entry, and {{SessionName}} is the session
+    ops = eks_snap.identity("arn:aws:sts::123456789012:assumed-role/ops/alice")
+    assert (ops.user, ops.principal_arn) == ("arn:aws:sts::123456789012:assumed-role/ops/alice", OPS_ARN)
+    # a name no entry gives is what it always was
+    assert eks_snap.identity("bob") == Identity.of("bob")
+    assert authz.canonical_principal("arn:aws:sts::1:assumed-role/r/s") == "arn:aws:iam::1:role/r"
+
+
+def test_access_policies_decide_after_rbac_in_their_scope(eks_snap):
+    dev = eks_snap.identity(DEV_ARN)
+    ask = lambda verb, res, ns: eks_snap.decide(dev, eks_snap.resolve(verb, res, ns))  # noqa: E731
+    # RBAC first: its binding is the reason, though the edit policy would allow too
+    d = ask("get", "secrets", "team-a")
+    assert d.allowed and d.reason.startswith('RBAC: allowed by RoleBinding "devs-secrets/team-a"')
+    d = ask("list", "pods", "team-a")  # view, through the team-* wildcard
+    assert d.allowed and d.reason == (f"EKS access policy AmazonEKSViewPolicy of access entry {DEV_ARN} "
+                                      "(namespace team-a)")
+    assert "after RBAC had no rule" in d.explain()
+    assert ask("create", "pods", "team-b").allowed  # edit, in team-b only
+    assert not ask("create", "pods", "team-a").allowed
+    assert not ask("list", "pods", "default").allowed  # outside every scope
+    assert not ask("list", "pods", "").allowed  # a namespace scope is no cluster-wide list
+    d = ask("create", "pods", "default")
+    assert "no RBAC rule and no access policy" in d.explain()
+    # the cluster admin policy: everything, non-resource URLs too
+    ops = eks_snap.identity(OPS_ARN)
+    assert eks_snap.decide(ops, eks_snap.resolve("delete", "nodes")).allowed
+    assert eks_snap.decide(ops, Request("get", path="/metrics")).allowed
+    # the same name without the principal (impersonation: --as) gets nothing from the entry
+    assert not eks_snap.decide(Identity.of(DEV_ARN, ("devs",)), eks_snap.resolve("list", "pods", "team-a")).allowed
+    # a node entry has no policies to give
+    node = eks_snap.identity("arn:aws:iam::123456789012:role/node")
+    assert eks_snap.access_grants(node, "team-a") == []
+
+
+def test_views_name_the_entry_and_policy(eks_snap):
+    table = rbac.who_can("create", "pods", "team-b", snapshot=eks_snap)
+    row = table[table.ROLE == "AccessPolicy/AmazonEKSEditPolicy"].iloc[0]
+    assert (row.SUBJECT, row.TYPE, row.BINDING, row.NAMESPACE) == (DEV_ARN, "AccessEntry", f"AccessEntry/{DEV_ARN}",
+                                                                  "team-b")
+    assert "AccessPolicy/AmazonEKSClusterAdminPolicy" in set(table.ROLE)
+    assert "team-a" not in set(rbac.who_can("create", "pods", "team-a", snapshot=eks_snap).NAMESPACE)
+    rules = rbac.policy_rules(DEV_ARN, "team-b", snapshot=eks_snap)
+    assert "AccessPolicy/AmazonEKSEditPolicy (team-b scope)" in set(rules["ORIGINATED FROM"])
+    m = rbac.access_matrix(DEV_ARN, "team-b", resources=["pods"], snapshot=eks_snap)
+    assert (m.at["pods", "CREATE"], m.at["pods", "LIST"]) == (rbac.YES, rbac.YES)
+    m = rbac.access_matrix(DEV_ARN, "team-c", resources=["pods"], snapshot=eks_snap)
+    assert (m.at["pods", "CREATE"], m.at["pods", "LIST"]) == (rbac.NO, rbac.YES)
+    heat = rbac.heatmap([DEV_ARN, "bob"], "team-b", resources=["pods"], snapshot=eks_snap)
+    assert heat.loc[DEV_ARN, "pods"] > heat.loc["bob", "pods"] == 0
+
+
+def test_a_review_names_the_principal_only_for_an_entrys_identity(eks_snap):
+    body = authz.sar_body(eks_snap.identity(DEV_ARN), Request("list", "pods", namespace="team-a"))
+    assert body["spec"]["extra"] == {"principalId": ["AIDADEV1"], "canonicalArn": [DEV_ARN]}
+    assert "extra" not in authz.sar_body(Identity.of("bob"), Request("list", "pods"))["spec"]
+
+
+def test_the_policy_tables_in_rbac_shape():
+    from helpers import accesspolicies
+    admin = accesspolicies.rbac_rules("AmazonEKSClusterAdminPolicy")
+    assert {"verbs": ["*"], "nonResourceURLs": ["*"]} in admin
+    view = accesspolicies.rbac_rules("AmazonEKSViewPolicy")
+    assert all(r["verbs"] == ["get", "list", "watch"] for r in view)
+    assert not any("secrets" in r["resources"] for r in view)
+    assert accesspolicies.rbac_rules("AmazonEKSAutoNodePolicy") == []  # listed, described in words only

@@ -1,7 +1,7 @@
 """The package's boundaries (issue #11), checked on every import statement, function-level ones too.
 
-- helpers.facts (constants) and helpers.shell (the one program runner) import nothing of the
-  project: anything may use them.
+- helpers.facts (constants), helpers.accesspolicies (what EKS's access policies allow) and
+  helpers.shell (the one program runner) import nothing of the project: anything may use them.
 - helpers.sandbox (the sandbox's parts) never imports the notebook-facing modules; inside it,
   aws/ and eks/ never import each other (what both need is in sandbox/common).
 - notebook-facing modules reach the sandbox only through the target (helpers.targets.sandbox);
@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "helpers"
-LEAVES = ("helpers.facts", "helpers.shell")
+LEAVES = ("helpers.facts", "helpers.shell", "helpers.accesspolicies")
 
 
 def _module_name(path: Path) -> str:

@@ -6,7 +6,9 @@ EKS_LAB_STATE points at a directory that does not exist, so any use of sandbox i
 Checked: nothing starts, preflight, opt-in refusals (nothing created), tags, masking, the
 sandbox-only views explaining themselves, the authenticator's decisions read from CloudWatch
 Logs, and cleanup of tagged resources after a crashed run while untagged ones stay. Then every
-notebook that needs no `kubectl exec` runs headless on this target, twice.
+notebook that needs no `kubectl exec` runs headless on this target, twice; and on a second
+cluster, created with access entries as README recommends (API_AND_CONFIG_MAP), the creator's
+identity and the notebooks whose answers follow the authentication mode.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import nbformat
@@ -27,10 +30,9 @@ from helpers.targets.cluster import ClusterConnection
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def outside(sb, tmp_path_factory):
-    """An environment that knows the cluster only by its kubeconfig and the AWS endpoint."""
-    home = tmp_path_factory.mktemp("learner")
+@contextmanager
+def outside_of(sb, home: Path):
+    """An environment that knows SB's cluster only by its kubeconfig and the AWS endpoint."""
     shutil.copy(sb.state_dir / "pki" / "ca.crt", home / "aws-ca.pem")
     shutil.copy(sb.kubeconfig, home / "kubeconfig")
     config = (sb.state_dir / "aws" / "config").read_text().replace(str(sb.state_dir / "pki" / "ca.crt"),
@@ -50,6 +52,13 @@ def outside(sb, tmp_path_factory):
             mp.setenv(k, v)
         yield env
     assert not (home / "no-sandbox-here").exists(), "something used the sandbox's internals"
+
+
+@pytest.fixture(scope="module")
+def outside(sb, tmp_path_factory):
+    """The session's sandbox (CONFIG_MAP, the lab note's cluster) as an outside cluster."""
+    with outside_of(sb, tmp_path_factory.mktemp("learner")) as env:
+        yield env
 
 
 def test_start_uses_the_kubeconfig_and_starts_nothing(outside):
@@ -168,8 +177,7 @@ ON_CLUSTER = ["00_setup_and_tour", "02_eks_authentication", "03_iam_admin_not_cl
 ON_CLUSTER += [f"solutions/{n[:2]}_solutions" for n in ON_CLUSTER]   # their exercises' checks too
 
 
-@pytest.mark.parametrize("name", ON_CLUSTER, ids=[n.replace("/", "-") for n in ON_CLUSTER])
-def test_notebook_runs_on_the_cluster_target(outside, tmp_path, name):
+def run_on_cluster_twice(name: str, tmp_path: Path) -> None:
     path = ROOT / "notebooks" / f"{name}.ipynb"
     env_before = dict(os.environ)
     os.environ["EKS_LAB_ALLOW"] = "all"
@@ -190,3 +198,39 @@ def test_notebook_runs_on_the_cluster_target(outside, tmp_path, name):
     finally:
         os.environ.clear()
         os.environ.update(env_before)
+
+
+@pytest.mark.parametrize("name", ON_CLUSTER, ids=[n.replace("/", "-") for n in ON_CLUSTER])
+def test_notebook_runs_on_the_cluster_target(outside, tmp_path, name):
+    run_on_cluster_twice(name, tmp_path)
+
+
+# README's cluster: created with access entries (API_AND_CONFIG_MAP), the creator an entry with
+# AmazonEKSClusterAdminPolicy. The notebooks whose answers follow the mode run on it too.
+ON_ACCESS_ENTRIES = [n for n in ON_CLUSTER if n.split("/")[-1][:2] in ("02", "03", "06")]
+ON_ACCESS_ENTRIES += ["07_cluster_access_management", "solutions/07_solutions"]
+
+
+class TestAClusterWithAccessEntries:
+    @pytest.fixture(scope="class")
+    @classmethod
+    def outside_api(cls, sb_api, tmp_path_factory):
+        with outside_of(sb_api, tmp_path_factory.mktemp("learner-api")) as env:
+            yield env
+
+    def test_the_creator_is_its_iam_identity(self, outside_api):
+        lab.start()
+        assert lab.auth_mode() == "API_AND_CONFIG_MAP"
+        assert lab.creator_username() == lab.caller_arn()
+        p = lab.preflight("07")["value"]
+        assert p["authentication mode"].startswith("API_AND_CONFIG_MAP")
+        assert commands.run("kubectl get ns kube-system").ok
+        d = checks.expect_decision(decisions.latest(20), decision="granted", username=lab.caller_arn())
+        assert d.attrs["source"] == "CloudWatch Logs /aws/eks/myeks/cluster"
+        with pytest.raises(target.OptInRequired, match="access-entries"):
+            magics.aws(f"eks delete-access-entry --cluster-name myeks --principal-arn {lab.caller_arn()}")
+        assert commands.run("kubectl get ns kube-system").ok
+
+    @pytest.mark.parametrize("name", ON_ACCESS_ENTRIES, ids=[n.replace("/", "-") for n in ON_ACCESS_ENTRIES])
+    def test_notebook_runs(self, outside_api, tmp_path, name):
+        run_on_cluster_twice(name, tmp_path)

@@ -2,7 +2,9 @@
 that shows a failure asserts the failure it shows): the lessons, then their solutions notebooks,
 whose every exercise check must say ✖ before its solution and ✔ after it. The notebooks whose
 answers depend on how the cluster authenticates (the creator's identity, aws-auth or access
-entries) run again on a cluster created in API_AND_CONFIG_MAP mode, as clusters are made today."""
+entries) run again on a cluster created in API_AND_CONFIG_MAP mode, as clusters are made today,
+and on one created in API mode (access entries alone); 07 also on a CONFIG_MAP cluster it moves
+forward. The others do not depend on the mode: they run once per session, on CONFIG_MAP."""
 from __future__ import annotations
 
 import os
@@ -12,6 +14,8 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient import NotebookClient
+
+from .conftest import using
 
 pytestmark = pytest.mark.sandbox
 HERE = Path(__file__).resolve().parents[1] / "notebooks"
@@ -47,36 +51,47 @@ def other_sandbox(tmp_path_factory, name: str, mode: str):
     from helpers import sandbox
 
     state = tmp_path_factory.mktemp(name)
-    old = os.environ["EKS_LAB_STATE"]
     other = sandbox.up(state, auth_mode=mode)
-    os.environ["EKS_LAB_STATE"] = str(state)
     try:
-        yield other
+        with using(other):
+            yield other
     finally:
-        os.environ["EKS_LAB_STATE"] = old
         sandbox.down(state, purge=True)
 
 
-@pytest.fixture(scope="module")
-def sb_access_entries(tmp_path_factory, sb):
-    with other_sandbox(tmp_path_factory, "sandbox-api-and-config-map", "API_AND_CONFIG_MAP") as other:
-        yield other
-
-
 @pytest.mark.parametrize("path", MODE_DEPENDENT, ids=[p.stem for p in MODE_DEPENDENT])
-def test_notebook_runs_twice_on_access_entries(path, sb_access_entries, tmp_path):
-    assert os.environ.get("EKS_LAB_STATE") == str(sb_access_entries.state_dir)
-    run_twice(path, tmp_path)
+def test_notebook_runs_twice_on_access_entries(path, sb_api, tmp_path):
+    """On the session's API_AND_CONFIG_MAP sandbox (README's cluster: the creator has an entry)."""
+    with using(sb_api):
+        run_twice(path, tmp_path)
 
 
-@pytest.fixture(scope="module")
-def sb_fresh_config_map(tmp_path_factory, sb):
+class TestOnAPIMode:
+    """A cluster created in API mode: access entries alone, aws-auth never read. (Each of these
+    sandboxes lives as long as its class, so no more than one extra runs at a time.)"""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def sb_api_only(cls, tmp_path_factory, sb):
+        with other_sandbox(tmp_path_factory, "sandbox-api", "API") as other:
+            yield other
+
+    @pytest.mark.parametrize("path", MODE_DEPENDENT, ids=[p.stem for p in MODE_DEPENDENT])
+    def test_notebook_runs_twice(self, path, sb_api_only, tmp_path):
+        assert os.environ.get("EKS_LAB_STATE") == str(sb_api_only.state_dir)
+        run_twice(path, tmp_path)
+
+
+class TestOnAFreshConfigMapCluster:
     """A new CONFIG_MAP cluster, for 07 to move forward as a learner's sandbox would be."""
-    with other_sandbox(tmp_path_factory, "sandbox-config-map", "CONFIG_MAP") as other:
-        yield other
 
+    @pytest.fixture(scope="class")
+    @classmethod
+    def sb_fresh_config_map(cls, tmp_path_factory, sb):
+        with other_sandbox(tmp_path_factory, "sandbox-config-map", "CONFIG_MAP") as other:
+            yield other
 
-@pytest.mark.parametrize("path", ACCESS_LESSON, ids=[p.stem for p in ACCESS_LESSON])
-def test_access_lesson_moves_a_config_map_cluster_forward(path, sb_fresh_config_map, tmp_path):
-    assert os.environ.get("EKS_LAB_STATE") == str(sb_fresh_config_map.state_dir)
-    run_twice(path, tmp_path)
+    @pytest.mark.parametrize("path", ACCESS_LESSON, ids=[p.stem for p in ACCESS_LESSON])
+    def test_access_lesson_moves_it_forward(self, path, sb_fresh_config_map, tmp_path):
+        assert os.environ.get("EKS_LAB_STATE") == str(sb_fresh_config_map.state_dir)
+        run_twice(path, tmp_path)

@@ -128,6 +128,16 @@ def main() -> None:
         create_backend_app,
     )
 
+    from werkzeug.serving import WSGIRequestHandler
+
+    class Handler(MotoRequestHandler):
+        # headers and body leave in two writes: without TCP_NODELAY the second waits for the
+        # client's delayed ACK, ~40 ms on every answer (every STS check of an EKS token pays it)
+        disable_nagle_algorithm = True
+
+    class PlainHandler(WSGIRequestHandler):
+        disable_nagle_algorithm = True
+
     motopatches.apply()
     issuer = cfg["issuer"]
     account.bootstrap(state, f"https://127.0.0.1:{cfg['ports']['apiserver']}", issuer)
@@ -137,10 +147,23 @@ def main() -> None:
     docs = oidc.documents(issuer, state / "pki" / "sa.pub")
     _serve_in_thread(
         make_server(
-            "127.0.0.1", cfg["ports"]["oidc"], oidc.app(docs), threaded=True, ssl_context=ctx
+            "127.0.0.1",
+            cfg["ports"]["oidc"],
+            oidc.app(docs),
+            threaded=True,
+            ssl_context=ctx,
+            request_handler=PlainHandler,
         )
     )
-    _serve_in_thread(make_server("127.0.0.1", cfg["ports"]["imds"], imds.App(), threaded=True))
+    _serve_in_thread(
+        make_server(
+            "127.0.0.1",
+            cfg["ports"]["imds"],
+            imds.App(),
+            threaded=True,
+            request_handler=PlainHandler,
+        )
+    )
     app = Gateway(
         DomainDispatcherApplication(create_backend_app),
         str(state / "pki" / "ca.crt"),
@@ -151,7 +174,7 @@ def main() -> None:
         cfg["ports"]["aws"],
         app,
         threaded=True,
-        request_handler=MotoRequestHandler,
+        request_handler=Handler,
         ssl_context=ctx,
     )
     log.info(
