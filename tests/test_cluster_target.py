@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -177,6 +178,49 @@ ON_CLUSTER = ["00_setup_and_tour", "02_eks_authentication", "03_iam_admin_not_cl
 ON_CLUSTER += [f"solutions/{n[:2]}_solutions" for n in ON_CLUSTER]   # their exercises' checks too
 
 
+# What a saved notebook must never hold on a real account (issue #19): an AWS secret key or session
+# token in any quoting, a SigV4 signature, a pre-signed URL's credential, an EKS token.
+SECRETS = [
+    re.compile(r"""(?i)secret_?access_?key['"]?\s*[:=]\s*\\?['"]?[A-Za-z0-9/+]{40}"""),
+    re.compile(r"""(?i)session_?token['"]?\s*[:=]\s*\\?['"]?[A-Za-z0-9/+=]{100,}"""),
+    re.compile(r"X-Amz-Signature=[0-9a-f]{64}"),
+    re.compile(r"X-Amz-Security-Token=[A-Za-z0-9%]{40,}"),
+    re.compile(r"k8s-aws-v1\.[A-Za-z0-9_-]{100,}"),
+]
+
+
+def secrets_in(nb) -> list[str]:
+    """Every match of SECRETS in every output a saved notebook keeps, of every MIME type."""
+    found = []
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            texts = [out.get("text", "")] + [v if isinstance(v, str) else json.dumps(v)
+                                            for v in (out.get("data") or {}).values()]
+            for text in texts:
+                text = "".join(text) if isinstance(text, list) else text
+                found += [f"cell {i}: {m.group(0)[:60]}…" for rx in SECRETS for m in rx.finditer(text)]
+    return found
+
+
+def test_the_secrets_scan_sees_a_secret():
+    """The scan is not vacuous: each kind of secret, stored as a notebook would store it, is found."""
+    import nbformat.v4 as v4
+    key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    outputs = [
+        v4.new_output("execute_result", {"text/plain": f"{{'SecretAccessKey': '{key}'}}"}),
+        v4.new_output("display_data", {"application/json": {"SecretAccessKey": key}}),
+        v4.new_output("stream", text=f"aws_secret_access_key = {key}\n"),
+        v4.new_output("display_data", {"text/html": "https://sts/?X-Amz-Signature=" + "ab" * 32}),
+        v4.new_output("display_data", {"text/plain": "k8s-aws-v1." + "a" * 120}),
+        v4.new_output("display_data", {"text/plain": "'SessionToken': '" + "F" * 300 + "'"}),
+    ]
+    nb = v4.new_notebook(cells=[v4.new_code_cell("x", outputs=[o]) for o in outputs])
+    assert len(secrets_in(nb)) == len(outputs)
+    masked = v4.new_notebook(cells=[v4.new_code_cell("x", outputs=[v4.new_output(
+        "execute_result", {"text/plain": "{'SecretAccessKey': 'wJalrX…(40 chars masked)'}"})])])
+    assert secrets_in(masked) == []
+
+
 def run_on_cluster_twice(name: str, tmp_path: Path) -> None:
     path = ROOT / "notebooks" / f"{name}.ipynb"
     env_before = dict(os.environ)
@@ -195,6 +239,9 @@ def run_on_cluster_twice(name: str, tmp_path: Path) -> None:
                 assert "cluster (real AWS)" in shown
             if name.startswith("03"):
                 assert "SecretAccessKey" in shown and "****(masked)" in shown
+            # what the saved file would keep, every MIME type: no secret at all, masked or not shown
+            nbformat.write(nb, tmp_path / "saved.ipynb")
+            assert secrets_in(nbformat.read(tmp_path / "saved.ipynb", as_version=4)) == [], f"run {attempt}"
     finally:
         os.environ.clear()
         os.environ.update(env_before)

@@ -91,6 +91,29 @@ def service_start(description: str) -> tuple[Path, dict]:
 
 
 # -- HTTPS on loopback ----------------------------------------------------------------------------
+class ServingRules:
+    """What every HTTP server of the sandbox does, mixed into its request handler (first).
+
+    - TCP_NODELAY: http.server sends headers and body in two writes, and without it the second
+      waits for the client's delayed ACK, ~40 ms on every answer.
+    - A request line that is not `METHOD TARGET HTTP/x.y` gets `400 Bad Request` with a status
+      line, as Go's net/http (the API server, the authenticator, the kubelet) answers it, and
+      `HTTP/2.0` and up get its `505`; http.server would answer both as HTTP/0.9, a bare body.
+    """
+
+    disable_nagle_algorithm = True
+    default_request_version = "HTTP/1.1"  # so that every error answer has a status line
+
+    def parse_request(self):
+        line = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
+        if len(line.split()) != 3:
+            self.command, self.request_version, self.requestline = None, "HTTP/1.1", line
+            self.close_connection = True
+            self.send_error(400, "Bad Request")
+            return False
+        return super().parse_request()
+
+
 def server_context(cert: Path, key: Path, client_ca: Path | None = None) -> ssl.SSLContext:
     """A server's TLS: its certificate; with CLIENT_CA, a client certificate is asked for (and
     verified) but not required, so the handler can answer a caller without one in its own words."""

@@ -78,11 +78,8 @@ def answer(method: str, path: str, caller: str | None, read_pod) -> tuple[int, s
 
 
 def serve(port: int, pki_dir: Path, read_pod, stop: threading.Event) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(common.ServingRules, BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
-        # headers and body leave in two writes: without TCP_NODELAY the second waits for the
-        # client's delayed ACK, ~40 ms on every answer
-        disable_nagle_algorithm = True
 
         def log_message(self, fmt, *args):
             pass

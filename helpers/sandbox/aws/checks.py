@@ -8,7 +8,10 @@ than AWS (measured on moto 5.2):
 - moto accepts expired temporary credentials: here they get `ExpiredToken`;
 - header-signed requests are verified over the exact bytes received (moto's own check hashes the
   wrong payload for some services, see motopatches);
-- AssumeRoleWithWebIdentity is validated as STS validates it (webidentity.py).
+- AssumeRoleWithWebIdentity is validated as STS validates it (webidentity.py);
+- a request with no signature, or an Authorization header that is not a complete SigV4 one, is
+  answered as AWS answers it (MissingAuthenticationToken, IncompleteSignature, S3's AccessDenied)
+  in the shape of the request's protocol, where moto would answer HTTP 500.
 """
 
 from __future__ import annotations
@@ -51,9 +54,13 @@ class Checks:
                 return self.presigned_get_caller_identity(req, wants_json)
             return None
         auth = req.headers.get("Authorization", "")
-        if auth.startswith("AWS4-HMAC-SHA256") and "Credential=" in auth:
-            return self.header_signed(req, auth, wants_json)
-        return None
+        if not auth:
+            # every AWS call but the few above is signed: moto would answer HTTP 500 here
+            return responses.unsigned(req)
+        problems = responses.signature_problems(auth, req.headers)
+        if problems or not auth.startswith("AWS4-HMAC-SHA256 "):
+            return responses.incomplete_signature(req, problems)
+        return self.header_signed(req, auth, wants_json)
 
     def assume_role_with_web_identity(self, params: dict) -> Response:
         from moto.sts.models import sts_backends
@@ -123,10 +130,17 @@ class Checks:
         key_id = auth.split("Credential=", 1)[1].split("/", 1)[0]
         date = req.headers.get("X-Amz-Date")
         if date:
-            err = window(
-                dt.datetime.strptime(date, sigv4.SIGV4_DATE).replace(tzinfo=dt.timezone.utc),
-                wants_json,
-            )
+            try:
+                signed_at = dt.datetime.strptime(date, sigv4.SIGV4_DATE)
+            except ValueError:
+                return responses.incomplete_signature(
+                    req,
+                    [
+                        f"Date must be in ISO-8601 'basic format'. Got '{date}'. See "
+                        "http://en.wikipedia.org/wiki/ISO_8601"
+                    ],
+                )
+            err = window(signed_at.replace(tzinfo=dt.timezone.utc), wants_json)
             if err is not None:
                 return err
         cred = lookup(key_id)

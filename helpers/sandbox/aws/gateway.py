@@ -130,13 +130,11 @@ def main() -> None:
 
     from werkzeug.serving import WSGIRequestHandler
 
-    class Handler(MotoRequestHandler):
-        # headers and body leave in two writes: without TCP_NODELAY the second waits for the
-        # client's delayed ACK, ~40 ms on every answer (every STS check of an EKS token pays it)
-        disable_nagle_algorithm = True
+    class Handler(common.ServingRules, MotoRequestHandler):
+        pass
 
-    class PlainHandler(WSGIRequestHandler):
-        disable_nagle_algorithm = True
+    class PlainHandler(common.ServingRules, WSGIRequestHandler):
+        pass
 
     motopatches.apply()
     issuer = cfg["issuer"]

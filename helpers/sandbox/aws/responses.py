@@ -155,3 +155,132 @@ def caller_identity(cred: Credential, as_json: bool) -> Response:
         "  </ResponseMetadata>\n</GetCallerIdentityResponse>\n"
     )
     return Response(body, content_type="text/xml")
+
+
+# --- requests without a usable signature ---------------------------------------------------------
+# Which wire protocol a request speaks decides the shape of its error, as each AWS service answers
+# in its own: the query APIs (IAM, STS) in an XML ErrorResponse, EC2 in its <Response><Errors>, the
+# REST-JSON ones (EKS) in JSON with x-amzn-ErrorType, S3 in its <Error>.
+_REST_JSON_PREFIXES = ("/clusters", "/access-policies", "/addons", "/cluster-versions")
+_NAMESPACES = {"2010-05-08": "https://iam.amazonaws.com/doc/2010-05-08/", "2011-06-15": STS_NS}
+EC2_VERSION = "2016-11-15"
+MISSING_TOKEN = "Request is missing Authentication Token"
+EC2_MISSING_TOKEN = (
+    "The request must contain either a valid (registered) AWS access key ID or X.509 certificate."
+)
+
+
+def _form(req: Request) -> dict:
+    from urllib.parse import parse_qsl
+
+    if req.args:
+        return dict(req.args)
+    if req.method == "POST" and "json" not in (req.content_type or ""):
+        body = req.get_data(cache=True)[:65536]
+        return dict(parse_qsl(body.decode(errors="replace"), keep_blank_values=True))
+    return {}
+
+
+def protocol_of(req: Request) -> str:
+    """ "rest-json", "json" (X-Amz-Target), "ec2", "query" or "s3" (everything else)."""
+    if req.path.startswith(_REST_JSON_PREFIXES):
+        return "rest-json"
+    if req.headers.get("X-Amz-Target"):
+        return "json"
+    form = _form(req)
+    if "Action" in form:
+        return "ec2" if form.get("Version") == EC2_VERSION else "query"
+    return "s3"
+
+
+def protocol_error(req: Request, code: str, message: str, status: int) -> Response:
+    """CODE and MESSAGE in the shape the request's protocol answers errors in."""
+    request_id = str(uuid.uuid4())
+    kind = protocol_of(req)
+    text = escape(message, quote=False)
+    if kind == "rest-json":
+        return Response(
+            json.dumps({"message": message}),
+            status=status,
+            headers={"x-amzn-ErrorType": f"{code}Exception", "x-amzn-RequestId": request_id},
+            content_type="application/json",
+        )
+    if kind == "json":
+        body = json.dumps({"__type": f"{code}Exception", "message": message})
+        return Response(body, status=status, content_type="application/x-amz-json-1.1")
+    if kind == "ec2":
+        body = (
+            f'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>{code}</Code>'
+            f"<Message>{text}</Message></Error></Errors><RequestID>{request_id}</RequestID>"
+            "</Response>"
+        )
+        return Response(body, status=status, content_type="text/xml")
+    if kind == "query":
+        ns = _NAMESPACES.get(_form(req).get("Version", ""), "")
+        body = (
+            f"<ErrorResponse{f' xmlns={chr(34)}{ns}{chr(34)}' if ns else ''}>\n  <Error>\n"
+            f"    <Type>Sender</Type>\n    <Code>{code}</Code>\n    <Message>{text}</Message>\n"
+            f"  </Error>\n  <RequestId>{request_id}</RequestId>\n</ErrorResponse>\n"
+        )
+        return Response(body, status=status, content_type="text/xml")
+    body = (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
+        f"<Message>{text}</Message><RequestId>{request_id}</RequestId></Error>"
+    )
+    return Response(body, status=status, content_type="application/xml")
+
+
+def unsigned(req: Request) -> Response:
+    """A request with no signature at all. S3 treats it as anonymous: Access Denied (no bucket of
+    the sandbox is public); the others refuse it outright."""
+    kind = protocol_of(req)
+    if kind == "s3":
+        return protocol_error(req, "AccessDenied", "Access Denied", 403)
+    if kind == "rest-json":
+        return protocol_error(
+            req, "MissingAuthenticationToken", "Missing Authentication Token", 403
+        )
+    message = EC2_MISSING_TOKEN if kind == "ec2" else MISSING_TOKEN
+    return protocol_error(req, "MissingAuthenticationToken", message, 403 if kind != "ec2" else 401)
+
+
+def signature_problems(auth: str, headers) -> list[str]:
+    """What an `Authorization: AWS4-HMAC-SHA256 …` header lacks, in AWS's words (none: usable)."""
+    if not auth.startswith("AWS4-HMAC-SHA256 "):
+        return []
+    fields = {}
+    for part in auth[len("AWS4-HMAC-SHA256 ") :].split(","):
+        key, eq, value = part.strip().partition("=")
+        if not eq:
+            return [
+                f"'{part.strip()}' not a valid key=value pair (missing equal-sign) in "
+                f"Authorization header: '{auth}'."
+            ]
+        fields[key] = value
+    problems = [
+        f"Authorization header requires '{k}' parameter."
+        for k in ("Credential", "Signature", "SignedHeaders")
+        if not fields.get(k)
+    ]
+    if not (headers.get("X-Amz-Date") or headers.get("Date")):
+        problems.append(
+            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
+        )
+    cred = fields.get("Credential", "")
+    if cred and len(cred.split("/")) != 5:
+        problems.append(
+            "Credential must have exactly 5 slash-delimited elements, e.g. "
+            f"keyid/date/region/service/term, got '{cred}'"
+        )
+    return problems
+
+
+def incomplete_signature(req: Request, problems: list[str]) -> Response:
+    auth = req.headers.get("Authorization", "")
+    if protocol_of(req) == "s3":
+        if not auth.startswith("AWS4-HMAC-SHA256"):
+            return protocol_error(req, "InvalidArgument", "Unsupported Authorization Type", 400)
+        return protocol_error(req, "AuthorizationHeaderMalformed", " ".join(problems), 400)
+    message = " ".join(problems) if problems else f"Unsupported Authorization Type: '{auth}'"
+    status = 403 if protocol_of(req) == "rest-json" else 400
+    return protocol_error(req, "IncompleteSignature", message, status)

@@ -302,6 +302,15 @@ def respond(review, lookup, region: str, credentials=None, jitter=random.randint
         message = f"json: cannot unmarshal {kind} into Go value of type v1.Pod"
         response.update(allowed=False, status={"metadata": {}, "message": message})
         return response, {"decision": f"refused: {message}"}
+    for field, go_type in (("metadata", "v1.ObjectMeta"), ("spec", "v1.PodSpec")):
+        value = pod.get(field)
+        if value is not None and not isinstance(value, dict):
+            message = (
+                f"json: cannot unmarshal {_GO_TYPES.get(type(value), 'value')} into Go struct "
+                f"field Pod.{field} of type {go_type}"
+            )
+            response.update(allowed=False, status={"metadata": {}, "message": message})
+            return response, {"decision": f"refused: {message}"}
     meta = pod.get("metadata") or {}
     ns = req.get("namespace") or meta.get("namespace") or "default"
     sa_name = (pod.get("spec") or {}).get("serviceAccountName") or "default"
@@ -312,7 +321,12 @@ def respond(review, lookup, region: str, credentials=None, jitter=random.randint
     annotations = lookup(ns, sa_name)
     cfg = None if annotations is None else read(annotations)
     creds = credentials(ns, sa_name) if credentials else None
-    patch, changed = patch_for(pod, cfg, region, creds=creds, jitter=jitter)
+    try:
+        patch, changed = patch_for(pod, cfg, region, creds=creds, jitter=jitter)
+    except (AttributeError, TypeError, ValueError) as e:  # a field of a type no Pod has
+        message = f"the pod could not be read as a v1.Pod: {e}"
+        response.update(allowed=False, status={"metadata": {}, "message": message})
+        return response, {**entry, "decision": f"refused: {message}"}
     if not patch:
         why = (
             "the service account was not found"

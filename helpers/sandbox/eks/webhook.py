@@ -278,9 +278,23 @@ class Authenticator:
         """AdmissionReview for a ConfigMap in kube-system: aws-auth must parse as the authenticator
         parses it."""
         req = review.get("request") or {}
-        obj = req.get("object") or {}
-        response = {"uid": req.get("uid", ""), "allowed": True}
-        if (obj.get("metadata") or {}).get("name") == "aws-auth":
+        obj = req.get("object") if isinstance(req, dict) else None
+        meta = (obj.get("metadata") or {}) if isinstance(obj, dict) else {}
+        data = (obj.get("data") or {}) if isinstance(obj, dict) else {}
+        response = {"uid": req.get("uid", "") if isinstance(req, dict) else "", "allowed": True}
+        if (
+            not isinstance(req, dict)
+            or obj is not None
+            and not isinstance(obj, dict)
+            or not isinstance(meta, dict)
+            or not isinstance(data, dict)
+            or not all(isinstance(v, str) for v in data.values())
+        ):  # not a Kubernetes object (a ConfigMap's data is strings) at all: refused, said why
+            message = "the AdmissionReview's request.object is not a Kubernetes object"
+            response.update(
+                allowed=False, status={"code": 400, "reason": "BadRequest", "message": message}
+            )
+        elif meta.get("name") == "aws-auth":
             errors = awsauth.parse(obj.get("data")).errors
             if errors:
                 message = "aws-auth ConfigMap is not valid: " + "; ".join(errors)
@@ -352,11 +366,8 @@ class PodIdentity:
 
 
 def make_handler(auth: Authenticator, pods: PodIdentity):
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(common.ServingRules, BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive: the API server reuses its connection
-        # headers and body leave in two writes: without TCP_NODELAY the second waits for the
-        # client's delayed ACK, ~40 ms on every answer
-        disable_nagle_algorithm = True
 
         def log_message(self, fmt, *args):  # the decision log says what matters
             pass

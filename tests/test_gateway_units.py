@@ -1,0 +1,62 @@
+"""Unit tests of the gateway's answers to requests without a usable signature: each protocol's
+error shape (issue #19). The live corpus is tests/test_fuzz.py."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request
+
+from helpers.sandbox.aws import responses
+
+
+def req(path="/", method="GET", headers=None, data=b""):
+    return Request(EnvironBuilder(path=path, method=method, headers=headers or {}, data=data).get_environ())
+
+
+@pytest.mark.parametrize("r, protocol", [
+    (req("/clusters/myeks/access-entries"), "rest-json"),
+    (req("/", "POST", {"X-Amz-Target": "AWSCognito.X", "Content-Type": "application/x-amz-json-1.1"}, b"{}"), "json"),
+    (req("/?Action=DescribeInstances&Version=2016-11-15"), "ec2"),
+    (req("/", "POST", {"Content-Type": "application/x-www-form-urlencoded"}, b"Action=ListUsers&Version=2010-05-08"),
+     "query"),
+    (req("/bucket/key"), "s3"),
+    (req("/"), "s3"),
+])
+def test_the_protocol_a_request_speaks(r, protocol):
+    assert responses.protocol_of(r) == protocol
+
+
+def test_unsigned_requests_in_each_shape():
+    iam = responses.unsigned(req("/?Action=ListUsers&Version=2010-05-08"))
+    body = iam.get_data(as_text=True)
+    assert iam.status_code == 403 and "<Code>MissingAuthenticationToken</Code>" in body
+    assert 'xmlns="https://iam.amazonaws.com/doc/2010-05-08/"' in body and "Request is missing Authentication Token" in body
+    ec2 = responses.unsigned(req("/?Action=DescribeInstances&Version=2016-11-15"))
+    assert ec2.status_code == 401 and "<Response><Errors><Error><Code>MissingAuthenticationToken" in ec2.get_data(True)
+    eks = responses.unsigned(req("/clusters/myeks"))
+    assert eks.status_code == 403 and eks.headers["x-amzn-ErrorType"] == "MissingAuthenticationTokenException"
+    assert json.loads(eks.get_data()) == {"message": "Missing Authentication Token"}
+    s3 = responses.unsigned(req("/bucket"))
+    assert s3.status_code == 403 and "<Code>AccessDenied</Code><Message>Access Denied</Message>" in s3.get_data(True)
+
+
+def test_what_an_incomplete_signature_lacks():
+    assert responses.signature_problems("AWS4-HMAC-SHA256 Credential=a/b/c/d/aws4_request, SignedHeaders=host, "
+                                        "Signature=ab", {"X-Amz-Date": "x"}) == []
+    problems = responses.signature_problems("AWS4-HMAC-SHA256 Credential=AKIA/2026/x", {})
+    assert problems == [
+        "Authorization header requires 'Signature' parameter.",
+        "Authorization header requires 'SignedHeaders' parameter.",
+        "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",
+        "Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, "
+        "got 'AKIA/2026/x'",
+    ]
+    assert "not a valid key=value pair (missing equal-sign)" in responses.signature_problems(
+        "AWS4-HMAC-SHA256 Credential", {})[0]
+    r = req("/?Action=ListUsers&Version=2010-05-08", headers={"Authorization": "Bearer x"})
+    answer = responses.incomplete_signature(r, [])
+    assert answer.status_code == 400 and "<Code>IncompleteSignature</Code>" in answer.get_data(True)
+    s3 = responses.incomplete_signature(req("/b", headers={"Authorization": "Bearer x"}), [])
+    assert "Unsupported Authorization Type" in s3.get_data(True)
