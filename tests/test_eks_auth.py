@@ -296,6 +296,9 @@ def test_the_token_webhook_answers_malformed_reviews_as_the_authenticator_does(s
     import ssl
     cfg = json.loads((sb.state_dir / "sandbox.json").read_text())
     ctx = ssl.create_default_context(cafile=str(sb.state_dir / "pki" / "ca.crt"))
+    # as the API server calls it: with its client certificate (the webhook answers no one else)
+    ctx.load_cert_chain(sb.state_dir / "pki" / "apiserver-webhook-client.crt",
+                        sb.state_dir / "pki" / "apiserver-webhook-client.key")
 
     def post(body: bytes) -> tuple[int, bytes]:
         conn = http.client.HTTPSConnection("127.0.0.1", cfg["ports"]["authenticator"], context=ctx, timeout=5)

@@ -52,11 +52,14 @@ MALFORMED = [
 ]
 
 
-def exchange(port: int, ca: str, raw: bytes, timeout: float = 20, whole: bool = False) -> bytes:
-    """Send RAW over TLS, return what comes back until the answer's headers are in (WHOLE: until
-    the server closes), or the server closed."""
+def exchange(port: int, ca: str, raw: bytes, timeout: float = 20, whole: bool = False,
+             cert: tuple | None = None) -> bytes:
+    """Send RAW over TLS (with CERT, a client certificate), return what comes back until the
+    answer's headers are in (WHOLE: until the server closes), or the server closed."""
     ctx = ssl.create_default_context(cafile=ca)
     ctx.check_hostname = False
+    if cert:
+        ctx.load_cert_chain(*cert)
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s, \
             ctx.wrap_socket(s, server_hostname="127.0.0.1") as tls:
         tls.sendall(raw)
@@ -114,15 +117,18 @@ def test_bad_input_gets_an_answer_never_a_server_error(sb, env):
     ca = str(sb.state_dir / "pki" / "ca.crt")
     before = _aws_state(env)
     access_before = (sb.state_dir / "eks" / "access.json").read_text()
-    cases = [("aws", ports["aws"], name, raw) for name, raw in aws_cases()]
-    cases += [("webhook", ports["authenticator"], name, raw) for name, raw in webhook_cases()]
+    # the webhooks are fuzzed as the API server would call them, with its client certificate
+    api_server = (sb.state_dir / "pki" / "apiserver-webhook-client.crt",
+                  sb.state_dir / "pki" / "apiserver-webhook-client.key")
+    cases = [("aws", ports["aws"], name, raw, None) for name, raw in aws_cases()]
+    cases += [("webhook", ports["authenticator"], name, raw, api_server) for name, raw in webhook_cases()]
     for port_name in ("aws", "authenticator", "kubelet"):
-        cases += [(port_name, ports[port_name], f"malformed {raw[:24]!r}", raw) for raw in MALFORMED]
-    cases += [("kubelet", ports["kubelet"], f"GET {p} without a client certificate", request("GET", p, {}, b""))
-              for p in ("/pods", "/exec/default/p/c?command=id", "/containerLogs/default/p/c", "/%ff", "/")]
+        cases += [(port_name, ports[port_name], f"malformed {raw[:24]!r}", raw, None) for raw in MALFORMED]
+    cases += [("kubelet", ports["kubelet"], f"GET {p} without a client certificate", request("GET", p, {}, b""),
+               None) for p in ("/pods", "/exec/default/p/c?command=id", "/containerLogs/default/p/c", "/%ff", "/")]
     problems = []
-    for where, port, name, raw in cases:
-        answer = exchange(port, ca, raw)
+    for where, port, name, raw, cert in cases:
+        answer = exchange(port, ca, raw, cert=cert)
         status = status_of(answer)
         if status is None:
             problems.append(f"{where}: {name}: no HTTP answer ({answer[:60]!r})")
@@ -136,6 +142,24 @@ def test_bad_input_gets_an_answer_never_a_server_error(sb, env):
     assert health["running"] and health["healthy"], health
     assert _aws_state(env) == before
     assert (sb.state_dir / "eks" / "access.json").read_text() == access_before
+
+
+def test_the_webhooks_answer_only_the_api_server(sb):
+    """Without the API server's client certificate (another local process, a classmate on a shared
+    server), every webhook path is a 403 that says why; its health check stays open."""
+    ports = json.loads((sb.state_dir / "sandbox.json").read_text())["ports"]
+    ca = str(sb.state_dir / "pki" / "ca.crt")
+    review = json.dumps({"apiVersion": "authentication.k8s.io/v1beta1", "kind": "TokenReview",
+                         "spec": {"token": "k8s-aws-v1.x"}}).encode()
+    for path in ("/authenticate", "/authorize", "/mutate", "/validate"):
+        answer = exchange(ports["authenticator"], ca, request("POST", path, {"Content-Type": "application/json"},
+                                                              review), whole=True)
+        assert status_of(answer) == 403 and b"only the API server" in answer, (path, answer[:300])
+    # a certificate of the same CA, but not the API server's, is refused too
+    admin = (sb.state_dir / "pki" / "admin.crt", sb.state_dir / "pki" / "admin.key")
+    answer = exchange(ports["authenticator"], ca, request("POST", "/authenticate", {}, review), cert=admin)
+    assert status_of(answer) == 403
+    assert status_of(exchange(ports["authenticator"], ca, request("GET", "/healthz", {}, b""))) == 200
 
 
 @pytest.mark.parametrize("path, auth, code, status", [

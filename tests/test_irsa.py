@@ -253,6 +253,9 @@ def test_the_webhook_answers_bad_requests_as_upstream_does(sb):
 
     cfg = json.loads((sb.state_dir / "sandbox.json").read_text())
     ctx = ssl.create_default_context(cafile=str(sb.state_dir / "pki" / "ca.crt"))
+    # as the API server calls it: with its client certificate (the webhook answers no one else)
+    ctx.load_cert_chain(sb.state_dir / "pki" / "apiserver-webhook-client.crt",
+                        sb.state_dir / "pki" / "apiserver-webhook-client.key")
 
     def post(body, ctype="application/json"):
         conn = http.client.HTTPSConnection("127.0.0.1", cfg["ports"]["authenticator"], context=ctx, timeout=5)

@@ -136,6 +136,16 @@ def serve_https(
     return server
 
 
+def peer_common_name(conn) -> str | None:
+    """The CN of the client certificate a TLS connection presented (None: none)."""
+    cert = conn.getpeercert() or {}
+    for rdn in cert.get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return value
+    return None
+
+
 def client_context(ca: Path, cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:
     ctx = ssl.create_default_context(cafile=str(ca))
     if cert and key:

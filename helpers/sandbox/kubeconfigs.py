@@ -40,12 +40,14 @@ def write_all(lay: Layout, cfg: Config, keys: pki.ClusterPKI) -> None:
                 )
             ),
         )
-    # How the API server reaches the token webhook.
+    # How the API server reaches the token webhook: with a client certificate of its own, the
+    # only caller the webhooks answer.
+    webhook_client = cert_user(keys.apiserver_webhook_client)
     webhook = common.kubeconfig_dict(
         f"https://127.0.0.1:{cfg.ports['authenticator']}/authenticate",
         keys.ca.cert,
         "kube-apiserver",
-        {},
+        webhook_client,
         cluster="aws-iam-authenticator",
         context="webhook",
     )
@@ -57,13 +59,39 @@ def write_all(lay: Layout, cfg: Config, keys: pki.ClusterPKI) -> None:
         f"https://127.0.0.1:{cfg.ports['authenticator']}/authorize",
         keys.ca.cert,
         "kube-apiserver",
-        {},
+        webhook_client,
         cluster="eks-authorizer",
         context="webhook",
     )
     paths.write_private(lay.authz_webhook_kubeconfig, yaml.safe_dump(authz))
     paths.write_private(lay.authorization_config, yaml.safe_dump(authorization_config(lay)))
+    # The admission webhooks (pod identity, aws-auth validation): the same client certificate, for
+    # every webhook host (the sandbox's are all on 127.0.0.1).
+    admission_users = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "users": [{"name": "*", "user": webhook_client}],
+    }
+    paths.write_private(lay.admission_kubeconfig, yaml.safe_dump(admission_users))
+    paths.write_private(lay.admission_config, yaml.safe_dump(admission_config(lay)))
     write_learner_files(lay.root, cfg.server, cfg.ports["aws"])
+
+
+def admission_config(lay: Layout) -> dict:
+    """The API server's admission configuration: how it authenticates to admission webhooks."""
+    webhook = {
+        "apiVersion": "apiserver.config.k8s.io/v1",
+        "kind": "WebhookAdmissionConfiguration",
+        "kubeConfigFile": str(lay.admission_kubeconfig),
+    }
+    return {
+        "apiVersion": "apiserver.config.k8s.io/v1",
+        "kind": "AdmissionConfiguration",
+        "plugins": [
+            {"name": "ValidatingAdmissionWebhook", "configuration": webhook},
+            {"name": "MutatingAdmissionWebhook", "configuration": webhook},
+        ],
+    }
 
 
 def authorization_config(lay: Layout) -> dict:

@@ -84,16 +84,10 @@ def serve(port: int, pki_dir: Path, read_pod, stop: threading.Event) -> Threadin
         def log_message(self, fmt, *args):
             pass
 
-        def _caller(self) -> str | None:
-            cert = self.connection.getpeercert() or {}
-            for rdn in cert.get("subject", ()):
-                for key, value in rdn:
-                    if key == "commonName":
-                        return value
-            return None
-
         def _handle(self):
-            status, ctype, body = answer(self.command, self.path, self._caller(), read_pod)
+            status, ctype, body = answer(
+                self.command, self.path, common.peer_common_name(self.connection), read_pod
+            )
             data = body.encode()
             self.send_response(status)
             self.send_header("Content-Type", ctype)

@@ -113,6 +113,14 @@ class Layout:
         return self.root / "authz-webhook.kubeconfig"
 
     @property
+    def admission_config(self) -> Path:
+        return self.root / "admission-config.yaml"
+
+    @property
+    def admission_kubeconfig(self) -> Path:
+        return self.root / "admission-webhooks.kubeconfig"
+
+    @property
     def authorization_config(self) -> Path:
         return self.root / "authorization-config.yaml"
 

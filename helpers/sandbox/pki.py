@@ -162,6 +162,9 @@ def issue(
     return _write_pair(d, stem, b.sign(ca_key, hashes.SHA256()), key)
 
 
+WEBHOOK_CLIENT = "kube-apiserver-webhook-client"
+
+
 @dataclass(frozen=True)
 class ClusterPKI:
     dir: Path
@@ -179,6 +182,7 @@ class ClusterPKI:
     pod_identity_webhook: Pair
     kubelet_server: Pair
     apiserver_kubelet_client: Pair
+    apiserver_webhook_client: Pair
     sa_key: Path
     sa_pub: Path
 
@@ -201,6 +205,7 @@ def _layout(d: Path) -> ClusterPKI:
         pod_identity_webhook=p("pod-identity-webhook"),
         kubelet_server=p("kubelet-server"),
         apiserver_kubelet_client=p("apiserver-kubelet-client"),
+        apiserver_webhook_client=p("apiserver-webhook-client"),
         sa_key=d / "sa.key",
         sa_pub=d / "sa.pub",
     )
@@ -261,6 +266,9 @@ def ensure(d: Path, node_name: str) -> ClusterPKI:
         "kube-apiserver-kubelet-client",
         dict(orgs=("kubeadm:cluster-admins",), client=True),
     )
+    # What the API server presents to the sandbox's webhooks (token review, authorization,
+    # admission): they answer no other caller.
+    leaves["apiserver-webhook-client"] = (pki.ca, WEBHOOK_CLIENT, dict(client=True))
     for stem, (ca, cn, kw) in leaves.items():
         if not _exists(Pair(d / f"{stem}.crt", d / f"{stem}.key")):
             issue(d, stem, ca, cn, **kw)

@@ -27,6 +27,7 @@ def argv(c: Context) -> list[str]:
         # Node, RBAC, then the EKS authorizer (access policies), as EKS orders them
         f"--authorization-config={c.lay.authorization_config}",
         "--enable-admission-plugins=NodeRestriction",
+        f"--admission-control-config-file={c.lay.admission_config}",
         "--enable-bootstrap-token-auth=true",
         f"--service-account-issuer={cfg.issuer}",
         f"--service-account-jwks-uri={cfg.issuer}/keys",

@@ -29,6 +29,7 @@ from kubernetes import client, config, watch
 
 from .. import access, clock
 from .. import common
+from ..pki import WEBHOOK_CLIENT
 from . import awsauth, cwlogs, podidentity, token
 
 log = logging.getLogger("aws-iam-authenticator")
@@ -365,6 +366,9 @@ class PodIdentity:
         }
 
 
+ONLY_THE_API_SERVER = b"forbidden: only the API server's client certificate is answered here\n"
+
+
 def make_handler(auth: Authenticator, pods: PodIdentity):
     class Handler(common.ServingRules, BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive: the API server reuses its connection
@@ -386,6 +390,10 @@ def make_handler(auth: Authenticator, pods: PodIdentity):
             )
 
         def do_POST(self):
+            if common.peer_common_name(self.connection) != WEBHOOK_CLIENT:
+                # only the API server calls the webhooks: another local process (a classmate on
+                # a shared machine) learns nothing from them
+                return self._send(403, ONLY_THE_API_SERVER, "text/plain; charset=utf-8")
             path = self.path.split("?")[0].rstrip("/")
             if path not in ("/authenticate", "/validate", "/mutate", "/authorize"):
                 log.warning("POST to unknown path %s", self.path)
@@ -438,8 +446,12 @@ def main() -> None:
     auth = Authenticator(state)
     stop = threading.Event()
     threading.Thread(target=auth.watch_aws_auth, args=(stop,), daemon=True).start()
+    # the API server's client certificate is asked for and checked per request (a caller without
+    # one gets a 403 in words, not a TLS error)
     ctx = common.server_context(
-        state / "pki" / "authenticator.crt", state / "pki" / "authenticator.key"
+        state / "pki" / "authenticator.crt",
+        state / "pki" / "authenticator.key",
+        client_ca=state / "pki" / "ca.crt",
     )
     common.serve_https(
         cfg["ports"]["authenticator"], make_handler(auth, PodIdentity(state)), ctx, name="webhook"
