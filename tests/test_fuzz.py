@@ -162,6 +162,22 @@ def test_the_webhooks_answer_only_the_api_server(sb):
     assert status_of(exchange(ports["authenticator"], ca, request("GET", "/healthz", {}, b""))) == 200
 
 
+def test_another_local_user_reaches_none_of_the_sandboxs_servers(sb):
+    """A process of another user of the machine (a classmate) connects to every port the sandbox
+    serves itself and gets its connection closed unanswered; this user is answered."""
+    import os
+
+    from .test_gateway_units import NOBODY, probe
+    ports = json.loads((sb.state_dir / "sandbox.json").read_text())["ports"]
+    served = {"aws": True, "oidc": True, "imds": False, "authenticator": True, "kubelet": True}
+    for name, tls in served.items():
+        assert probe(ports[name], tls=tls).startswith("HTTP/1."), name
+    if os.getuid() != 0:
+        pytest.skip("needs root to run the probe as another user")
+    for name, tls in served.items():
+        assert probe(ports[name], NOBODY, tls=tls) == "", name
+
+
 @pytest.mark.parametrize("path, auth, code, status", [
     ("/?Action=ListUsers&Version=2010-05-08", None, "MissingAuthenticationToken", 403),
     ("/?Action=DescribeInstances&Version=2016-11-15", None, "MissingAuthenticationToken", 401),

@@ -60,3 +60,87 @@ def test_what_an_incomplete_signature_lacks():
     assert answer.status_code == 400 and "<Code>IncompleteSignature</Code>" in answer.get_data(True)
     s3 = responses.incomplete_signature(req("/b", headers={"Authorization": "Bearer x"}), [])
     assert "Unsupported Authorization Type" in s3.get_data(True)
+
+
+# -- one learner's sandbox: other local users' connections are closed unanswered (issue #19) ------
+NOBODY = 65534
+PROBE = r"""
+import socket, ssl, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+if sys.argv[2:] == ["tls"]:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    try:
+        s = ctx.wrap_socket(s)
+    except OSError:
+        print("")
+        sys.exit(0)
+s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+data = b""
+try:
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+except OSError:
+    pass
+print(data[:12].decode(errors="replace"))
+"""
+
+
+def probe(port: int, user: int | None = None, tls: bool = False) -> str:
+    """PROBE's answer, run as USER (another user cannot run this user's interpreter, in a private
+    home: the system's python3 then)."""
+    import shutil
+    import subprocess
+    import sys
+    python = sys.executable if user is None else shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")
+    if python is None:
+        pytest.skip("no system python3 to run the probe as another user")
+    r = subprocess.run([python, "-c", PROBE, str(port), "tls" if tls else "plain"], capture_output=True, text=True, timeout=30,
+                       user=user, cwd="/")
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+@pytest.fixture
+def plain_server():
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from helpers.sandbox import common
+
+    class Handler(common.ServingRules, BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *a):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    common.same_user_only(server)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+
+
+def test_the_peer_of_a_loopback_connection_is_known(plain_server):
+    import os
+    import socket
+
+    from helpers.sandbox import common
+    with socket.create_connection(("127.0.0.1", plain_server)) as s:
+        assert common.peer_uid(s.getsockname(), s.getpeername()) == os.getuid()
+    assert common.peer_uid(("127.0.0.1", 1), ("127.0.0.1", 2)) is None
+
+
+def test_another_local_user_is_not_served(plain_server):
+    import os
+    assert probe(plain_server).startswith("HTTP/1.0 200")
+    if os.getuid() != 0:
+        pytest.skip("needs root to run the probe as another user")
+    assert probe(plain_server, NOBODY) == ""

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import secrets
+import socket
 import ssl
 import string
 import threading
@@ -125,12 +127,57 @@ def server_context(cert: Path, key: Path, client_ca: Path | None = None) -> ssl.
     return ctx
 
 
+def _proc_net_address(addr) -> str:
+    """127.0.0.1:8080 as /proc/net/tcp writes it: 0100007F:1F90."""
+    packed = int.from_bytes(socket.inet_aton(addr[0]), "little")
+    return f"{packed:08X}:{addr[1]:04X}"
+
+
+def peer_uid(client_address, server_address) -> int | None:
+    """The user id owning the client end of a loopback TCP connection, from Linux's
+    /proc/net/tcp; None where that cannot be told (another platform, the entry gone)."""
+    try:
+        lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return None
+    want = (_proc_net_address(client_address), _proc_net_address(server_address))
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 7 and (fields[1], fields[2]) == want:
+            return int(fields[7])
+    return None
+
+
+def same_user_only(server) -> None:
+    """Make SERVER (any socketserver) close, unanswered, a connection from a process of another
+    local user: loopback is shared by every user of the machine (a classmate on a classroom
+    server), the sandbox is one learner's. Where the peer's user cannot be told, it is served."""
+    me = os.getuid()
+
+    def verify_request(request, client_address) -> bool:
+        uid = peer_uid(client_address, request.getsockname())
+        if uid is not None and uid != me:
+            import logging
+
+            logging.getLogger("sandbox").warning(
+                "refused a connection from uid %s on port %s: the sandbox serves its user only",
+                uid,
+                request.getsockname()[1],
+            )
+            return False
+        return True
+
+    server.verify_request = verify_request
+
+
 def serve_https(
     port: int, handler: type[BaseHTTPRequestHandler], ctx: ssl.SSLContext, name: str = "https"
 ) -> ThreadingHTTPServer:
-    """A threaded HTTPS server on 127.0.0.1:PORT, serving in a daemon thread of its own."""
+    """A threaded HTTPS server on 127.0.0.1:PORT, serving in a daemon thread of its own, to this
+    user's processes only."""
     server = ThreadingHTTPServer(("127.0.0.1", port), handler)
     server.daemon_threads = True
+    same_user_only(server)
     server.socket = ctx.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True, name=name).start()
     return server

@@ -117,6 +117,7 @@ def start_access_record(state, cfg: dict) -> access.Store:
 
 
 def _serve_in_thread(server) -> None:
+    common.same_user_only(server)
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
 
@@ -178,6 +179,7 @@ def main() -> None:
     log.info(
         "AWS endpoint on https://127.0.0.1:%s (account %s)", cfg["ports"]["aws"], account.ACCOUNT_ID
     )
+    common.same_user_only(server)
     print("ready", flush=True, file=sys.stderr)
     server.serve_forever()
 
