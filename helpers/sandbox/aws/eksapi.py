@@ -1,5 +1,7 @@
 """The EKS API calls moto does not have: access entries, access policies and the cluster's access
-configuration (issue #14), answered in the gateway before moto, each decided by IAM first.
+configuration (issue #14); pod identity associations, the EKS Pod Identity Agent add-on and EKS
+Auth's AssumeRoleForPodIdentity (issue #15). Answered in the gateway before moto, each decided by
+IAM first.
 
 REST paths and shapes are the EKS API reference's (`aws eks create-access-entry` …); errors come
 back as EKS sends them (`x-amzn-ErrorType` and a JSON `message`). The record itself lives in
@@ -15,8 +17,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from werkzeug.wrappers import Request, Response
 
-from .. import access, clock
+from .. import access, clock, podidentities
 from ..common import CLUSTER_NAME, REGION, cluster_arn
+from ..common import ACCOUNT_ID
 
 _ROUTES = [
     ("POST", "clusters/*/access-entries", "CreateAccessEntry"),
@@ -30,8 +33,19 @@ _ROUTES = [
     ("GET", "access-policies", "ListAccessPolicies"),
     ("POST", "clusters/*/update-config", "UpdateClusterConfig"),
     ("GET", "clusters/*/updates/*", "DescribeUpdate"),
+    ("POST", "clusters/*/pod-identity-associations", "CreatePodIdentityAssociation"),
+    ("GET", "clusters/*/pod-identity-associations", "ListPodIdentityAssociations"),
+    ("GET", "clusters/*/pod-identity-associations/*", "DescribePodIdentityAssociation"),
+    ("POST", "clusters/*/pod-identity-associations/*", "UpdatePodIdentityAssociation"),
+    ("DELETE", "clusters/*/pod-identity-associations/*", "DeletePodIdentityAssociation"),
+    ("POST", "clusters/*/addons", "CreateAddon"),
+    ("GET", "clusters/*/addons", "ListAddons"),
+    ("GET", "clusters/*/addons/*", "DescribeAddon"),
+    ("DELETE", "clusters/*/addons/*", "DeleteAddon"),
+    ("POST", "clusters/*/assume-role-for-pod-identity", "AssumeRoleForPodIdentity"),
     ("GET", "clusters/*", "DescribeCluster"),
 ]
+POD_IDENTITY_OPS = {op for _, _, op in _ROUTES if "PodIdentity" in op or "Addon" in op}
 
 
 def route(method: str, raw_path: str) -> tuple[str, list[str]] | None:
@@ -77,8 +91,10 @@ class EksApi:
     """Answers the access-management calls; `permit(req, action)` is IAM's decision (None to go
     on, or the denial to send)."""
 
-    def __init__(self, store: access.Store, permit, principal_id):
+    def __init__(self, store: access.Store, permit, principal_id, pods=None, assume=None):
         self.store, self.permit, self.principal_id = store, permit, principal_id
+        # pod identity: its record (an access.Store) and ASSUME(token) -> EKS Auth's answer
+        self.pods, self.assume = pods, assume
 
     def handle(self, req: Request, raw_path: str, moto_describe=None) -> Response | None:
         found = route(req.method, urlsplit(raw_path).path)
@@ -94,9 +110,12 @@ class EksApi:
             return error("ResourceNotFoundException", f"No cluster found for name: {args[0]}.", 404)
         if operation == "DescribeCluster":
             return self._describe_cluster(moto_describe)
-        denied = self.permit(req, f"eks:{operation}", cluster_arn())
+        prefix = "eks-auth" if operation == "AssumeRoleForPodIdentity" else "eks"
+        denied = self.permit(req, f"{prefix}:{operation}", cluster_arn())
         if denied is not None:
             return denied
+        if operation in POD_IDENTITY_OPS and self.pods is None:
+            return None
         query = parse_qs(urlsplit(raw_path).query)
         try:
             return Response(
@@ -210,6 +229,56 @@ class EksApi:
             )
         update = self.store.change(lambda rec: access.update_mode(rec, mode, clock.now()))
         return {"update": update}
+
+    # --- pod identity (issue #15) ---------------------------------------------------------------
+    def CreatePodIdentityAssociation(self, args, body, query):
+        assoc = self.pods.change(
+            lambda rec: podidentities.create_association(
+                rec, CLUSTER_NAME, REGION, ACCOUNT_ID, body, clock.now()
+            )
+        )
+        return {"association": assoc}
+
+    def ListPodIdentityAssociations(self, args, body, query):
+        ns = (query.get("namespace") or [None])[0]
+        sa = (query.get("serviceAccount") or [None])[0]
+        return {"associations": podidentities.list_associations(self.pods.read(), ns, sa)}
+
+    def DescribePodIdentityAssociation(self, args, body, query):
+        return {"association": podidentities.get_association(self.pods.read(), args[1])}
+
+    def UpdatePodIdentityAssociation(self, args, body, query):
+        assoc = self.pods.change(
+            lambda rec: podidentities.update_association(rec, args[1], body, clock.now())
+        )
+        return {"association": assoc}
+
+    def DeletePodIdentityAssociation(self, args, body, query):
+        return {
+            "association": self.pods.change(
+                lambda rec: podidentities.delete_association(rec, args[1])
+            )
+        }
+
+    def CreateAddon(self, args, body, query):
+        addon = self.pods.change(
+            lambda rec: podidentities.create_addon(
+                rec, CLUSTER_NAME, REGION, ACCOUNT_ID, body, clock.now()
+            )
+        )
+        return {"addon": addon}
+
+    def ListAddons(self, args, body, query):
+        return {"addons": sorted(self.pods.read()["addons"])}
+
+    def DescribeAddon(self, args, body, query):
+        return {"addon": podidentities.get_addon(self.pods.read(), args[1])}
+
+    def DeleteAddon(self, args, body, query):
+        return {"addon": self.pods.change(lambda rec: podidentities.delete_addon(rec, args[1]))}
+
+    def AssumeRoleForPodIdentity(self, args, body, query):
+        return self.assume(body.get("token"))
 
     def DescribeUpdate(self, args, body, query):
         def finished(rec):  # an update that has applied says so from now on

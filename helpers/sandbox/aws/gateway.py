@@ -19,8 +19,8 @@ from . import motopatches  # noqa: I001  (before moto is imported anywhere)
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from .. import access, common
-from . import account, eksapi, imds, oidc, responses
+from .. import access, common, podidentities
+from . import account, eksapi, eksauth, imds, oidc, responses
 from .checks import Checks
 
 log = logging.getLogger("aws-gateway")
@@ -29,10 +29,12 @@ log = logging.getLogger("aws-gateway")
 class Gateway:
     """The WSGI app on the AWS port: our checks, then moto, then AWS's wording of a denial."""
 
-    def __init__(self, moto_app, ca_file: str, store: access.Store):
+    def __init__(self, moto_app, ca_file: str, store: access.Store, pods=None, auth=None):
         self.moto = moto_app
         self.checks = Checks(ca_file)
-        self.eks = eksapi.EksApi(store, permit, account.principal_id)
+        self.eks = eksapi.EksApi(
+            store, permit, account.principal_id, pods, auth.assume if auth else None
+        )
 
     def __call__(self, environ, start_response):
         req = Request(environ)
@@ -52,7 +54,7 @@ class Gateway:
         service = responses.service_of(req)
         if service is None:
             return self.moto(environ, start_response)
-        if service == "eks":
+        if service in ("eks", "eks-auth"):
             raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or req.full_path
             answer = self.eks.handle(
                 req, raw, lambda: Response.from_app(self.moto, environ, buffered=True)
@@ -97,6 +99,14 @@ def permit(req: Request, action: str, resource: str) -> Response | None:
             403,
         )
     return None
+
+
+def start_pod_identity_record(state) -> access.Store:
+    """The cluster's pod identity associations and add-ons, kept across restarts."""
+    store = access.Store(state / "eks" / "pod-identity.json")
+    if not store.exists():
+        store.write(podidentities.new_record())
+    return store
 
 
 def start_access_record(state, cfg: dict) -> access.Store:
@@ -163,10 +173,13 @@ def main() -> None:
             request_handler=PlainHandler,
         )
     )
+    pods = start_pod_identity_record(state)
     app = Gateway(
         DomainDispatcherApplication(create_backend_app),
         str(state / "pki" / "ca.crt"),
         start_access_record(state, cfg),
+        pods,
+        eksauth.EksAuth(state, issuer, pods),
     )
     server = make_server(
         "127.0.0.1",

@@ -1,0 +1,95 @@
+"""EKS Auth's AssumeRoleForPodIdentity in the sandbox's AWS (issue #15): what the EKS Pod Identity
+Agent calls with a pod's projected token to get the associated role's credentials.
+
+The checks are `podidentities`' (the token against the cluster's ServiceAccount key and issuer,
+the audience, expiry and the pod it is bound to; the association; the role's trust in
+pods.eks.amazonaws.com for sts:AssumeRole and sts:TagSession); the credentials are minted by
+moto's STS as a session of the role named `eks-<cluster>-<pod>-<uuid>`. The six session tags are
+computed and kept with the session (`tags_of`); IAM does not evaluate them in policy conditions
+yet (README, "Differences from EKS").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from pathlib import Path
+
+from .. import access, clock, podidentities
+from ..common import ACCOUNT_ID, CLUSTER_NAME, REGION, cluster_arn
+from . import webidentity
+
+log = logging.getLogger("aws-gateway")
+SESSION_SECONDS = 6 * 3600  # what the agent's credentials last (the user guide: 6 hours)
+
+
+class EksAuth:
+    def __init__(self, state: Path, issuer: str, pods: access.Store):
+        self.public_key = (state / "pki" / "sa.pub").read_bytes()
+        self.issuer, self.pods = issuer, pods
+        self._tags: dict[str, dict[str, str]] = {}
+        self._lock = threading.Lock()
+
+    def tags_of(self, access_key_id: str) -> dict[str, str]:
+        """The session tags of a session this minted (empty: none, or disabled)."""
+        with self._lock:
+            return dict(self._tags.get(access_key_id, {}))
+
+    def assume(self, token) -> dict:
+        """AssumeRoleForPodIdentity's answer for TOKEN, or an access.EksError with its code."""
+        from moto.sts.models import sts_backends
+
+        claims = podidentities.verify_token(token, self.public_key, self.issuer, clock.now())
+        k8s = claims["kubernetes.io"]
+        ns, sa, pod = k8s["namespace"], k8s["serviceaccount"]["name"], k8s["pod"]["name"]
+        assoc = podidentities.for_service_account(self.pods.read(), ns, sa)
+        if assoc is None:
+            log.warning("AssumeRoleForPodIdentity: no association for %s/%s", ns, sa)
+            raise access.EksError("ResourceNotFoundException", podidentities.NOT_FOUND, 404)
+        trust = webidentity.moto_role_trust(assoc["roleArn"])
+        if trust is None or not podidentities.trusts_pod_identity(trust):
+            log.warning(
+                "AssumeRoleForPodIdentity: %s does not trust %s for sts:AssumeRole and "
+                "sts:TagSession",
+                assoc["roleArn"],
+                podidentities.SERVICE_PRINCIPAL,
+            )
+            raise access.EksError("AccessDeniedException", podidentities.ACCESS_DENIED)
+        sts = sts_backends[ACCOUNT_ID]["global"]
+        role = sts.assume_role(
+            region_name=REGION,
+            role_session_name=podidentities.session_name(CLUSTER_NAME, pod),
+            role_arn=assoc["roleArn"],
+            policy=None,
+            duration=SESSION_SECONDS,
+            external_id=None,
+        )
+        tags = (
+            {}
+            if assoc["disableSessionTags"]
+            else podidentities.session_tags(cluster_arn(), CLUSTER_NAME, claims)
+        )
+        with self._lock:
+            self._tags[role.access_key_id] = tags
+        exp = (
+            role.expiration
+            if role.expiration.tzinfo
+            else role.expiration.replace(tzinfo=dt.timezone.utc)
+        )
+        log.info("AssumeRoleForPodIdentity: %s/%s (pod %s) as %s", ns, sa, pod, role.arn)
+        return {
+            "subject": {"namespace": ns, "serviceAccount": sa},
+            "audience": podidentities.AUDIENCE,
+            "podIdentityAssociation": {
+                "associationArn": assoc["associationArn"],
+                "associationId": assoc["associationId"],
+            },
+            "assumedRoleUser": {"arn": role.arn, "assumeRoleId": role.user_id},
+            "credentials": {
+                "sessionToken": role.session_token,
+                "secretAccessKey": role.secret_access_key,
+                "accessKeyId": role.access_key_id,
+                "expiration": exp.timestamp(),
+            },
+        }

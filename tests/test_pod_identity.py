@@ -1,0 +1,125 @@
+"""EKS Pod Identity's control plane on a real sandbox (issue #15): the agent add-on and pod identity
+associations through the real `aws eks …`, and EKS Auth's AssumeRoleForPodIdentity
+(`aws eks-auth assume-role-for-pod-identity`) with a real pod's projected token — granted, then
+the negative corpus, each refused with the API's error code: a token for another audience, for a
+ServiceAccount without an association, expired, tampered, and a role whose trust policy lacks
+sts:TagSession. (The agent's credential endpoint and the webhook's injection come next.)"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import jwt
+import pytest
+
+from helpers.sandbox.aws import account
+
+from .test_irsa import aws, kubectl, pod_manifest, running
+
+pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("learner_environment")]
+AUD = "pods.eks.amazonaws.com"
+
+
+def trust(*actions) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": AUD}, "Action": list(actions)}]})
+
+
+def aws_json(env, *args) -> dict:
+    return json.loads(aws(env, *args, "--output", "json").stdout)
+
+
+def refused(env, *args) -> str:
+    r = aws(env, *args, check=False)
+    assert r.returncode != 0, r.stdout
+    return r.stderr
+
+
+def pod_token(env, sa: str, pod: dict, audience: str = AUD) -> str:
+    return kubectl(env, "create", "token", sa, "--audience", audience, "--bound-object-kind", "Pod",
+                   "--bound-object-name", pod["metadata"]["name"], "--bound-object-uid",
+                   pod["metadata"]["uid"]).stdout.strip()
+
+
+def assume(env, token: str):
+    return aws(env, "eks-auth", "assume-role-for-pod-identity", "--cluster-name", "myeks", "--token", token,
+               "--output", "json", check=False)
+
+
+def test_associations_the_agent_add_on_and_eks_auth(env, sb):
+    role = aws_json(env, "iam", "create-role", "--role-name", "pi-s3", "--assume-role-policy-document",
+                    trust("sts:AssumeRole", "sts:TagSession"))["Role"]["Arn"]
+    untaggable = aws_json(env, "iam", "create-role", "--role-name", "pi-no-tags", "--assume-role-policy-document",
+                          trust("sts:AssumeRole"))["Role"]["Arn"]
+    kubectl(env, "create", "serviceaccount", "pi-sa")
+    kubectl(env, "create", "serviceaccount", "pi-other")
+    assoc_id = None
+    try:
+        # --- the add-on and the association, as the EKS API shows them --------------------------
+        assert aws_json(env, "eks", "list-addons", "--cluster-name", "myeks")["addons"] == []
+        addon = aws_json(env, "eks", "create-addon", "--cluster-name", "myeks", "--addon-name",
+                         "eks-pod-identity-agent")["addon"]
+        assert (addon["addonName"], addon["status"]) == ("eks-pod-identity-agent", "ACTIVE")
+        assert "(ResourceInUseException)" in refused(env, "eks", "create-addon", "--cluster-name", "myeks",
+                                                     "--addon-name", "eks-pod-identity-agent")
+        assoc = aws_json(env, "eks", "create-pod-identity-association", "--cluster-name", "myeks", "--namespace",
+                         "default", "--service-account", "pi-sa", "--role-arn", role)["association"]
+        assoc_id = assoc["associationId"]
+        assert assoc["associationArn"].endswith(f":podidentityassociation/myeks/{assoc_id}")
+        assert "(ResourceInUseException)" in refused(
+            env, "eks", "create-pod-identity-association", "--cluster-name", "myeks", "--namespace", "default",
+            "--service-account", "pi-sa", "--role-arn", role)
+        listed = aws_json(env, "eks", "list-pod-identity-associations", "--cluster-name", "myeks",
+                          "--namespace", "default")["associations"]
+        assert [a["associationId"] for a in listed] == [assoc_id]
+
+        # --- EKS Auth, with a real pod's projected token -----------------------------------------
+        kubectl(env, "apply", "-f", "-", input=pod_manifest("pi-pod", sa="pi-sa"))
+        kubectl(env, "apply", "-f", "-", input=pod_manifest("pi-other-pod", sa="pi-other"))
+        pod, other = running(env, "pi-pod"), running(env, "pi-other-pod")
+        r = assume(env, pod_token(env, "pi-sa", pod))
+        assert r.returncode == 0, r.stderr
+        answer = json.loads(r.stdout)
+        assert answer["subject"] == {"namespace": "default", "serviceAccount": "pi-sa"}
+        assert answer["audience"] == AUD and answer["podIdentityAssociation"]["associationId"] == assoc_id
+        assert answer["assumedRoleUser"]["arn"].startswith(
+            f"arn:aws:sts::{account.ACCOUNT_ID}:assumed-role/pi-s3/eks-myeks-pi-pod-")
+        creds = answer["credentials"]
+        as_role = {**env, "AWS_ACCESS_KEY_ID": creds["accessKeyId"], "AWS_SECRET_ACCESS_KEY": creds["secretAccessKey"],
+                   "AWS_SESSION_TOKEN": creds["sessionToken"]}
+        as_role.pop("AWS_PROFILE", None)
+        who = aws_json(as_role, "sts", "get-caller-identity")
+        assert who["Arn"] == answer["assumedRoleUser"]["arn"]
+
+        # --- the negative corpus ------------------------------------------------------------------
+        good = pod_token(env, "pi-sa", pod)
+        header, payload, signature = good.split(".")
+        claims = jwt.decode(good, options={"verify_signature": False})
+        key = (sb.state_dir / "pki" / "sa.key").read_bytes()
+        expired = jwt.encode({**claims, "exp": int(dt.datetime.now(dt.timezone.utc).timestamp()) - 60}, key,
+                             algorithm="RS256")
+        tampered = header + "." + jwt.utils.base64url_encode(
+            json.dumps({**claims, "sub": "system:serviceaccount:kube-system:admin"}).encode()).decode() + "." + signature
+        for name, token, code in (
+            ("an IRSA token (audience sts.amazonaws.com)", pod_token(env, "pi-sa", pod, "sts.amazonaws.com"),
+             "InvalidTokenException"),
+            ("another ServiceAccount, no association", pod_token(env, "pi-other", other), "ResourceNotFoundException"),
+            ("expired", expired, "ExpiredTokenException"),
+            ("tampered", tampered, "InvalidTokenException"),
+        ):
+            r = assume(env, token)
+            assert r.returncode != 0 and f"({code})" in r.stderr, (name, r.stderr)
+        aws(env, "eks", "update-pod-identity-association", "--cluster-name", "myeks", "--association-id", assoc_id,
+            "--role-arn", untaggable)
+        r = assume(env, good)
+        assert r.returncode != 0 and "(AccessDeniedException)" in r.stderr, r.stderr
+    finally:
+        kubectl(env, "delete", "pod", "pi-pod", "pi-other-pod", "--wait=false", "--ignore-not-found")
+        kubectl(env, "delete", "serviceaccount", "pi-sa", "pi-other", "--ignore-not-found")
+        if assoc_id:
+            aws(env, "eks", "delete-pod-identity-association", "--cluster-name", "myeks", "--association-id",
+                assoc_id)
+        aws(env, "eks", "delete-addon", "--cluster-name", "myeks", "--addon-name", "eks-pod-identity-agent",
+            check=False)
+        for name in ("pi-s3", "pi-no-tags"):
+            aws(env, "iam", "delete-role", "--role-name", name, check=False)

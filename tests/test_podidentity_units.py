@@ -1,0 +1,170 @@
+"""EKS Pod Identity's control-plane record and EKS Auth's checks (issue #15), without a sandbox:
+associations and the agent add-on as the EKS API keeps them, and the negative corpus of
+AssumeRoleForPodIdentity's token and trust checks. (Over HTTP, with a real pod's token:
+tests/test_pod_identity.py.)"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from helpers.sandbox import podidentities as pi
+from helpers.sandbox.access import EksError
+
+NOW = dt.datetime(2026, 11, 29, 12, 0, tzinfo=dt.timezone.utc)
+ROLE = "arn:aws:iam::123456789012:role/s3-reader"
+ISSUER = "https://127.0.0.1:9999/id/ABC"
+
+
+def make(rec=None, **body):
+    rec = rec if rec is not None else pi.new_record()
+    b = {"namespace": "default", "serviceAccount": "s3-sa", "roleArn": ROLE, **body}
+    return rec, pi.create_association(rec, "myeks", "ap-northeast-2", "123456789012", b, NOW)
+
+
+def test_an_association_as_the_api_shows_it():
+    rec, a = make(tags={"team": "a"})
+    assert a["associationId"].startswith("a-") and len(a["associationId"]) == 19
+    assert a["associationArn"] == (f"arn:aws:eks:ap-northeast-2:123456789012:podidentityassociation/myeks/"
+                                   f"{a['associationId']}")
+    assert (a["namespace"], a["serviceAccount"], a["roleArn"], a["disableSessionTags"], a["tags"]) == (
+        "default", "s3-sa", ROLE, False, {"team": "a"})
+    assert "targetRoleArn" not in a and "externalId" not in a
+    assert pi.list_associations(rec) == [{k: a[k] for k in ("clusterName", "namespace", "serviceAccount",
+                                                            "associationArn", "associationId")}]
+    assert pi.list_associations(rec, namespace="other") == []
+    assert pi.for_service_account(rec, "default", "s3-sa")["associationId"] == a["associationId"]
+    assert pi.for_service_account(rec, "default", "other") is None
+
+
+def test_association_errors():
+    rec, a = make()
+    with pytest.raises(EksError) as e:
+        make(rec)
+    assert (e.value.code, e.value.status) == ("ResourceInUseException", 409)
+    assert a["associationId"] in e.value.message
+    for body, missing in (({"namespace": ""}, "namespace"), ({"serviceAccount": None}, "serviceAccount")):
+        with pytest.raises(EksError, match=missing) as e:
+            make(**body)
+        assert e.value.code == "InvalidParameterException"
+    with pytest.raises(EksError, match="not a valid IAM role ARN"):
+        make(roleArn="arn:aws:iam::123456789012:user/bob")
+    with pytest.raises(EksError) as e:
+        pi.get_association(rec, "a-nope")
+    assert (e.value.code, e.value.status) == ("ResourceNotFoundException", 404)
+
+
+def test_update_and_delete():
+    rec, a = make()
+    later = NOW + dt.timedelta(minutes=1)
+    other = "arn:aws:iam::123456789012:role/other"
+    u = pi.update_association(rec, a["associationId"], {"targetRoleArn": other, "disableSessionTags": True}, later)
+    assert u["targetRoleArn"] == other and u["externalId"] and u["disableSessionTags"] is True
+    assert u["modifiedAt"] != u["createdAt"]
+    u = pi.update_association(rec, a["associationId"], {"targetRoleArn": ""}, later)
+    assert "targetRoleArn" not in u and "externalId" not in u
+    assert pi.delete_association(rec, a["associationId"])["associationId"] == a["associationId"]
+    assert pi.list_associations(rec) == []
+
+
+def test_the_agent_add_on():
+    rec = pi.new_record()
+    assert not pi.agent_installed(rec)
+    addon = pi.create_addon(rec, "myeks", "ap-northeast-2", "123456789012", {"addonName": pi.AGENT_ADDON}, NOW)
+    assert (addon["status"], addon["addonVersion"]) == ("ACTIVE", pi.AGENT_VERSION) and pi.agent_installed(rec)
+    with pytest.raises(EksError) as e:
+        pi.create_addon(rec, "myeks", "ap-northeast-2", "123456789012", {"addonName": pi.AGENT_ADDON}, NOW)
+    assert e.value.code == "ResourceInUseException"
+    with pytest.raises(EksError, match="not supported"):
+        pi.create_addon(rec, "myeks", "ap-northeast-2", "123456789012", {"addonName": "vpc-cni"}, NOW)
+    assert pi.delete_addon(rec, pi.AGENT_ADDON)["status"] == "DELETING" and not pi.agent_installed(rec)
+    with pytest.raises(EksError) as e:
+        pi.get_addon(rec, pi.AGENT_ADDON)
+    assert e.value.status == 404
+
+
+def trust(*actions, service=pi.SERVICE_PRINCIPAL, effect="Allow"):
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": effect, "Principal": {"Service": service}, "Action": list(actions)}]})
+
+
+@pytest.mark.parametrize("doc, ok", [
+    (trust("sts:AssumeRole", "sts:TagSession"), True),
+    (trust("sts:*"), True),
+    (trust("sts:AssumeRole"), False),                                   # no TagSession
+    (trust("sts:TagSession"), False),
+    (trust("sts:AssumeRole", "sts:TagSession", service="ec2.amazonaws.com"), False),
+    (trust("sts:AssumeRole", "sts:TagSession", effect="Deny"), False),
+    (trust("sts:AssumeRole", "sts:TagSession", service=["ec2.amazonaws.com", pi.SERVICE_PRINCIPAL]), True),
+])
+def test_the_roles_trust(doc, ok):
+    assert pi.trusts_pod_identity(doc) is ok
+
+
+# -- the token: what AssumeRoleForPodIdentity refuses ---------------------------------------------------
+@pytest.fixture(scope="module")
+def keys():
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pub = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key, pub, other
+
+
+def token(key, **over):
+    claims = {"aud": [pi.AUDIENCE], "iss": ISSUER, "sub": "system:serviceaccount:default:s3-sa",
+              "exp": int((NOW + dt.timedelta(hours=1)).timestamp()), "iat": int(NOW.timestamp()),
+              "kubernetes.io": {"namespace": "default", "serviceaccount": {"name": "s3-sa", "uid": "u1"},
+                                "pod": {"name": "web", "uid": "p1"}}}
+    claims.update(over)
+    return jwt.encode({k: v for k, v in claims.items() if v is not None}, key, algorithm="RS256")
+
+
+def test_a_good_token(keys):
+    key, pub, _ = keys
+    claims = pi.verify_token(token(key), pub, ISSUER, NOW)
+    tags = pi.session_tags("arn:aws:eks:ap-northeast-2:123456789012:cluster/myeks", "myeks", claims)
+    assert list(tags) == list(pi.SESSION_TAG_KEYS)
+    assert (tags["kubernetes-namespace"], tags["kubernetes-service-account"], tags["kubernetes-pod-name"],
+            tags["kubernetes-pod-uid"]) == ("default", "s3-sa", "web", "p1")
+    name = pi.session_name("myeks", "a-very-long-pod-name-" * 4)
+    assert name.startswith("eks-myeks-a-very") and len(name) <= 64
+
+
+@pytest.mark.parametrize("case, code", [
+    ("wrong audience", "InvalidTokenException"),
+    ("sts audience (an IRSA token)", "InvalidTokenException"),
+    ("another cluster's issuer", "InvalidTokenException"),
+    ("signed by another key", "InvalidTokenException"),
+    ("tampered payload", "InvalidTokenException"),
+    ("not bound to a pod", "InvalidTokenException"),
+    ("expired", "ExpiredTokenException"),
+    ("not a JWT", "InvalidParameterException"),
+    ("not a string", "InvalidParameterException"),
+    ("alg none", "InvalidTokenException"),
+])
+def test_tokens_eks_auth_refuses(keys, case, code):
+    key, pub, other = keys
+    k8s = {"namespace": "default", "serviceaccount": {"name": "s3-sa"}}
+    bad = {
+        "wrong audience": lambda: token(key, aud=["something-else"]),
+        "sts audience (an IRSA token)": lambda: token(key, aud=["sts.amazonaws.com"]),
+        "another cluster's issuer": lambda: token(key, iss="https://127.0.0.1:9999/id/OTHER"),
+        "signed by another key": lambda: token(other),
+        "tampered payload": lambda: (lambda t: t.split(".")[0] + "." + jwt.utils.base64url_encode(
+            json.dumps({**jwt.decode(t, options={"verify_signature": False}), "sub": "x"}).encode()).decode()
+            + "." + t.split(".")[2])(token(key)),
+        "not bound to a pod": lambda: token(key, **{"kubernetes.io": k8s}),
+        "expired": lambda: token(key, exp=int((NOW - dt.timedelta(seconds=1)).timestamp())),
+        "not a JWT": lambda: "k8s-aws-v1.abc",
+        "not a string": lambda: 42,
+        "alg none": lambda: jwt.encode({"aud": [pi.AUDIENCE], "iss": ISSUER}, None, algorithm="none") + "x",
+    }[case]()
+    with pytest.raises(EksError) as e:
+        pi.verify_token(bad, pub, ISSUER, NOW)
+    assert e.value.code == code, e.value.message
+    assert e.value.message == {"InvalidTokenException": pi.INVALID_TOKEN, "ExpiredTokenException": pi.EXPIRED_TOKEN,
+                               }.get(code, e.value.message)
