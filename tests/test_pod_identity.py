@@ -3,7 +3,10 @@ associations through the real `aws eks …`, and EKS Auth's AssumeRoleForPodIden
 (`aws eks-auth assume-role-for-pod-identity`) with a real pod's projected token — granted, then
 the negative corpus, each refused with the API's error code: a token for another audience, for a
 ServiceAccount without an association, expired, tampered, and a role whose trust policy lacks
-sts:TagSession. (The agent's credential endpoint and the webhook's injection come next.)"""
+sts:TagSession. Then end to end: the pod-identity webhook injects the container-credentials env and
+token for the associated ServiceAccount (and wins over an IRSA annotation on it), `aws` inside the
+pod gets the role's credentials from the agent's endpoint, and without the agent add-on it gets
+none."""
 from __future__ import annotations
 
 import datetime as dt
@@ -12,6 +15,7 @@ import json
 import jwt
 import pytest
 
+from helpers.sandbox import podexec
 from helpers.sandbox.aws import account
 
 from .test_irsa import aws, kubectl, pod_manifest, running
@@ -74,6 +78,8 @@ def test_associations_the_agent_add_on_and_eks_auth(env, sb):
         assert [a["associationId"] for a in listed] == [assoc_id]
 
         # --- EKS Auth, with a real pod's projected token -----------------------------------------
+        # an IRSA annotation on the same ServiceAccount: Pod Identity takes precedence
+        kubectl(env, "annotate", "serviceaccount", "pi-sa", f"eks.amazonaws.com/role-arn={untaggable}")
         kubectl(env, "apply", "-f", "-", input=pod_manifest("pi-pod", sa="pi-sa"))
         kubectl(env, "apply", "-f", "-", input=pod_manifest("pi-other-pod", sa="pi-other"))
         pod, other = running(env, "pi-pod"), running(env, "pi-other-pod")
@@ -90,6 +96,26 @@ def test_associations_the_agent_add_on_and_eks_auth(env, sb):
         as_role.pop("AWS_PROFILE", None)
         who = aws_json(as_role, "sts", "get-caller-identity")
         assert who["Arn"] == answer["assumedRoleUser"]["arn"]
+
+        # --- end to end: the webhook's injection, and `aws` in the pod through the agent ------------
+        envs = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+        assert envs["AWS_CONTAINER_CREDENTIALS_FULL_URI"] == "http://169.254.170.23/v1/credentials"
+        assert envs["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"] == (
+            "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount/eks-pod-identity-token")
+        assert "AWS_ROLE_ARN" not in envs and "AWS_WEB_IDENTITY_TOKEN_FILE" not in envs
+        vol = next(v for v in pod["spec"]["volumes"] if v["name"] == "eks-pod-identity-token")
+        assert vol["projected"]["sources"][0]["serviceAccountToken"]["audience"] == AUD
+        arn = podexec.exec_in_pod("default", "pi-pod", "aws sts get-caller-identity --query Arn --output text")
+        assert arn.returncode == 0, arn.stderr
+        assert arn.stdout.strip().startswith(f"arn:aws:sts::{account.ACCOUNT_ID}:assumed-role/pi-s3/eks-myeks-pi-pod-")
+        other_envs = {e["name"] for e in other["spec"]["containers"][0].get("env") or []}
+        assert "AWS_CONTAINER_CREDENTIALS_FULL_URI" not in other_envs  # no association: not mutated
+        # without the agent add-on the endpoint is gone: the SDK finds no credentials there
+        aws(env, "eks", "delete-addon", "--cluster-name", "myeks", "--addon-name", "eks-pod-identity-agent")
+        r = podexec.exec_in_pod("default", "pi-pod", "aws sts get-caller-identity")
+        assert r.returncode != 0 and "container" in r.stderr.lower(), r.stderr
+        aws(env, "eks", "create-addon", "--cluster-name", "myeks", "--addon-name", "eks-pod-identity-agent")
+        assert podexec.exec_in_pod("default", "pi-pod", "aws sts get-caller-identity").returncode == 0
 
         # --- the negative corpus ------------------------------------------------------------------
         good = pod_token(env, "pi-sa", pod)

@@ -28,6 +28,7 @@ PORT_NAMES = (
     "oidc",
     "imds",
     "kubelet",
+    "podidentity_agent",
 )
 # What a learner notices when a port moves.
 _PORT_USERS = {

@@ -32,7 +32,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from .. import shell
-from . import common, lifecycle, paths
+from . import common, lifecycle, paths, podidentities
 
 # what the stand-in kubelet answers a stream with
 from .kubeletapi import NO_CONTAINERS  # noqa: F401
@@ -264,6 +264,10 @@ def prepare(
     cfg = load_config(lay)
     env.update(aws_env(lay, cfg, root))
     env.update(container_env(api, pod, c))
+    if env.get("AWS_CONTAINER_CREDENTIALS_FULL_URI") == podidentities.AGENT_URI:
+        # the agent's link-local address is the sandbox's agent endpoint on loopback
+        port = cfg.ports.get("podidentity_agent")
+        env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = f"http://127.0.0.1:{port}/v1/credentials"
     if not {"AWS_REGION", "AWS_DEFAULT_REGION"} & set(env):
         # The image's AWS CLI v2 reads the region from instance metadata; the v1 CLI here cannot.
         env["AWS_DEFAULT_REGION"] = cfg.region

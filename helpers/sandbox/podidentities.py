@@ -50,6 +50,13 @@ ACCESS_DENIED = (
 )
 
 
+# What EKS's pod-identity webhook injects for a ServiceAccount with an association: the agent's
+# link-local address, and a projected token for the agent's audience.
+AGENT_URI = "http://169.254.170.23/v1/credentials"
+TOKEN_MOUNT = "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount"
+TOKEN_VOLUME = "eks-pod-identity-token"
+
+
 def new_record() -> dict:
     return {"addons": {}, "associations": {}}
 

@@ -91,10 +91,14 @@ class EksApi:
     """Answers the access-management calls; `permit(req, action)` is IAM's decision (None to go
     on, or the denial to send)."""
 
-    def __init__(self, store: access.Store, permit, principal_id, pods=None, assume=None):
+    def __init__(
+        self, store: access.Store, permit, principal_id, pods=None, assume=None, on_addons=None
+    ):
         self.store, self.permit, self.principal_id = store, permit, principal_id
-        # pod identity: its record (an access.Store) and ASSUME(token) -> EKS Auth's answer
+        # pod identity: its record (an access.Store), ASSUME(token) -> EKS Auth's answer, and
+        # ON_ADDONS(agent installed?) after the add-ons change
         self.pods, self.assume = pods, assume
+        self.on_addons = on_addons or (lambda installed: None)
 
     def handle(self, req: Request, raw_path: str, moto_describe=None) -> Response | None:
         found = route(req.method, urlsplit(raw_path).path)
@@ -266,6 +270,7 @@ class EksApi:
                 rec, CLUSTER_NAME, REGION, ACCOUNT_ID, body, clock.now()
             )
         )
+        self.on_addons(True)
         return {"addon": addon}
 
     def ListAddons(self, args, body, query):
@@ -275,7 +280,9 @@ class EksApi:
         return {"addon": podidentities.get_addon(self.pods.read(), args[1])}
 
     def DeleteAddon(self, args, body, query):
-        return {"addon": self.pods.change(lambda rec: podidentities.delete_addon(rec, args[1]))}
+        addon = self.pods.change(lambda rec: podidentities.delete_addon(rec, args[1]))
+        self.on_addons(podidentities.agent_installed(self.pods.read()))
+        return {"addon": addon}
 
     def AssumeRoleForPodIdentity(self, args, body, query):
         return self.assume(body.get("token"))

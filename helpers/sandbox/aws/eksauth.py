@@ -12,6 +12,7 @@ yet (README, "Differences from EKS").
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import threading
 from pathlib import Path
@@ -93,3 +94,72 @@ class EksAuth:
                 "expiration": exp.timestamp(),
             },
         }
+
+
+class Agent:
+    """The EKS Pod Identity Agent's credential endpoint, what the agent's pod serves on each node
+    at http://169.254.170.23/v1/credentials: the SDK's container-credentials provider sends the
+    pod's token (the file AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE names) as `Authorization`, the
+    agent exchanges it with EKS Auth, and answers in the container-credentials format."""
+
+    def __init__(self, auth: EksAuth):
+        self.auth = auth
+
+    def __call__(self, environ, start_response):
+        from werkzeug.wrappers import Request, Response
+
+        req = Request(environ)
+        if req.method != "GET" or req.path != "/v1/credentials":
+            resp = Response(json.dumps({"message": "Not Found"}), 404, content_type=JSON)
+            return resp(environ, start_response)
+        token = req.headers.get("Authorization", "").strip()
+        try:
+            if not token:
+                raise access.EksError(
+                    "InvalidParameterException", "Service account token cannot be empty", 400
+                )
+            creds = self.auth.assume(token)["credentials"]
+        except access.EksError as e:
+            body = json.dumps({"code": e.code, "message": e.message})
+            return Response(body, e.status, content_type=JSON)(environ, start_response)
+        expiration = dt.datetime.fromtimestamp(creds["expiration"], dt.timezone.utc)
+        body = {
+            "AccessKeyId": creds["accessKeyId"],
+            "SecretAccessKey": creds["secretAccessKey"],
+            "Token": creds["sessionToken"],
+            "AccountId": ACCOUNT_ID,
+            "Expiration": expiration.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        return Response(json.dumps(body), 200, content_type=JSON)(environ, start_response)
+
+
+JSON = "application/json"
+
+
+class AgentServer:
+    """The agent's endpoint is there while the `eks-pod-identity-agent` add-on is installed, and
+    gone (connection refused, as on a cluster without the agent) while it is not."""
+
+    def __init__(self, port: int | None, app: Agent, handler):
+        self.port, self.app, self.handler = port, app, handler
+        self.server = None
+        self._lock = threading.Lock()
+
+    def sync(self, installed: bool) -> None:
+        from werkzeug.serving import make_server
+
+        from .. import common
+
+        with self._lock:
+            if installed and self.server is None and self.port:
+                self.server = make_server(
+                    "127.0.0.1", self.port, self.app, threaded=True, request_handler=self.handler
+                )
+                common.same_user_only(self.server)
+                threading.Thread(target=self.server.serve_forever, daemon=True).start()
+                log.info("EKS Pod Identity Agent endpoint on http://127.0.0.1:%s", self.port)
+            elif not installed and self.server is not None:
+                self.server.shutdown()
+                self.server.server_close()
+                self.server = None
+                log.info("EKS Pod Identity Agent endpoint closed (the add-on was deleted)")

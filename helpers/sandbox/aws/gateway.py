@@ -29,11 +29,13 @@ log = logging.getLogger("aws-gateway")
 class Gateway:
     """The WSGI app on the AWS port: our checks, then moto, then AWS's wording of a denial."""
 
-    def __init__(self, moto_app, ca_file: str, store: access.Store, pods=None, auth=None):
+    def __init__(
+        self, moto_app, ca_file: str, store: access.Store, pods=None, auth=None, on_addons=None
+    ):
         self.moto = moto_app
         self.checks = Checks(ca_file)
         self.eks = eksapi.EksApi(
-            store, permit, account.principal_id, pods, auth.assume if auth else None
+            store, permit, account.principal_id, pods, auth.assume if auth else None, on_addons
         )
 
     def __call__(self, environ, start_response):
@@ -174,12 +176,18 @@ def main() -> None:
         )
     )
     pods = start_pod_identity_record(state)
+    auth = eksauth.EksAuth(state, issuer, pods)
+    agent = eksauth.AgentServer(
+        cfg["ports"].get("podidentity_agent"), eksauth.Agent(auth), PlainHandler
+    )
+    agent.sync(podidentities.agent_installed(pods.read()))
     app = Gateway(
         DomainDispatcherApplication(create_backend_app),
         str(state / "pki" / "ca.crt"),
         start_access_record(state, cfg),
         pods,
-        eksauth.EksAuth(state, issuer, pods),
+        auth,
+        agent.sync,
     )
     server = make_server(
         "127.0.0.1",

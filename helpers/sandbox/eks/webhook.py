@@ -27,7 +27,7 @@ from pathlib import Path
 import urllib3
 from kubernetes import client, config, watch
 
-from .. import access, clock
+from .. import access, clock, podidentities
 from .. import common
 from ..pki import WEBHOOK_CLIENT
 from . import awsauth, cwlogs, podidentity, token
@@ -338,6 +338,7 @@ class PodIdentity:
         )
         self.region = common.REGION
         self.decisions = state / "logs" / "pod-identity-webhook.jsonl"
+        self.pods = access.Store(state / "eks" / "pod-identity.json")
         self._lock = threading.Lock()
 
     def annotations(self, namespace: str, name: str) -> dict[str, str] | None:
@@ -350,8 +351,25 @@ class PodIdentity:
             return None
         return sa.metadata.annotations or {}
 
+    def credentials(self, namespace: str, name: str) -> podidentity.ContainerCredentials | None:
+        """EKS Pod Identity: the container-credentials settings for a ServiceAccount that has an
+        association (the record the EKS API keeps), else None."""
+        if not self.pods.exists():
+            return None
+        if podidentities.for_service_account(self.pods.read(), namespace, name) is None:
+            return None
+        return podidentity.ContainerCredentials(
+            podidentities.AGENT_URI,
+            podidentities.AUDIENCE,
+            podidentities.TOKEN_MOUNT,
+            podidentities.TOKEN_VOLUME,
+            podidentities.TOKEN_VOLUME,
+        )
+
     def mutate(self, review, error: ValueError | None = None, body: bytes = b"") -> dict:
-        response, entry = podidentity.respond(review, self.annotations, self.region)
+        response, entry = podidentity.respond(
+            review, self.annotations, self.region, credentials=self.credentials
+        )
         if isinstance(error, json.JSONDecodeError) and body.strip():
             response["status"]["message"] = podidentity.decode_error(error)
         with self._lock, open(self.decisions, "a") as fh:
