@@ -6,7 +6,9 @@ ServiceAccount without an association, expired, tampered, and a role whose trust
 sts:TagSession. Then end to end: the pod-identity webhook injects the container-credentials env and
 token for the associated ServiceAccount (and wins over an IRSA annotation on it), `aws` inside the
 pod gets the role's credentials from the agent's endpoint, and without the agent add-on it gets
-none."""
+none. Last, attribute-based access control: one role for two namespaces, whose policy names the
+bucket `${aws:PrincipalTag/kubernetes-namespace}-data`, lets each pod list its own namespace's
+bucket and not the other's."""
 from __future__ import annotations
 
 import datetime as dt
@@ -149,3 +151,52 @@ def test_associations_the_agent_add_on_and_eks_auth(env, sb):
             check=False)
         for name in ("pi-s3", "pi-no-tags"):
             aws(env, "iam", "delete-role", "--role-name", name, check=False)
+
+
+ABAC_POLICY = json.dumps({"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Action": "s3:ListBucket",
+    "Resource": "arn:aws:s3:::${aws:PrincipalTag/kubernetes-namespace}-data"}]})
+
+
+def test_one_role_two_namespaces_by_session_tags(env, sb):
+    role = aws_json(env, "iam", "create-role", "--role-name", "pi-abac", "--assume-role-policy-document",
+                    trust("sts:AssumeRole", "sts:TagSession"))["Role"]["Arn"]
+    aws(env, "iam", "put-role-policy", "--role-name", "pi-abac", "--policy-name", "own-namespace-bucket",
+        "--policy-document", ABAC_POLICY)
+    ids = []
+    try:
+        aws(env, "eks", "create-addon", "--cluster-name", "myeks", "--addon-name", "eks-pod-identity-agent")
+        for ns in ("pi-team-a", "pi-team-b"):
+            kubectl(env, "create", "namespace", ns)
+            kubectl(env, "create", "serviceaccount", "app", "-n", ns)
+            aws(env, "s3api", "create-bucket", "--bucket", f"{ns}-data", "--create-bucket-configuration",
+                "LocationConstraint=ap-northeast-2")
+            ids.append(aws_json(env, "eks", "create-pod-identity-association", "--cluster-name", "myeks",
+                                "--namespace", ns, "--service-account", "app", "--role-arn", role)
+                       ["association"]["associationId"])
+            manifest = json.loads(pod_manifest("app", sa="app"))
+            manifest["metadata"]["namespace"] = ns
+            kubectl(env, "apply", "-f", "-", input=json.dumps(manifest))
+        for ns, other in (("pi-team-a", "pi-team-b"), ("pi-team-b", "pi-team-a")):
+            running(env, "app", ns)
+            mine = podexec.exec_in_pod(ns, "app", f"aws s3 ls s3://{ns}-data")
+            assert mine.returncode == 0, mine.stderr
+            theirs = podexec.exec_in_pod(ns, "app", f"aws s3 ls s3://{other}-data")
+            assert theirs.returncode != 0 and "AccessDenied" in theirs.stderr, theirs.stderr
+        # with the association's session tags disabled, the variable names no bucket at all
+        aws(env, "eks", "update-pod-identity-association", "--cluster-name", "myeks", "--association-id", ids[0],
+            "--disable-session-tags")
+        r = podexec.exec_in_pod("pi-team-a", "app", "aws s3 ls s3://pi-team-a-data")
+        assert r.returncode != 0 and "AccessDenied" in r.stderr, r.stderr
+    finally:
+        for ns in ("pi-team-a", "pi-team-b"):
+            kubectl(env, "delete", "namespace", ns, "--wait=false", "--ignore-not-found")
+            aws(env, "s3api", "delete-bucket", "--bucket", f"{ns}-data", check=False)
+        for assoc_id in ids:
+            aws(env, "eks", "delete-pod-identity-association", "--cluster-name", "myeks", "--association-id",
+                assoc_id, check=False)
+        aws(env, "eks", "delete-addon", "--cluster-name", "myeks", "--addon-name", "eks-pod-identity-agent",
+            check=False)
+        aws(env, "iam", "delete-role-policy", "--role-name", "pi-abac", "--policy-name", "own-namespace-bucket",
+            check=False)
+        aws(env, "iam", "delete-role", "--role-name", "pi-abac", check=False)

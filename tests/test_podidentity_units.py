@@ -168,3 +168,56 @@ def test_tokens_eks_auth_refuses(keys, case, code):
     assert e.value.code == code, e.value.message
     assert e.value.message == {"InvalidTokenException": pi.INVALID_TOKEN, "ExpiredTokenException": pi.EXPIRED_TOKEN,
                                }.get(code, e.value.message)
+
+
+# -- IAM's view of a Pod Identity session: its tags in conditions and policy variables --------------
+def test_policy_variables_and_conditions_on_session_tags():
+    from helpers.sandbox.aws import motopatches as mp
+    ctx = {"aws:PrincipalTag/kubernetes-namespace": "team-a", "aws:PrincipalArn": "arn:aws:sts::1:assumed-role/r/s"}
+    assert mp._substitute("arn:aws:s3:::${aws:PrincipalTag/kubernetes-namespace}-data", ctx) == \
+        "arn:aws:s3:::team-a-data"
+    assert mp._substitute("arn:aws:s3:::${aws:PrincipalTag/eks-cluster-name}", ctx) is None  # absent: no match
+    ns = "aws:PrincipalTag/kubernetes-namespace"
+    assert mp.conditions_met({"StringEquals": {ns: "team-a"}}, ctx)
+    assert not mp.conditions_met({"StringEquals": {ns: ["team-b", "team-c"]}}, ctx)
+    assert mp.conditions_met({"StringEquals": {ns: ["team-b", "team-a"]}}, ctx)      # any listed value
+    assert mp.conditions_met({"StringNotEquals": {ns: ["team-b", "team-c"]}}, ctx)   # none of them
+    assert not mp.conditions_met({"StringNotEquals": {ns: ["team-a"]}}, ctx)
+    assert mp.conditions_met({"StringLike": {"aws:PrincipalArn": "arn:aws:sts::1:assumed-role/r/*"}}, ctx)
+    assert not mp.conditions_met({"StringEquals": {"aws:PrincipalTag/missing": "x"}}, ctx)  # absent key fails
+    assert mp.conditions_met({"StringEqualsIfExists": {"aws:PrincipalTag/missing": "x"}}, ctx)
+    assert mp.conditions_met({"Null": {"aws:PrincipalTag/missing": "true", ns: "false"}}, ctx)
+    assert not mp.conditions_met({"NumericLessThan": {ns: "3"}}, ctx)                 # unsupported: fails closed
+    assert mp.conditions_met({"StringEquals": {ns: "${aws:PrincipalTag/kubernetes-namespace}"}}, ctx)
+
+
+def test_a_statement_whose_condition_fails_does_not_apply(monkeypatch):
+    """IAM skips such a statement; moto (unpatched) made it an explicit Deny, which would cancel
+    another statement's Allow."""
+    from moto.iam import access_control as ac
+
+    from helpers.sandbox.aws import motopatches as mp
+    # patched for this test only (the gateway patches its own process)
+    monkeypatch.setattr(ac.IAMPolicyStatement, "is_action_permitted", ac.IAMPolicyStatement.is_action_permitted)
+    monkeypatch.setattr(ac.IAMRequestBase, "check_action_permitted", ac.IAMRequestBase.check_action_permitted)
+    mp.conditions_as_aws_evaluates_them()
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "s3:ListBucket",
+         "Resource": "arn:aws:s3:::${aws:PrincipalTag/kubernetes-namespace}-data"},
+        {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::shared",
+         "Condition": {"StringEquals": {"aws:PrincipalTag/kubernetes-namespace": "team-b"}}},
+        {"Effect": "Deny", "Action": "s3:ListBucket", "Resource": "*",
+         "Condition": {"StringEquals": {"aws:PrincipalTag/kubernetes-namespace": "blocked"}}},
+    ]})
+    P = ac.PermissionResult
+
+    def decide(ns, bucket):
+        return ac.IAMPolicy(policy).is_action_permitted("s3:ListBucket", f"arn:aws:s3:::{bucket}", None,
+                                                        {"aws:PrincipalTag/kubernetes-namespace": ns})
+    assert decide("team-a", "team-a-data") == P.PERMITTED
+    assert decide("team-a", "team-b-data") == P.NEUTRAL      # not allowed (an implicit deny)
+    assert decide("team-a", "shared") == P.NEUTRAL
+    assert decide("team-b", "shared") == P.PERMITTED
+    assert decide("blocked", "blocked-data") == P.DENIED     # the Deny applies
+    assert ac.IAMPolicy(policy).is_action_permitted("s3:ListBucket", "arn:aws:s3:::team-a-data", None, {}) == \
+        P.NEUTRAL                                            # no tags: the variable matches nothing

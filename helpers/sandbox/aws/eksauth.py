@@ -4,9 +4,9 @@ Agent calls with a pod's projected token to get the associated role's credential
 The checks are `podidentities`' (the token against the cluster's ServiceAccount key and issuer,
 the audience, expiry and the pod it is bound to; the association; the role's trust in
 pods.eks.amazonaws.com for sts:AssumeRole and sts:TagSession); the credentials are minted by
-moto's STS as a session of the role named `eks-<cluster>-<pod>-<uuid>`. The six session tags are
-computed and kept with the session (`tags_of`); IAM does not evaluate them in policy conditions
-yet (README, "Differences from EKS").
+moto's STS as a session of the role named `eks-<cluster>-<pod>-<uuid>`, and the session's six tags
+are what IAM reads as `aws:PrincipalTag/<key>` (motopatches), so one role can serve several
+namespaces with attribute-based access control.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .. import access, clock, podidentities
 from ..common import ACCOUNT_ID, CLUSTER_NAME, REGION, cluster_arn
-from . import webidentity
+from . import motopatches, webidentity
 
 log = logging.getLogger("aws-gateway")
 SESSION_SECONDS = 6 * 3600  # what the agent's credentials last (the user guide: 6 hours)
@@ -29,13 +29,11 @@ class EksAuth:
     def __init__(self, state: Path, issuer: str, pods: access.Store):
         self.public_key = (state / "pki" / "sa.pub").read_bytes()
         self.issuer, self.pods = issuer, pods
-        self._tags: dict[str, dict[str, str]] = {}
-        self._lock = threading.Lock()
 
-    def tags_of(self, access_key_id: str) -> dict[str, str]:
+    @staticmethod
+    def tags_of(access_key_id: str) -> dict[str, str]:
         """The session tags of a session this minted (empty: none, or disabled)."""
-        with self._lock:
-            return dict(self._tags.get(access_key_id, {}))
+        return dict(motopatches.SESSION_TAGS.get(access_key_id, {}))
 
     def assume(self, token) -> dict:
         """AssumeRoleForPodIdentity's answer for TOKEN, or an access.EksError with its code."""
@@ -71,8 +69,8 @@ class EksAuth:
             if assoc["disableSessionTags"]
             else podidentities.session_tags(cluster_arn(), CLUSTER_NAME, claims)
         )
-        with self._lock:
-            self._tags[role.access_key_id] = tags
+        # what IAM reads as aws:PrincipalTag/<key> for this session's requests
+        motopatches.SESSION_TAGS[role.access_key_id] = tags
         exp = (
             role.expiration
             if role.expiration.tzinfo

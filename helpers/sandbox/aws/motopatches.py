@@ -15,6 +15,152 @@ os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
 def apply() -> None:
     trust_gateway_signature_check()
     aws_style_user_ids()
+    conditions_as_aws_evaluates_them()
+
+
+# Session tags of sessions the sandbox minted itself (EKS Pod Identity's six), by access key id:
+# what `aws:PrincipalTag/<key>` reads in a policy.
+SESSION_TAGS: dict[str, dict[str, str]] = {}
+
+
+def condition_context(access_key) -> dict[str, str]:
+    """The request context keys a policy may test for the caller behind ACCESS_KEY (moto's
+    access-key object): its ARN, account, and a session's tags."""
+    ctx = {"aws:PrincipalArn": access_key.arn, "aws:PrincipalAccount": access_key.account_id}
+    key_id = getattr(access_key, "_access_key_id", None)
+    for k, v in SESSION_TAGS.get(key_id, {}).items():
+        ctx[f"aws:PrincipalTag/{k}"] = v
+    return ctx
+
+
+def _substitute(value: str, ctx: dict[str, str]) -> str | None:
+    """A policy variable `${aws:PrincipalTag/x}` replaced by its value; None when the key is not
+    in the request (AWS then treats the element as not matching)."""
+    import re
+
+    missing = []
+
+    def one(m):
+        if m.group(1) not in ctx:
+            missing.append(m.group(1))
+            return ""
+        return ctx[m.group(1)]
+
+    out = re.sub(r"\$\{([^}]+)\}", one, value)
+    return None if missing else out
+
+
+def _like(pattern: str, value: str) -> bool:
+    import fnmatch
+
+    return fnmatch.fnmatchcase(value, pattern.replace("[", "[[]"))
+
+
+_OPERATORS = {
+    "StringEquals": lambda want, got: got == want,
+    "StringNotEquals": lambda want, got: got != want,
+    "StringEqualsIgnoreCase": lambda want, got: got.lower() == want.lower(),
+    "StringNotEqualsIgnoreCase": lambda want, got: got.lower() != want.lower(),
+    "StringLike": lambda want, got: _like(want, got),
+    "StringNotLike": lambda want, got: not _like(want, got),
+    "ArnEquals": lambda want, got: got == want,
+    "ArnLike": lambda want, got: _like(want, got),
+    "ArnNotEquals": lambda want, got: got != want,
+    "ArnNotLike": lambda want, got: not _like(want, got),
+}
+
+
+def conditions_met(conditions: dict, ctx: dict[str, str]) -> bool:
+    """A statement's Condition block for a request with context CTX, as IAM evaluates it for
+    single-valued keys: every operator and key must hold; a value matches if any listed value
+    does (negated operators: if none does); a key absent from the request fails, except with
+    `…IfExists` or `Null`; unsupported operators fail closed."""
+    for op, block in (conditions or {}).items():
+        if_exists = op.endswith("IfExists")
+        base = op.removesuffix("IfExists")
+        for key, wanted in (block or {}).items():
+            wanted = wanted if isinstance(wanted, list) else [wanted]
+            present = key in ctx
+            if base == "Null":
+                if not all(str(w).lower() == ("false" if present else "true") for w in wanted):
+                    return False
+                continue
+            if not present:
+                if if_exists:
+                    continue
+                return False
+            test = _OPERATORS.get(base)
+            if test is None:
+                return False
+            values = [v for v in (_substitute(str(w), ctx) for w in wanted) if v is not None]
+            negated = "Not" in base
+            results = [test(w, ctx[key]) for w in values]
+            if not (all(results) if negated else any(results)):
+                return False
+    return True
+
+
+def conditions_as_aws_evaluates_them() -> None:
+    """moto evaluates an identity policy's Condition only for sts:ExternalId and StringEquals, and
+    turns a statement whose condition does not hold into an explicit Deny. IAM instead skips such a
+    statement. Here a statement's Condition is evaluated with the request's context (the caller's
+    ARN, account and session tags: attribute-based access control with EKS Pod Identity's tags),
+    policy variables `${aws:PrincipalTag/…}` are filled in in Resource and condition values, and a
+    statement whose condition fails does not apply."""
+    from moto.iam import access_control as ac
+
+    def statement_permitted(self, action, resource="*", principal=None, incoming=None):
+        st = self._statement
+        ctx = incoming or {}
+        concerned = (
+            not self._check_element_matches("NotAction", action)
+            if "NotAction" in st
+            else self._check_element_matches("Action", action)
+        )
+        if not concerned:
+            return ac.PermissionResult.NEUTRAL
+        if self.is_unknown_principal(st.get("Principal")):
+            return ac.PermissionResult.NEUTRAL
+        if principal and not self._check_principal(principal):
+            return ac.PermissionResult.DENIED
+        if st.get("Condition") and not conditions_met(st["Condition"], ctx):
+            return ac.PermissionResult.NEUTRAL
+        if not st.get("Resource") and not st.get("NotResource"):
+            return ac.PermissionResult.PERMITTED  # a trust policy has no resource
+        element = "NotResource" if "NotResource" in st else "Resource"
+        patterns = st[element] if isinstance(st[element], list) else [st[element]]
+        patterns = [p for p in (_substitute(p, ctx) for p in patterns) if p is not None]
+        matched = any(self._match(p, resource) for p in patterns)
+        if element == "NotResource":
+            matched = not matched
+        if not matched:
+            return ac.PermissionResult.NEUTRAL
+        allow = st["Effect"] == "Allow"
+        return ac.PermissionResult.PERMITTED if allow else ac.PermissionResult.DENIED
+
+    ac.IAMPolicyStatement.is_action_permitted = statement_permitted
+
+    original = ac.IAMRequestBase.check_action_permitted
+
+    def check_action_permitted(self, resource: str) -> None:
+        if self._action == "sts:GetCallerIdentity":
+            return
+        ctx = condition_context(self._access_key)
+        ctx.update(ac.format_incoming_conditional_values(self._data) if self._data else {})
+        permitted = False
+        for policy in self._access_key.collect_policies():
+            result = ac.IAMPolicy(policy).is_action_permitted(self._action, resource, None, ctx)
+            if result == ac.PermissionResult.DENIED:
+                self._raise_access_denied()
+            elif result == ac.PermissionResult.PERMITTED:
+                permitted = True
+        if self._is_assuming_role_operation(resource):
+            permitted = permitted and self._check_role_trust_relationship(resource)
+        if not permitted:
+            self._raise_access_denied()
+
+    check_action_permitted.__wrapped__ = original
+    ac.IAMRequestBase.check_action_permitted = check_action_permitted
 
 
 def trust_gateway_signature_check() -> None:
