@@ -62,6 +62,17 @@ class Shipper:
 
     def _run(self) -> None:
         logs = None
+        # the group and stream exist from the start, as once EKS's control-plane logging is on
+        # (not at the first decision, a second later: a reader in between would see no logging)
+        for _ in range(40):
+            try:
+                logs = self.make_client()
+                self._ensure(logs)
+                break
+            except Exception as e:  # the AWS endpoint still starting
+                log.debug("log group not made yet: %s", e)
+                logs = None
+                time.sleep(0.5)
         while True:
             batch = [self.q.get()]
             time.sleep(0.2)  # gather what arrives together (one kubectl call makes several reviews)
