@@ -632,3 +632,140 @@ def update_authentication_mode(cluster: str, mode: str, timeout: float = 600) ->
         f"[✔]  authentication mode was successfully updated to {mode} on cluster {cluster}"
     )
     return Result(cmd, lines)
+
+
+# --- EKS Pod Identity (`eksctl create|get|delete podidentityassociation`, `eksctl create addon`) --
+def create_addon(cluster: str, name: str = "eks-pod-identity-agent") -> Result:
+    """`eksctl create addon --name eks-pod-identity-agent`: the agent that serves pods their
+    associated roles' credentials."""
+    cmd = f"eksctl create addon --cluster {cluster} --name {name}"
+    target.require("iam-roles", f"installing the {name} add-on")
+    if (real := _real_eksctl(cmd)) is not None:
+        return real
+    addon = _aws(["eks", "create-addon", "--cluster-name", cluster, "--addon-name", name])["addon"]
+    return Result(
+        cmd,
+        [
+            f"[ℹ]  creating addon: {name}",
+            f"[ℹ]  successfully created addon: {name} ({addon['addonVersion']}, {addon['status']})",
+        ],
+    )
+
+
+def create_podidentityassociation(
+    cluster: str, namespace: str, service_account: str, role_arn: str
+) -> Result:
+    """`eksctl create podidentityassociation … --role-arn ROLE`: the pods of that ServiceAccount
+    get ROLE's credentials from the agent (the ServiceAccount is not annotated, unlike IRSA)."""
+    cmd = (
+        f"eksctl create podidentityassociation --cluster {cluster} --namespace {namespace} "
+        f"--service-account-name {service_account} --role-arn {role_arn}"
+    )
+    target.require("iam-roles", f"associating {role_arn} with {namespace}/{service_account}")
+    if (real := _real_eksctl(cmd)) is not None:
+        return real
+    assoc = _aws(
+        [
+            "eks",
+            "create-pod-identity-association",
+            "--cluster-name",
+            cluster,
+            "--namespace",
+            namespace,
+            "--service-account",
+            service_account,
+            "--role-arn",
+            role_arn,
+        ]
+    )["association"]
+    return Result(
+        cmd,
+        [
+            f"[ℹ]  1 task: {{ create pod identity association for service account "
+            f'"{namespace}/{service_account}" }}',
+            f"[✔]  created pod identity association {assoc['associationId']}",
+        ],
+        [assoc],
+    )
+
+
+def get_podidentityassociation(cluster: str, namespace: str | None = None) -> Result:
+    """`eksctl get podidentityassociation`: ASSOCIATION ARN, NAMESPACE, SERVICE ACCOUNT NAME,
+    IAM ROLE ARN."""
+    cmd = f"eksctl get podidentityassociation --cluster {cluster}" + (
+        f" --namespace {namespace}" if namespace else ""
+    )
+    listed = _aws(
+        [
+            "eks",
+            "list-pod-identity-associations",
+            "--cluster-name",
+            cluster,
+            *(["--namespace", namespace] if namespace else []),
+        ]
+    )["associations"]
+    rows = []
+    for summary in listed:
+        a = _aws(
+            [
+                "eks",
+                "describe-pod-identity-association",
+                "--cluster-name",
+                cluster,
+                "--association-id",
+                summary["associationId"],
+            ]
+        )["association"]
+        rows.append(
+            {
+                "ASSOCIATION ARN": a["associationArn"],
+                "NAMESPACE": a["namespace"],
+                "SERVICE ACCOUNT NAME": a["serviceAccount"],
+                "IAM ROLE ARN": a["roleArn"],
+            }
+        )
+    cols = ["ASSOCIATION ARN", "NAMESPACE", "SERVICE ACCOUNT NAME", "IAM ROLE ARN"]
+    return Result(cmd, _table(rows, cols).splitlines(), rows)
+
+
+def delete_podidentityassociation(cluster: str, namespace: str, service_account: str) -> Result:
+    cmd = (
+        f"eksctl delete podidentityassociation --cluster {cluster} --namespace {namespace} "
+        f"--service-account-name {service_account}"
+    )
+    target.require(
+        "iam-roles", f"deleting the pod identity association of {namespace}/{service_account}"
+    )
+    if (real := _real_eksctl(cmd)) is not None:
+        return real
+    listed = _aws(
+        [
+            "eks",
+            "list-pod-identity-associations",
+            "--cluster-name",
+            cluster,
+            "--namespace",
+            namespace,
+            "--service-account",
+            service_account,
+        ]
+    )["associations"]
+    if not listed:
+        raise EksctlError(
+            f"Error: no pod identity association found for service account "
+            f'"{namespace}/{service_account}"'
+        )
+    for a in listed:
+        _aws(
+            [
+                "eks",
+                "delete-pod-identity-association",
+                "--cluster-name",
+                cluster,
+                "--association-id",
+                a["associationId"],
+            ]
+        )
+    return Result(
+        cmd, [f'[✔]  deleted pod identity association for "{namespace}/{service_account}"']
+    )

@@ -33,7 +33,8 @@ TAG = "eks-security-lab"
 OPT_INS = {
     "iam-users": "create IAM users and access keys and attach AdministratorAccess to them "
     "(notebooks 02, 03)",
-    "iam-roles": "create IAM roles and an IAM OIDC provider for the cluster (notebooks 04, 05)",
+    "iam-roles": "create IAM roles and an IAM OIDC provider for the cluster (notebooks 04, 05), "
+    "and EKS Pod Identity associations and its agent add-on",
     "aws-auth": "add and remove entries in the cluster's aws-auth ConfigMap (notebook 03)",
     "access-entries": "create, change and delete the cluster's access entries and their access "
     "policies",
@@ -267,6 +268,11 @@ AWS_GUARDED = {
     ("eks", "associate-access-policy"): ("access-entries", False),
     ("eks", "disassociate-access-policy"): ("access-entries", False),
     ("eks", "update-cluster-config"): ("auth-mode", False),
+    ("eks", "create-addon"): ("iam-roles", False),
+    ("eks", "delete-addon"): ("iam-roles", False),
+    ("eks", "create-pod-identity-association"): ("iam-roles", False),
+    ("eks", "update-pod-identity-association"): ("iam-roles", False),
+    ("eks", "delete-pod-identity-association"): ("iam-roles", False),
 }
 
 

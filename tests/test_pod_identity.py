@@ -200,3 +200,25 @@ def test_one_role_two_namespaces_by_session_tags(env, sb):
         aws(env, "iam", "delete-role-policy", "--role-name", "pi-abac", "--policy-name", "own-namespace-bucket",
             check=False)
         aws(env, "iam", "delete-role", "--role-name", "pi-abac", check=False)
+
+
+def test_eksctl_equivalents(env, sb):
+    from helpers import eksctl
+    role = aws_json(env, "iam", "create-role", "--role-name", "pi-eksctl", "--assume-role-policy-document",
+                    trust("sts:AssumeRole", "sts:TagSession"))["Role"]["Arn"]
+    try:
+        assert "successfully created addon: eks-pod-identity-agent" in str(eksctl.create_addon("myeks"))
+        made = eksctl.create_podidentityassociation("myeks", "default", "pi-eksctl-sa", role)
+        assert "created pod identity association a-" in str(made)
+        got = eksctl.get_podidentityassociation("myeks", "default")
+        assert got.mappings == [{"ASSOCIATION ARN": made.mappings[0]["associationArn"], "NAMESPACE": "default",
+                                 "SERVICE ACCOUNT NAME": "pi-eksctl-sa", "IAM ROLE ARN": role}]
+        assert got.messages[0].split()[:2] == ["ASSOCIATION", "ARN"]
+        eksctl.delete_podidentityassociation("myeks", "default", "pi-eksctl-sa")
+        assert eksctl.get_podidentityassociation("myeks").mappings == []
+        with pytest.raises(eksctl.EksctlError, match="no pod identity association found"):
+            eksctl.delete_podidentityassociation("myeks", "default", "pi-eksctl-sa")
+    finally:
+        aws(env, "eks", "delete-addon", "--cluster-name", "myeks", "--addon-name", "eks-pod-identity-agent",
+            check=False)
+        aws(env, "iam", "delete-role", "--role-name", "pi-eksctl", check=False)
