@@ -150,6 +150,62 @@ def own_role_for_other_sa() -> checks.Check:
     )
 
 
+def pod_identity_for_other_sa() -> checks.Check:
+    """08: pod pi-other-pod runs as ServiceAccount pi-other-sa, which has a pod identity
+    association with a role of its own (not the lesson's pi-s3-reader); `aws` in the pod is that
+    role, in a session EKS Pod Identity named, and may list S3 buckets."""
+    from . import podcreds, target
+
+    has_sa = _exists("sa", "pi-other-sa")
+    role = podcreds.association_role("default", "pi-other-sa") if has_sa else ""
+    pod = commands.run(["kubectl", "get", "pod", "pi-other-pod", "-o", "json"])
+    sa = (pod.data or {}).get("spec", {}).get("serviceAccountName") if pod.ok else None
+    name = role.rsplit("/", 1)[-1]
+    t = target.current()
+    arn = (
+        t.pod_exec(
+            [
+                "pi-other-pod",
+                "--",
+                "aws",
+                "sts",
+                "get-caller-identity",
+                "--query",
+                "Arn",
+                "--output",
+                "text",
+            ]
+        )
+        if sa == "pi-other-sa" and role
+        else None
+    )
+    s3 = (
+        t.pod_exec(["pi-other-pod", "--", "aws", "s3", "ls"])
+        if arn is not None and arn.ok
+        else None
+    )
+    ok = (
+        bool(name)
+        and name != "pi-s3-reader"
+        and arn is not None
+        and f":assumed-role/{name}/eks-" in arn.stdout
+        and s3 is not None
+        and s3.ok
+    )
+    return checks.check(
+        ok,
+        f"pi-other-pod gets {name}'s credentials through EKS Pod Identity",
+        "a role trusted by pods.eks.amazonaws.com (sts:AssumeRole and sts:TagSession) with "
+        "S3 read-only, aws eks create-pod-identity-association for default/pi-other-sa, then "
+        "the pod pi-other-pod as pi-other-sa (made after the association: the webhook mutates "
+        "pods when they are created)",
+    )
+
+
+def _exists(kind: str, name: str) -> bool:
+    return commands.run(["kubectl", "get", kind, name]).ok
+
+
 def opted_out_pod() -> checks.Check:
     """05: pod opt-out runs as my-sa, and admission left it alone: no AWS_ROLE_ARN, no token
     volume."""

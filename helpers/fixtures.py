@@ -119,6 +119,91 @@ def remove_iam_user(name: str) -> None:
     cleanup.delete_iam_principal(iam, "user", name)
 
 
+def remove_iam_role(name: str) -> None:
+    """Delete an IAM role with its policies (what an earlier run may have left); on a real account
+    only one the series created (tagged), and only with the opt-in."""
+    from . import cleanup
+
+    iam = cleanup.iam_client()
+    try:
+        iam.get_role(RoleName=name)
+    except iam.exceptions.NoSuchEntityException:
+        return
+    target.current().may_delete_iam_principal("role", name)
+    cleanup.delete_iam_principal(iam, "role", name)
+
+
+def remove_pod_identity(namespace: str, *service_accounts: str, addon: bool = False) -> None:
+    """Delete the pod identity associations of these ServiceAccounts (and with ADDON the agent
+    add-on), if there are any: what an earlier run may have left."""
+    from . import commands
+
+    t = target.current()
+    for sa in service_accounts:
+        r = commands.run(
+            [
+                "aws",
+                "eks",
+                "list-pod-identity-associations",
+                "--cluster-name",
+                t.cluster,
+                "--namespace",
+                namespace,
+                "--service-account",
+                sa,
+                "--output",
+                "json",
+            ]
+        )
+        for a in (r.data or {}).get("associations", []) if r.ok else []:
+            commands.run(
+                [
+                    "aws",
+                    "eks",
+                    "delete-pod-identity-association",
+                    "--cluster-name",
+                    t.cluster,
+                    "--association-id",
+                    a["associationId"],
+                ]
+            ).check()
+    if addon:
+        listed = commands.run(
+            ["aws", "eks", "list-addons", "--cluster-name", t.cluster, "--output", "json"]
+        )
+        if listed.ok and "eks-pod-identity-agent" in (listed.data or {}).get("addons", []):
+            commands.run(
+                [
+                    "aws",
+                    "eks",
+                    "delete-addon",
+                    "--cluster-name",
+                    t.cluster,
+                    "--addon-name",
+                    "eks-pod-identity-agent",
+                ]
+            ).check()
+
+
+def clear_pod_identity_lesson() -> None:
+    """What notebook 08 makes, removed (before it runs, and at its clean-up): its pods, the
+    ServiceAccounts, associations and the agent add-on, the IRSA ServiceAccount with its role,
+    the Pod Identity roles, the two team namespaces and their buckets."""
+    from . import commands, eksctl
+
+    remove_objects("pod", "irsa-pod", "pi-pod", "pi-other-pod")
+    remove_pod_identity("default", "pi-sa", "pi-other-sa")
+    remove_pod_identity("team-a", "app")
+    remove_pod_identity("team-b", "app", addon=True)
+    remove_objects("serviceaccount", "pi-sa", "pi-other-sa")
+    eksctl.delete_iamserviceaccount("myeks", "irsa-sa", "default")
+    for role in ("pi-s3-reader", "pi-no-tags", "pi-team-buckets", "pi-other-role"):
+        remove_iam_role(role)
+    for bucket in ("team-a-data", "team-b-data"):
+        commands.run(["aws", "s3api", "delete-bucket", "--bucket", bucket])
+    fresh_namespaces("team-a", "team-b")
+
+
 def ensure_irsa_sa(
     sa: str = "my-sa",
     policy: str = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess",

@@ -83,6 +83,13 @@ PLAN = {
         ),
         ("namespaces team-a, team-b and a ClusterRoleBinding for the group viewers", None),
     ],
+    "08": [
+        ("the cluster's IAM OIDC provider (if missing) and an IRSA role for irsa-sa", "iam-roles"),
+        ("the eks-pod-identity-agent add-on (deleted again)", "iam-roles"),
+        ("IAM roles pi-s3-reader and pi-team-buckets, and pod identity associations", "iam-roles"),
+        ("S3 buckets team-a-data and team-b-data", "iam-roles"),
+        ("namespaces team-a, team-b, ServiceAccounts and pods (all deleted again)", None),
+    ],
 }
 
 
