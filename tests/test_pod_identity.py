@@ -137,6 +137,23 @@ def test_associations_the_agent_add_on_and_eks_auth(env, sb):
         ):
             r = assume(env, token)
             assert r.returncode != 0 and f"({code})" in r.stderr, (name, r.stderr)
+        # role chaining: with a target role, the pod gets the target's session (when it trusts the role)
+        chained = aws_json(env, "iam", "create-role", "--role-name", "pi-target", "--assume-role-policy-document",
+                           json.dumps({"Version": "2012-10-17", "Statement": [{
+                               "Effect": "Allow", "Principal": {"AWS": role},
+                               "Action": ["sts:AssumeRole", "sts:TagSession"]}]}))["Role"]["Arn"]
+        updated = aws_json(env, "eks", "update-pod-identity-association", "--cluster-name", "myeks",
+                           "--association-id", assoc_id, "--target-role-arn", chained)["association"]
+        assert updated["targetRoleArn"] == chained and updated["externalId"]
+        r = assume(env, good)
+        assert r.returncode == 0, r.stderr
+        assert ":assumed-role/pi-target/eks-myeks-pi-pod-" in json.loads(r.stdout)["assumedRoleUser"]["arn"]
+        aws(env, "eks", "update-pod-identity-association", "--cluster-name", "myeks", "--association-id", assoc_id,
+            "--target-role-arn", untaggable)   # a target that does not trust the role
+        r = assume(env, good)
+        assert r.returncode != 0 and "(AccessDeniedException)" in r.stderr, r.stderr
+        aws(env, "eks", "update-pod-identity-association", "--cluster-name", "myeks", "--association-id", assoc_id,
+            "--target-role-arn", "")
         aws(env, "eks", "update-pod-identity-association", "--cluster-name", "myeks", "--association-id", assoc_id,
             "--role-arn", untaggable)
         r = assume(env, good)
@@ -149,7 +166,7 @@ def test_associations_the_agent_add_on_and_eks_auth(env, sb):
                 assoc_id)
         aws(env, "eks", "delete-addon", "--cluster-name", "myeks", "--addon-name", "eks-pod-identity-agent",
             check=False)
-        for name in ("pi-s3", "pi-no-tags"):
+        for name in ("pi-s3", "pi-no-tags", "pi-target"):
             aws(env, "iam", "delete-role", "--role-name", name, check=False)
 
 

@@ -221,3 +221,20 @@ def test_a_statement_whose_condition_fails_does_not_apply(monkeypatch):
     assert decide("blocked", "blocked-data") == P.DENIED     # the Deny applies
     assert ac.IAMPolicy(policy).is_action_permitted("s3:ListBucket", "arn:aws:s3:::team-a-data", None, {}) == \
         P.NEUTRAL                                            # no tags: the variable matches nothing
+
+
+def test_the_target_roles_trust_for_chaining():
+    source = "arn:aws:iam::123456789012:role/pi-s3"
+
+    def target(principal, actions=("sts:AssumeRole", "sts:TagSession"), external=None):
+        st = {"Effect": "Allow", "Principal": {"AWS": principal}, "Action": list(actions)}
+        if external is not None:
+            st["Condition"] = {"StringEquals": {"sts:ExternalId": external}}
+        return {"Version": "2012-10-17", "Statement": [st]}
+
+    assert pi.trusts_for_chaining(target(source), source, "ext-1")
+    assert pi.trusts_for_chaining(target("arn:aws:iam::123456789012:root"), source, "ext-1")
+    assert pi.trusts_for_chaining(target(source, external="ext-1"), source, "ext-1")
+    assert not pi.trusts_for_chaining(target(source, external="other"), source, "ext-1")
+    assert not pi.trusts_for_chaining(target(source, ("sts:AssumeRole",)), source, "ext-1")   # no TagSession
+    assert not pi.trusts_for_chaining(target("arn:aws:iam::123456789012:role/someone-else"), source, "ext-1")

@@ -291,6 +291,35 @@ def trusts_pod_identity(trust_policy: str | dict) -> bool:
     return has("sts:AssumeRole") and has("sts:TagSession")
 
 
+def trusts_for_chaining(trust_policy: str | dict, role_arn: str, external_id: str) -> bool:
+    """Whether a target role (an association's targetRoleArn) lets the association's role assume it
+    and tag the session, with the association's external id where the policy asks for one: what
+    EKS Pod Identity's role chaining needs (the user guide, "cross-account access")."""
+    doc = json.loads(trust_policy) if isinstance(trust_policy, str) else trust_policy
+    account = role_arn.split(":")[4]
+    allowed: set[str] = set()
+    for st in doc.get("Statement") or []:
+        principal = st.get("Principal") if isinstance(st.get("Principal"), dict) else {}
+        names = principal.get("AWS") or []
+        names = [names] if isinstance(names, str) else names
+        if st.get("Effect") != "Allow" or not (
+            role_arn in names or f"arn:aws:iam::{account}:root" in names or account in names
+        ):
+            continue
+        wanted = ((st.get("Condition") or {}).get("StringEquals") or {}).get("sts:ExternalId")
+        if wanted is not None and external_id not in (
+            [wanted] if isinstance(wanted, str) else wanted
+        ):
+            continue
+        actions = st.get("Action") or []
+        allowed.update([actions] if isinstance(actions, str) else actions)
+
+    def has(action: str) -> bool:
+        return action in allowed or "sts:*" in allowed or "*" in allowed
+
+    return has("sts:AssumeRole") and has("sts:TagSession")
+
+
 def session_tags(cluster_arn: str, cluster: str, claims: dict) -> dict[str, str]:
     k8s = claims["kubernetes.io"]
     return {

@@ -55,14 +55,29 @@ class EksAuth:
                 podidentities.SERVICE_PRINCIPAL,
             )
             raise access.EksError("AccessDeniedException", podidentities.ACCESS_DENIED)
+        target = assoc.get("targetRoleArn")
+        if target:
+            # role chaining: the association's role assumes the target role (another account's,
+            # on EKS) with the association's external id; the pod gets the target's session
+            chained = webidentity.moto_role_trust(target)
+            if chained is None or not podidentities.trusts_for_chaining(
+                chained, assoc["roleArn"], assoc.get("externalId", "")
+            ):
+                log.warning(
+                    "AssumeRoleForPodIdentity: %s does not trust %s (external id %s)",
+                    target,
+                    assoc["roleArn"],
+                    assoc.get("externalId"),
+                )
+                raise access.EksError("AccessDeniedException", podidentities.ACCESS_DENIED)
         sts = sts_backends[ACCOUNT_ID]["global"]
         role = sts.assume_role(
             region_name=REGION,
             role_session_name=podidentities.session_name(CLUSTER_NAME, pod),
-            role_arn=assoc["roleArn"],
+            role_arn=target or assoc["roleArn"],
             policy=None,
             duration=SESSION_SECONDS,
-            external_id=None,
+            external_id=assoc.get("externalId") if target else None,
         )
         tags = (
             {}
