@@ -6,7 +6,8 @@
 It looks for the tag `eks-security-lab` (helpers.target.TAG) on IAM users, roles, OIDC
 providers and policies, and for the label of the same name on namespaces, so it also finds
 what a crashed run left. With a tagged user go its access keys, attached and inline policies;
-with a tagged role, its policies; aws-auth entries naming a tagged user or role are removed.
+with a tagged role, its policies; aws-auth entries naming a tagged user or role are removed;
+and the cluster's tagged pod identity associations and add-ons (the Pod Identity Agent).
 Anything without the tag is never touched, whatever its name.
 """
 
@@ -16,6 +17,7 @@ import sys
 
 import pandas as pd
 
+from . import target
 from .target import TAG
 
 
@@ -63,11 +65,51 @@ def plan() -> pd.DataFrame:
             rows.append(
                 ("namespace", item["metadata"]["name"], "", item["metadata"]["labels"].get(TAG, ""))
             )
+    rows += _pod_identity_rows()
     arns = {r[2].lower() for r in rows if r[0] in ("IAM user", "IAM role")}
     for key, arn in _aws_auth_entries():
         if arn.lower() in arns:
             rows.append(("aws-auth entry", f"{key}: {arn}", arn, ""))
     return pd.DataFrame(rows, columns=["kind", "name", "arn", "tag"])
+
+
+def _eks():
+    import boto3
+
+    t = target.current()
+    return t.cluster, boto3.client("eks", region_name=t.region)
+
+
+def _pod_identity_rows() -> list[tuple]:
+    """The cluster's pod identity associations and add-ons the series created (tagged)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    rows = []
+    try:
+        cluster, eks = _eks()
+        for page in eks.get_paginator("list_pod_identity_associations").paginate(
+            clusterName=cluster
+        ):
+            for s in page["associations"]:
+                a = eks.describe_pod_identity_association(
+                    clusterName=cluster, associationId=s["associationId"]
+                )["association"]
+                if TAG in (a.get("tags") or {}):
+                    rows.append(
+                        (
+                            "pod identity association",
+                            f"{a['namespace']}/{a['serviceAccount']}",
+                            a["associationArn"],
+                            a["tags"][TAG],
+                        )
+                    )
+        for name in eks.list_addons(clusterName=cluster)["addons"]:
+            addon = eks.describe_addon(clusterName=cluster, addonName=name)["addon"]
+            if TAG in (addon.get("tags") or {}):
+                rows.append(("EKS add-on", name, addon["addonArn"], addon["tags"][TAG]))
+    except (BotoCoreError, ClientError):  # no EKS API rights: nothing of these to list
+        return []
+    return rows
 
 
 def _value(tags: list[dict]) -> str:
@@ -110,6 +152,14 @@ def run(progress=lambda m: print(m, file=sys.stderr, flush=True)) -> pd.DataFram
         progress(f"removing {row.kind} {row.name}")
         if row.kind == "aws-auth entry":
             continue  # all entries together, below
+        if row.kind == "pod identity association":
+            cluster, eks = _eks()
+            eks.delete_pod_identity_association(
+                clusterName=cluster, associationId=row.arn.rsplit("/", 1)[1]
+            )
+        elif row.kind == "EKS add-on":
+            cluster, eks = _eks()
+            eks.delete_addon(clusterName=cluster, addonName=row.name)
         if row.kind == "IAM user":
             delete_iam_principal(iam, "user", row.name)
         elif row.kind == "IAM role":

@@ -275,9 +275,9 @@ AWS_GUARDED = {
     ("eks", "associate-access-policy"): ("access-entries", False),
     ("eks", "disassociate-access-policy"): ("access-entries", False),
     ("eks", "update-cluster-config"): ("auth-mode", False),
-    ("eks", "create-addon"): ("iam-roles", False),
+    ("eks", "create-addon"): ("iam-roles", "map"),
     ("eks", "delete-addon"): ("iam-roles", False),
-    ("eks", "create-pod-identity-association"): ("iam-roles", False),
+    ("eks", "create-pod-identity-association"): ("iam-roles", "map"),
     ("eks", "update-pod-identity-association"): ("iam-roles", False),
     ("eks", "delete-pod-identity-association"): ("iam-roles", False),
 }
@@ -324,7 +324,10 @@ def guard_aws(argv: list[str]) -> list[str]:
     opt_in, taggable = AWS_GUARDED[op]
     require(opt_in, f"`aws {' '.join(op)}`")
     if taggable and "--tags" not in argv:
-        return [*argv, *t.creation_tags()]
+        tags = t.creation_tags()
+        if taggable == "map" and tags:  # EKS takes its tags as a map: --tags key=value
+            tags = ["--tags", f"{TAG}={tags[1].split('Value=', 1)[1]}"]
+        return [*argv, *tags]
     return argv
 
 

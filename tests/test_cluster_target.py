@@ -139,6 +139,9 @@ magics.aws("iam put-role-policy --role-name t-crashed-role --policy-name inline 
 magics.aws("iam create-access-key --user-name t-crashed").check()
 magics.aws("iam attach-user-policy --user-name t-crashed --policy-arn arn:aws:iam::aws:policy/AdministratorAccess").check()
 magics.kubectl("create namespace t-crashed").check()
+magics.aws("eks create-addon --cluster-name myeks --addon-name eks-pod-identity-agent").check()
+magics.aws("eks create-pod-identity-association --cluster-name myeks --namespace default "
+           "--service-account t-crashed-sa --role-arn arn:aws:iam::123456789012:role/t-crashed-role").check()
 eksctl.create_iamidentitymapping("myeks", "arn:aws:iam::123456789012:user/t-crashed", groups=["system:masters"])
 os.kill(os.getpid(), signal.SIGKILL)
 """
@@ -155,7 +158,8 @@ def test_cleanup_finds_what_a_crashed_run_left_and_only_that(outside):
     todo = cleanup.plan()
     found = set(zip(todo.kind, todo.name))
     assert {("IAM user", "t-crashed"), ("IAM role", "t-crashed-role"), ("namespace", "t-crashed"),
-            ("aws-auth entry", "mapUsers: arn:aws:iam::123456789012:user/t-crashed")} <= found
+            ("aws-auth entry", "mapUsers: arn:aws:iam::123456789012:user/t-crashed"),
+            ("pod identity association", "default/t-crashed-sa"), ("EKS add-on", "eks-pod-identity-agent")} <= found
     assert not any("t-mine" in name for _, name in found)
     out = subprocess.run([sys.executable, "-m", "helpers", "cleanup"], env={**outside, "PYTHONPATH": str(ROOT)},
                          capture_output=True, text=True, timeout=120)
@@ -165,6 +169,9 @@ def test_cleanup_finds_what_a_crashed_run_left_and_only_that(outside):
     assert "NoSuchEntity" in commands.run("aws iam get-role --role-name t-crashed-role").stderr
     assert "t-crashed" not in json.dumps(commands.run("kubectl get cm aws-auth -n kube-system -o json").data)
     assert commands.run("aws iam get-user --user-name t-mine").ok
+    assert commands.run("aws eks list-pod-identity-associations --cluster-name myeks --output json").data[
+        "associations"] == []
+    assert commands.run("aws eks list-addons --cluster-name myeks --output json").data["addons"] == []
     with pytest.raises(target.OptInRequired, match="not created by the series"):
         fixtures.remove_iam_user("t-mine")
     assert commands.run("aws iam get-user --user-name t-mine").ok
