@@ -100,7 +100,7 @@ def views_only(workstation) -> checks.Check:
 def own_role_for_other_sa() -> checks.Check:
     """04: pod other-pod, running as ServiceAccount other-sa, gets the credentials of the IRSA role
     other-sa names (a role of its own, not my-sa's) and may list S3 buckets."""
-    from . import target
+    from . import podcreds, target
 
     def role_of(sa: str) -> str:
         r = commands.run(["kubectl", "get", "serviceaccount", sa, "-o", "json"])
@@ -116,23 +116,7 @@ def own_role_for_other_sa() -> checks.Check:
     sa = (pod.data or {}).get("spec", {}).get("serviceAccountName") if pod.ok else None
     role = role_of("other-sa").rsplit("/", 1)[-1]
     t = target.current()
-    arn = (
-        t.pod_exec(
-            [
-                "other-pod",
-                "--",
-                "aws",
-                "sts",
-                "get-caller-identity",
-                "--query",
-                "Arn",
-                "--output",
-                "text",
-            ]
-        )
-        if sa == "other-sa" and role
-        else None
-    )
+    arn = podcreds.caller_in_pod("other-pod") if sa == "other-sa" and role else None
     s3 = t.pod_exec(["other-pod", "--", "aws", "s3", "ls"]) if arn is not None and arn.ok else None
     ok = (
         bool(role)
@@ -162,23 +146,7 @@ def pod_identity_for_other_sa() -> checks.Check:
     sa = (pod.data or {}).get("spec", {}).get("serviceAccountName") if pod.ok else None
     name = role.rsplit("/", 1)[-1]
     t = target.current()
-    arn = (
-        t.pod_exec(
-            [
-                "pi-other-pod",
-                "--",
-                "aws",
-                "sts",
-                "get-caller-identity",
-                "--query",
-                "Arn",
-                "--output",
-                "text",
-            ]
-        )
-        if sa == "pi-other-sa" and role
-        else None
-    )
+    arn = podcreds.caller_in_pod("pi-other-pod") if sa == "pi-other-sa" and role else None
     s3 = (
         t.pod_exec(["pi-other-pod", "--", "aws", "s3", "ls"])
         if arn is not None and arn.ok

@@ -108,54 +108,39 @@ class Workstation:
 def remove_iam_user(name: str) -> None:
     """Delete an IAM user with its keys and policies (what an earlier run may have left). On a real
     account only a user the series created (tagged) is touched, and only with the opt-in."""
-    from . import cleanup
-
-    iam = cleanup.iam_client()
-    try:
-        iam.get_user(UserName=name)
-    except iam.exceptions.NoSuchEntityException:
-        return
-    target.current().may_delete_iam_principal("user", name)
-    cleanup.delete_iam_principal(iam, "user", name)
+    _remove_iam_principal("user", name)
 
 
 def remove_iam_role(name: str) -> None:
     """Delete an IAM role with its policies (what an earlier run may have left); on a real account
     only one the series created (tagged), and only with the opt-in."""
+    _remove_iam_principal("role", name)
+
+
+def _remove_iam_principal(kind: str, name: str) -> None:
     from . import cleanup
 
     iam = cleanup.iam_client()
     try:
-        iam.get_role(RoleName=name)
+        getattr(iam, f"get_{kind}")(**{f"{kind.capitalize()}Name": name})
     except iam.exceptions.NoSuchEntityException:
         return
-    target.current().may_delete_iam_principal("role", name)
-    cleanup.delete_iam_principal(iam, "role", name)
+    target.current().may_delete_iam_principal(kind, name)
+    cleanup.delete_iam_principal(iam, kind, name)
 
 
 def remove_pod_identity(namespace: str, *service_accounts: str, addon: bool = False) -> None:
     """Delete the pod identity associations of these ServiceAccounts (and with ADDON the agent
     add-on), if there are any: what an earlier run may have left."""
-    from . import commands
+    from . import commands, podcreds
 
     t = target.current()
     for sa in service_accounts:
-        r = commands.run(
-            [
-                "aws",
-                "eks",
-                "list-pod-identity-associations",
-                "--cluster-name",
-                t.cluster,
-                "--namespace",
-                namespace,
-                "--service-account",
-                sa,
-                "--output",
-                "json",
-            ]
-        )
-        for a in (r.data or {}).get("associations", []) if r.ok else []:
+        try:
+            found = podcreds.associations(namespace, sa)
+        except commands.CommandError:  # no EKS API here (or no right to it): nothing to remove
+            found = []
+        for a in found:
             commands.run(
                 [
                     "aws",

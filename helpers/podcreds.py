@@ -23,24 +23,19 @@ def _json(argv: list[str]) -> dict:
     return commands.run([*argv, "-o" if argv[0] == "kubectl" else "--output", "json"]).check().data
 
 
+def associations(namespace: str, sa: str) -> list[dict]:
+    """The ServiceAccount's pod identity associations (summaries, as the EKS API lists them)."""
+    t = target.current()
+    argv = ["aws", "eks", "list-pod-identity-associations", "--cluster-name", t.cluster]
+    return _json([*argv, "--namespace", namespace, "--service-account", sa])["associations"]
+
+
 def association_role(namespace: str, sa: str) -> str:
     """The role of the ServiceAccount's pod identity association ("" when it has none)."""
-    t = target.current()
-    listed = _json(
-        [
-            "aws",
-            "eks",
-            "list-pod-identity-associations",
-            "--cluster-name",
-            t.cluster,
-            "--namespace",
-            namespace,
-            "--service-account",
-            sa,
-        ]
-    )["associations"]
+    listed = associations(namespace, sa)
     if not listed:
         return ""
+    t = target.current()
     assoc = _json(
         [
             "aws",
@@ -53,6 +48,12 @@ def association_role(namespace: str, sa: str) -> str:
         ]
     )["association"]
     return assoc["roleArn"]
+
+
+def caller_in_pod(pod: str, namespace: str = "default"):
+    """`aws sts get-caller-identity --query Arn --output text`, run in POD: who its SDK is."""
+    argv = ["aws", "sts", "get-caller-identity", "--query", "Arn", "--output", "text"]
+    return target.current().pod_exec([pod, "-n", namespace, "--", *argv])
 
 
 def describe(pod: str, namespace: str = "default") -> dict[str, str]:
@@ -91,21 +92,7 @@ def describe(pod: str, namespace: str = "default") -> dict[str, str]:
     actions = statement.get("Action") or []
     actions = [actions] if isinstance(actions, str) else actions
     conditions = [k for block in (statement.get("Condition") or {}).values() for k in block]
-    who = target.current().pod_exec(
-        [
-            pod,
-            "-n",
-            namespace,
-            "--",
-            "aws",
-            "sts",
-            "get-caller-identity",
-            "--query",
-            "Arn",
-            "--output",
-            "text",
-        ]
-    )
+    who = caller_in_pod(pod, namespace)
     return {
         "env the webhook added": ", ".join(injected) or "(none)",
         "token file": token_file or "(none)",

@@ -266,6 +266,16 @@ def verify_token(token, public_key_pem: bytes, issuer: str, now: dt.datetime) ->
     return claims
 
 
+def _as_list(value) -> list:
+    return [value] if isinstance(value, str) else list(value or [])
+
+
+def _assume_and_tag(allowed: set[str]) -> bool:
+    """Whether the actions a trust policy allows include sts:AssumeRole and sts:TagSession."""
+    wild = "sts:*" in allowed or "*" in allowed
+    return wild or {"sts:AssumeRole", "sts:TagSession"} <= allowed
+
+
 def trusts_pod_identity(trust_policy: str | dict) -> bool:
     """Whether a role's trust policy lets pods.eks.amazonaws.com both assume it and tag the
     session (EKS Pod Identity needs sts:AssumeRole and sts:TagSession)."""
@@ -282,13 +292,9 @@ def trusts_pod_identity(trust_policy: str | dict) -> bool:
         services = [services] if isinstance(services, str) else services or []
         if SERVICE_PRINCIPAL not in services:
             continue
-        actions = st.get("Action") or []
-        allowed.update([actions] if isinstance(actions, str) else actions)
+        allowed.update(_as_list(st.get("Action")))
 
-    def has(action: str) -> bool:
-        return action in allowed or "sts:*" in allowed or "*" in allowed
-
-    return has("sts:AssumeRole") and has("sts:TagSession")
+    return _assume_and_tag(allowed)
 
 
 def trusts_for_chaining(trust_policy: str | dict, role_arn: str, external_id: str) -> bool:
@@ -311,13 +317,9 @@ def trusts_for_chaining(trust_policy: str | dict, role_arn: str, external_id: st
             [wanted] if isinstance(wanted, str) else wanted
         ):
             continue
-        actions = st.get("Action") or []
-        allowed.update([actions] if isinstance(actions, str) else actions)
+        allowed.update(_as_list(st.get("Action")))
 
-    def has(action: str) -> bool:
-        return action in allowed or "sts:*" in allowed or "*" in allowed
-
-    return has("sts:AssumeRole") and has("sts:TagSession")
+    return _assume_and_tag(allowed)
 
 
 def session_tags(cluster_arn: str, cluster: str, claims: dict) -> dict[str, str]:
