@@ -20,10 +20,8 @@ class EntriesUnreadable(RuntimeError):
 
 
 def _clients():
-    import boto3
-
     t = target.current()
-    return t.cluster, boto3.client("eks", region_name=t.region), boto3.client("iam")
+    return t.cluster, target.aws_client("eks"), target.aws_client("iam")
 
 
 def _principal_id(iam, arn: str) -> str:

@@ -22,9 +22,7 @@ from .target import TAG
 
 
 def iam_client():
-    import boto3
-
-    return boto3.client("iam")
+    return target.aws_client("iam")
 
 
 def _tagged(tags: list[dict]) -> bool:
@@ -74,10 +72,7 @@ def plan() -> pd.DataFrame:
 
 
 def _eks():
-    import boto3
-
-    t = target.current()
-    return t.cluster, boto3.client("eks", region_name=t.region)
+    return target.current().cluster, target.aws_client("eks")
 
 
 def _pod_identity_rows() -> list[tuple]:

@@ -38,10 +38,9 @@ def cloudwatch_decisions(t: target.Target, last: int, minutes: int = 30):
     import datetime as dt
     import time
 
-    import boto3
     import pandas as pd
 
-    logs = boto3.client("logs", region_name=t.region)
+    logs = target.aws_client("logs")
     group = f"/aws/eks/{t.cluster}/cluster"
     events, kw = (
         [],

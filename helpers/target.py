@@ -207,6 +207,15 @@ def current() -> Target:
     )
 
 
+def aws_client(service: str):
+    """A boto3 client built from a new session, so it uses the AWS settings of this moment (a
+    profile, endpoint or CA changed since, by configure() or another sandbox, counts); boto3's
+    default session would keep reading the configuration it first loaded."""
+    import boto3
+
+    return boto3.session.Session().client(service, region_name=current().region)
+
+
 def configure(
     target: str | None = None,
     cluster: str | None = None,

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import random
 
-import boto3
 import pytest
 
-from helpers import accesspolicies, authz
+from helpers import accesspolicies, authz, target
 from helpers.authz import Request, Snapshot
 
 from . import rbac_corpus
@@ -30,7 +29,7 @@ POLICIES = [*accesspolicies.POLICIES, "AmazonEKSAutoNodePolicy"]
 
 def _entries(corpus: rbac_corpus.Corpus, rng: random.Random, n: int) -> list[str]:
     """N IAM principals (users and roles) with access entries and random policies; their ARNs."""
-    iam, eks = boto3.client("iam"), boto3.client("eks")
+    iam, eks = target.aws_client("iam"), target.aws_client("eks")
     t, arns = corpus.tag, []
     trust = ('{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":'
              '{"AWS":"arn:aws:iam::123456789012:root"},"Action":"sts:AssumeRole"}]}')
@@ -56,7 +55,7 @@ def _entries(corpus: rbac_corpus.Corpus, rng: random.Random, n: int) -> list[str
 
 
 def _remove(corpus: rbac_corpus.Corpus) -> None:
-    iam, eks = boto3.client("iam"), boto3.client("eks")
+    iam, eks = target.aws_client("iam"), target.aws_client("eks")
     for arn in eks.list_access_entries(clusterName="myeks")["accessEntries"]:
         if f"/{corpus.tag}-" in arn:
             eks.delete_access_entry(clusterName="myeks", principalArn=arn)

@@ -152,8 +152,7 @@ def test_cleanup_finds_what_a_crashed_run_left_and_only_that(outside):
                              capture_output=True, text=True, timeout=120)
     assert crashed.returncode == -9, crashed.stderr
     # the learner's own user and namespace, with no tag: never touched
-    import boto3
-    boto3.client("iam").create_user(UserName="t-mine")         # made outside the series: no tag
+    target.aws_client("iam").create_user(UserName="t-mine")         # made outside the series: no tag
     assert commands.run("kubectl create namespace t-mine").ok
     todo = cleanup.plan()
     found = set(zip(todo.kind, todo.name))
