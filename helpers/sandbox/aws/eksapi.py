@@ -18,8 +18,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from werkzeug.wrappers import Request, Response
 
 from .. import access, clock, podidentities
-from ..common import CLUSTER_NAME, REGION, cluster_arn
-from ..common import ACCOUNT_ID
+from ..common import ACCOUNT_ID, CLUSTER_NAME, REGION, cluster_arn
 
 _ROUTES = [
     ("POST", "clusters/*/access-entries", "CreateAccessEntry"),
