@@ -435,7 +435,8 @@ class Store:
         from . import paths
 
         paths.private_dir(self.path.parent)
-        paths.write_private(self.path, json.dumps(rec, indent=2) + "\n")
+        # an EKS API call is answered after this: the change must survive a crash (issue #19)
+        paths.write_private(self.path, json.dumps(rec, indent=2) + "\n", durable=True)
 
     def change(self, fn):
         """Run FN on the record and save it (an EKS API call), as one step; FN's result is

@@ -31,12 +31,22 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-def write_private(path: Path, data: bytes | str) -> Path:
-    """Write a file readable by its owner only, never briefly world-readable."""
+def write_private(path: Path, data: bytes | str, durable: bool = False) -> Path:
+    """Write a file readable by its owner only, never briefly world-readable. DURABLE: on disk
+    (file and name) before this returns, so that a crash just after cannot lose it."""
     if isinstance(data, str):
         data = data.encode()
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
         f.write(data)
+        if durable:
+            f.flush()
+            os.fsync(f.fileno())
     os.replace(tmp, path)
+    if durable:
+        dirfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dirfd)
+        finally:
+            os.close(dirfd)
     return path

@@ -24,15 +24,16 @@ from urllib.parse import parse_qsl
 from werkzeug.wrappers import Request, Response
 
 from .. import clock
-from . import account, responses, sigv4, webidentity
+from . import account, journal, responses, sigv4, webidentity
 from .credentials import lookup
 
 log = logging.getLogger("aws-gateway")
 
 
 class Checks:
-    def __init__(self, ca_file: str):
+    def __init__(self, ca_file: str, mint=None):
         self.ca_file = ca_file
+        self.mint = mint or journal.unrecorded
         self._jwks: dict[str, dict] = {}
 
     def check(self, req: Request) -> Response | None:
@@ -63,8 +64,6 @@ class Checks:
         return self.header_signed(req, auth, wants_json)
 
     def assume_role_with_web_identity(self, params: dict) -> Response:
-        from moto.sts.models import sts_backends
-
         role_arn = params.get("RoleArn", "")
         try:
             webidentity.check_parameters(params)
@@ -85,14 +84,16 @@ class Checks:
             webidentity.check_duration(duration, webidentity.moto_max_session(role_arn))
         except webidentity.STSFault as f:
             return responses.sts_error(f.code, f.message, f.status, False)
-        sts = sts_backends[account.ACCOUNT_ID]["global"]
-        role = sts.assume_role_with_web_identity(
-            region_name=account.REGION,
-            role_session_name=session,
-            role_arn=role_arn,
-            policy=params.get("Policy"),
-            duration=duration,
-            external_id=None,
+        role = self.mint(
+            "assume_role_with_web_identity",
+            {
+                "region_name": account.REGION,
+                "role_session_name": session,
+                "role_arn": role_arn,
+                "policy": params.get("Policy"),
+                "duration": duration,
+                "external_id": None,
+            },
         )
         exp = (
             role.expiration.replace(tzinfo=dt.timezone.utc)

@@ -19,14 +19,15 @@ from pathlib import Path
 
 from .. import access, clock, podidentities
 from ..common import ACCOUNT_ID, CLUSTER_NAME, REGION, cluster_arn
-from . import motopatches, webidentity
+from . import journal, motopatches, webidentity
 
 log = logging.getLogger("aws-gateway")
 SESSION_SECONDS = 6 * 3600  # what the agent's credentials last (the user guide: 6 hours)
 
 
 class EksAuth:
-    def __init__(self, state: Path, issuer: str, pods: access.Store):
+    def __init__(self, state: Path, issuer: str, pods: access.Store, mint=None):
+        self.mint = mint or journal.unrecorded
         self.public_key = (state / "pki" / "sa.pub").read_bytes()
         self.issuer, self.pods = issuer, pods
 
@@ -37,8 +38,6 @@ class EksAuth:
 
     def assume(self, token) -> dict:
         """AssumeRoleForPodIdentity's answer for TOKEN, or an access.EksError with its code."""
-        from moto.sts.models import sts_backends
-
         claims = podidentities.verify_token(token, self.public_key, self.issuer, clock.now())
         k8s = claims["kubernetes.io"]
         ns, sa, pod = k8s["namespace"], k8s["serviceaccount"]["name"], k8s["pod"]["name"]
@@ -70,22 +69,23 @@ class EksAuth:
                     assoc.get("externalId"),
                 )
                 raise access.EksError("AccessDeniedException", podidentities.ACCESS_DENIED)
-        sts = sts_backends[ACCOUNT_ID]["global"]
-        role = sts.assume_role(
-            region_name=REGION,
-            role_session_name=podidentities.session_name(CLUSTER_NAME, pod),
-            role_arn=target or assoc["roleArn"],
-            policy=None,
-            duration=SESSION_SECONDS,
-            external_id=assoc.get("externalId") if target else None,
-        )
         tags = (
             {}
             if assoc["disableSessionTags"]
             else podidentities.session_tags(cluster_arn(), CLUSTER_NAME, claims)
         )
-        # what IAM reads as aws:PrincipalTag/<key> for this session's requests
-        motopatches.SESSION_TAGS[role.access_key_id] = tags
+        role = self.mint(
+            "assume_role",
+            {
+                "region_name": REGION,
+                "role_session_name": podidentities.session_name(CLUSTER_NAME, pod),
+                "role_arn": target or assoc["roleArn"],
+                "policy": None,
+                "duration": SESSION_SECONDS,
+                "external_id": assoc.get("externalId") if target else None,
+            },
+            tags,
+        )
         exp = (
             role.expiration
             if role.expiration.tzinfo

@@ -20,7 +20,7 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from .. import access, common, podidentities
-from . import account, eksapi, eksauth, imds, oidc, responses
+from . import account, eksapi, eksauth, imds, journal, oidc, responses
 from .checks import Checks
 
 log = logging.getLogger("aws-gateway")
@@ -30,10 +30,16 @@ class Gateway:
     """The WSGI app on the AWS port: our checks, then moto, then AWS's wording of a denial."""
 
     def __init__(
-        self, moto_app, ca_file: str, store: access.Store, pods=None, auth=None, on_addons=None
+        self,
+        durable: journal.Durable,
+        ca_file: str,
+        store: access.Store,
+        pods=None,
+        auth=None,
+        on_addons=None,
     ):
-        self.moto = moto_app
-        self.checks = Checks(ca_file)
+        self.durable = durable
+        self.checks = Checks(ca_file, durable.mint)
         self.eks = eksapi.EksApi(
             store, permit, account.principal_id, pods, auth.assume if auth else None, on_addons
         )
@@ -54,17 +60,13 @@ class Gateway:
         if resp is not None:
             return resp(environ, start_response)
         service = responses.service_of(req)
-        if service is None:
-            return self.moto(environ, start_response)
         if service in ("eks", "eks-auth"):
             raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or req.full_path
-            answer = self.eks.handle(
-                req, raw, lambda: Response.from_app(self.moto, environ, buffered=True)
-            )
+            answer = self.eks.handle(req, raw, lambda: self.durable.forward(req))
             if answer is not None:
                 return answer(environ, start_response)
-        answer = Response.from_app(self.moto, environ, buffered=True)
-        if answer.status_code == 403:
+        answer = self.durable.forward(req)
+        if answer.status_code == 403 and service is not None:
             answer = responses.aws_style_denial(answer, service, req)
         return answer(environ, start_response)
 
@@ -151,7 +153,17 @@ def main() -> None:
 
     motopatches.apply()
     issuer = cfg["issuer"]
-    account.bootstrap(state, f"https://127.0.0.1:{cfg['ports']['apiserver']}", issuer)
+    durable = journal.Durable(
+        DomainDispatcherApplication(create_backend_app), journal.Journal(state / "aws" / "journal")
+    )
+    try:
+        durable.restore(
+            lambda: account.bootstrap(
+                state, f"https://127.0.0.1:{cfg['ports']['apiserver']}", issuer
+            )
+        )
+    except journal.JournalDamaged as e:
+        sys.exit(str(e))
     ctx = common.server_context(state / "pki" / "aws.crt", state / "pki" / "aws.key")
     # The cluster's OIDC issuer (what EKS serves at oidc.eks.<region>.amazonaws.com) and the node's
     # instance metadata service, each on a port of its own, in this process.
@@ -170,19 +182,19 @@ def main() -> None:
         make_server(
             "127.0.0.1",
             cfg["ports"]["imds"],
-            imds.App(),
+            imds.App(durable.mint),
             threaded=True,
             request_handler=PlainHandler,
         )
     )
     pods = start_pod_identity_record(state)
-    auth = eksauth.EksAuth(state, issuer, pods)
+    auth = eksauth.EksAuth(state, issuer, pods, durable.mint)
     agent = eksauth.AgentServer(
         cfg["ports"].get("podidentity_agent"), eksauth.Agent(auth), PlainHandler
     )
     agent.sync(podidentities.agent_installed(pods.read()))
     app = Gateway(
-        DomainDispatcherApplication(create_backend_app),
+        durable,
         str(state / "pki" / "ca.crt"),
         start_access_record(state, cfg),
         pods,

@@ -13,7 +13,7 @@ import secrets
 import threading
 
 from .. import clock
-from . import account
+from . import account, journal
 
 TOKEN_TTL_HEADER = "X-aws-ec2-metadata-token-ttl-seconds"
 TOKEN_HEADER = "X-aws-ec2-metadata-token"
@@ -21,28 +21,29 @@ INSTANCE_ID = "i-0sandbox0standin0"
 
 
 class App:
-    def __init__(self):
+    def __init__(self, mint=None):
+        self.mint = mint or journal.unrecorded
         self.tokens: dict[str, dt.datetime] = {}
         self.lock = threading.Lock()
         self.creds: dict | None = None
 
     def _node_role_credentials(self) -> dict:
-        from moto.sts.models import sts_backends
-
         with self.lock:
             now = clock.now()
             if self.creds and dt.datetime.fromisoformat(
                 self.creds["Expiration"].replace("Z", "+00:00")
             ) - now > dt.timedelta(minutes=5):
                 return self.creds
-            sts = sts_backends[account.ACCOUNT_ID]["global"]
-            role = sts.assume_role(
-                region_name=account.REGION,
-                role_session_name=INSTANCE_ID,
-                role_arn=account.arn("role", account.NODE_ROLE),
-                policy=None,
-                duration=21600,
-                external_id=None,
+            role = self.mint(
+                "assume_role",
+                {
+                    "region_name": account.REGION,
+                    "role_session_name": INSTANCE_ID,
+                    "role_arn": account.arn("role", account.NODE_ROLE),
+                    "policy": None,
+                    "duration": 21600,
+                    "external_id": None,
+                },
             )
             exp = (
                 role.expiration.replace(tzinfo=dt.timezone.utc)

@@ -4,8 +4,12 @@ its settings when it is imported."""
 from __future__ import annotations
 
 import base64
+import contextlib
+import datetime as dt
 import hashlib
 import os
+import random
+import threading
 
 # enforce IAM on every request, and know AWS's managed policies
 os.environ.setdefault("INITIAL_NO_AUTH_ACTION_COUNT", "0")
@@ -13,9 +17,81 @@ os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
 
 
 def apply() -> None:
+    randomness_and_clock_per_thread()
     trust_gateway_signature_check()
     aws_style_user_ids()
     conditions_as_aws_evaluates_them()
+
+
+# -- replayable changes --------------------------------------------------------------------------
+# The journal (journal.py) keeps AWS state by replaying every change at the next start. A change
+# draws ids, keys and secrets from moto's one random generator and stamps dates from its clock;
+# run under `replayable(seed, at)`, the change's thread draws from its own generator seeded with
+# SEED and reads AT as the time, so replaying the change with the same two gives the same access
+# key, secret, role id and dates, whatever other threads draw meanwhile.
+_this_change = threading.local()
+
+
+@contextlib.contextmanager
+def replayable(seed: int, at: dt.datetime):
+    """moto's randomness and clock, for changes made by this thread in the block: SEED's and AT."""
+    _this_change.rng, _this_change.at = random.Random(seed), at
+    try:
+        yield
+    finally:
+        del _this_change.rng, _this_change.at
+
+
+def randomness_and_clock_per_thread() -> None:
+    import sys
+
+    from moto.core import utils
+    from moto.moto_api._internal import mock_random
+
+    if hasattr(utils.utcnow, "__wrapped__"):
+        return  # applied already
+    shared_bits, shared_random = mock_random.getrandbits, mock_random.random
+
+    # Random.choice, uuid4 and the rest reach the generator through these two
+    def getrandbits(k: int) -> int:
+        rng = getattr(_this_change, "rng", None)
+        return rng.getrandbits(k) if rng else shared_bits(k)
+
+    def random_float() -> float:
+        rng = getattr(_this_change, "rng", None)
+        return rng.random() if rng else shared_random()
+
+    mock_random.getrandbits, mock_random.random = getrandbits, random_float
+    original = utils.utcnow
+
+    def utcnow() -> dt.datetime:
+        return getattr(_this_change, "at", None) or original()
+
+    utcnow.__wrapped__ = original
+    utils.utcnow = utcnow
+    # modules that imported the name before this ran keep the old one: swap it there too
+    for name, module in list(sys.modules.items()):
+        if name.startswith("moto.") and getattr(module, "utcnow", None) is original:
+            module.utcnow = utcnow
+    # the session token of an STS session, an S3 multipart upload's id and an MFA device's seed are
+    # drawn from os.urandom in these modules: from the change's generator instead
+    import importlib
+
+    for name in ("moto.sts.utils", "moto.s3.models", "moto.iam.models"):
+        importlib.import_module(name).os = _OsDrawingFromMoto(mock_random)
+
+
+class _OsDrawingFromMoto:
+    """The os module, but urandom draws from moto's generator (and so from a change's)."""
+
+    def __init__(self, rng):
+        self._rng = rng
+
+    def urandom(self, n: int) -> bytes:
+        return self._rng.getrandbits(n * 8).to_bytes(n, "little") if n else b""
+
+    def __getattr__(self, name):
+        return getattr(os, name)
 
 
 # Session tags of sessions the sandbox minted itself (EKS Pod Identity's six), by access key id:
