@@ -97,3 +97,16 @@ def using(other: sandbox.Sandbox):
         for k, v in other.env().items():
             mp.setenv(k, v)
         yield other
+
+
+@contextmanager
+def own_sandbox(tmp_path_factory, name: str, mode: str | None = None):
+    """A sandbox of its own (created in MODE), which this process and the notebooks' kernels it
+    starts use while it is open; purged afterwards."""
+    state = tmp_path_factory.mktemp(name)
+    other = sandbox.up(state, auth_mode=mode)
+    try:
+        with using(other):
+            yield other
+    finally:
+        sandbox.down(state, purge=True)

@@ -123,6 +123,33 @@ def test_s3_read_only_user_lists_buckets_but_not_instances(env):
     assert f"arn:aws:iam::{account.ACCOUNT_ID}:user/s3reader" in r.stderr
 
 
+def test_assume_role_is_refused_for_a_missing_or_untrusting_role_and_allowed_by_account(env):
+    """STS refuses a role that does not exist (a typo, another account) or does not trust the
+    caller, naming the role; a trust policy naming the account (root, or its bare id) lets the
+    account's principals in. moto would mint a session for a missing role."""
+    def trust(principal):
+        return json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": principal}]})
+
+    for name, principal in (("lab-by-root", {"AWS": f"arn:aws:iam::{account.ACCOUNT_ID}:root"}),
+                            ("lab-by-account", {"AWS": account.ACCOUNT_ID}),
+                            ("lab-ec2-only", {"Service": "ec2.amazonaws.com"})):
+        run(["aws", "iam", "create-role", "--role-name", name, "--assume-role-policy-document",
+             trust(principal)], env, check=False)
+    me = account.arn("user", account.ADMIN_USER)
+    for role in ("lab-by-root", "lab-by-account"):
+        got = aws_json(env, "sts", "assume-role", "--role-arn", account.arn("role", role),
+                       "--role-session-name", "s1")["AssumedRoleUser"]["Arn"]
+        assert got == f"arn:aws:sts::{account.ACCOUNT_ID}:assumed-role/{role}/s1"
+    for arn in (account.arn("role", "lab-ec2-only"), account.arn("role", "lab-no-such-role"),
+                "arn:aws:iam::111122223333:role/lab-by-root"):
+        r = run(["aws", "sts", "assume-role", "--role-arn", arn, "--role-session-name", "s1"], env,
+                check=False)
+        assert r.returncode != 0
+        assert (f"An error occurred (AccessDenied) when calling the AssumeRole operation: User: {me} "
+                f"is not authorized to perform: sts:AssumeRole on resource: {arn}\n") in r.stderr
+
+
 # --- the security corpus ---------------------------------------------------------------------------
 
 def _last_decision(sb, token: str | None = None) -> dict:

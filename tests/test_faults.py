@@ -24,7 +24,7 @@ from nbclient import NotebookClient
 from helpers import sandbox, target
 from helpers.sandbox import lifecycle, procs
 from helpers.sandbox.components import all_components
-from tests.conftest import using
+from tests.conftest import own_sandbox, using
 
 pytestmark = pytest.mark.sandbox
 CYCLES = 20
@@ -33,12 +33,9 @@ SEED = 19  # printed with the victims, so a failing sequence can be replayed
 
 @pytest.fixture(scope="module")
 def sbx(tmp_path_factory):
-    state = tmp_path_factory.mktemp("faults")
-    try:
-        yield sandbox.up(state)
-    finally:
-        sandbox.down(state, purge=True)
-    assert lifecycle.owned_processes(state) == []
+    with own_sandbox(tmp_path_factory, "faults") as sb:
+        yield sb
+    assert lifecycle.owned_processes(sb.state_dir) == []
 
 
 def _kill_9(state: Path, name: str) -> None:

@@ -144,3 +144,31 @@ def test_another_local_user_is_not_served(plain_server):
     if os.getuid() != 0:
         pytest.skip("needs root to run the probe as another user")
     assert probe(plain_server, NOBODY) == ""
+
+
+ME = "arn:aws:iam::123456789012:user/dev"
+SESSION = "arn:aws:sts::123456789012:assumed-role/app/s1"
+
+
+@pytest.mark.parametrize(
+    "principal, caller, named",
+    [
+        ("*", ME, True),
+        ({"AWS": "*"}, ME, True),
+        ({"AWS": ME}, ME, True),
+        ({"AWS": [ME, "arn:aws:iam::123456789012:user/other"]}, ME, True),
+        ({"AWS": "arn:aws:iam::123456789012:root"}, ME, True),
+        ({"AWS": "123456789012"}, ME, True),
+        ({"AWS": "arn:aws:iam::111122223333:root"}, ME, False),
+        ({"AWS": "arn:aws:iam::123456789012:user/other"}, ME, False),
+        ({"Service": "ec2.amazonaws.com"}, ME, False),
+        ({"Federated": "arn:aws:iam::123456789012:oidc-provider/x"}, ME, False),
+        ({"AWS": "arn:aws:iam::123456789012:role/app"}, SESSION, True),
+        ({"AWS": "arn:aws:iam::123456789012:role/other"}, SESSION, False),
+        ({"AWS": SESSION}, SESSION, True),
+    ],
+)
+def test_whom_a_principal_element_names(principal, caller, named):
+    from helpers.sandbox.aws import motopatches
+
+    assert motopatches.principal_matches(principal, caller) is named

@@ -138,3 +138,4 @@ def test_a_journal_that_does_not_begin_with_the_account_is_damaged(tmp_path):
     j.append({"kind": "mint", "seed": 1, "at": "2026-11-29T00:00:00"})
     with pytest.raises(journal.JournalDamaged):
         journal.Durable(FakeMoto(), j).restore(lambda: None)
+

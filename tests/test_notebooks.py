@@ -8,14 +8,13 @@ forward. The others do not depend on the mode: they run once per session, on CON
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from .conftest import using
+from .conftest import own_sandbox, using
 
 pytestmark = pytest.mark.sandbox
 HERE = Path(__file__).resolve().parents[1] / "notebooks"
@@ -45,20 +44,6 @@ MODE_DEPENDENT = [p for p in ALL if p.name[:2] in ("02", "03", "06", "07")]
 ACCESS_LESSON = [p for p in ALL if p.name.startswith("07")]
 
 
-@contextmanager
-def other_sandbox(tmp_path_factory, name: str, mode: str):
-    """A sandbox of its own in MODE, which the notebooks' kernels use while it is open."""
-    from helpers import sandbox
-
-    state = tmp_path_factory.mktemp(name)
-    other = sandbox.up(state, auth_mode=mode)
-    try:
-        with using(other):
-            yield other
-    finally:
-        sandbox.down(state, purge=True)
-
-
 @pytest.mark.parametrize("path", MODE_DEPENDENT, ids=[p.stem for p in MODE_DEPENDENT])
 def test_notebook_runs_twice_on_access_entries(path, sb_api, tmp_path):
     """On the session's API_AND_CONFIG_MAP sandbox (README's cluster: the creator has an entry)."""
@@ -73,7 +58,7 @@ class TestOnAPIMode:
     @pytest.fixture(scope="class")
     @classmethod
     def sb_api_only(cls, tmp_path_factory, sb):
-        with other_sandbox(tmp_path_factory, "sandbox-api", "API") as other:
+        with own_sandbox(tmp_path_factory, "sandbox-api", "API") as other:
             yield other
 
     @pytest.mark.parametrize("path", MODE_DEPENDENT, ids=[p.stem for p in MODE_DEPENDENT])
@@ -88,7 +73,7 @@ class TestOnAFreshConfigMapCluster:
     @pytest.fixture(scope="class")
     @classmethod
     def sb_fresh_config_map(cls, tmp_path_factory, sb):
-        with other_sandbox(tmp_path_factory, "sandbox-config-map", "CONFIG_MAP") as other:
+        with own_sandbox(tmp_path_factory, "sandbox-config-map", "CONFIG_MAP") as other:
             yield other
 
     @pytest.mark.parametrize("path", ACCESS_LESSON, ids=[p.stem for p in ACCESS_LESSON])

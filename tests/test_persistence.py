@@ -13,17 +13,17 @@ import pytest
 
 from helpers import sandbox, target
 from helpers.sandbox import procs
-from tests.conftest import using
+from tests.conftest import own_sandbox, using
 
 pytestmark = pytest.mark.sandbox
 
-TRUST_THE_CREATOR = json.dumps(
+TRUST_THE_ACCOUNT = json.dumps(
     {
         "Version": "2012-10-17",
         "Statement": [
             {
                 "Effect": "Allow",
-                "Principal": {"AWS": "arn:aws:iam::123456789012:user/eks_admin"},
+                "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
                 "Action": "sts:AssumeRole",
             }
         ],
@@ -33,11 +33,9 @@ TRUST_THE_CREATOR = json.dumps(
 
 @pytest.fixture(scope="module")
 def sbx(tmp_path_factory):
-    state = tmp_path_factory.mktemp("durable")
-    try:
-        yield sandbox.up(state)
-    finally:
-        sandbox.down(state, purge=True)
+    with own_sandbox(tmp_path_factory, "durable") as sb:
+        yield sb
+
 
 
 def _client(service, creds=None):
@@ -67,7 +65,7 @@ def _learner_makes_things() -> dict:
             }
         ),
     )
-    iam.create_role(RoleName="app", AssumeRolePolicyDocument=TRUST_THE_CREATOR)
+    iam.create_role(RoleName="app", AssumeRolePolicyDocument=TRUST_THE_ACCOUNT)
     iam.attach_role_policy(RoleName="app", PolicyArn="arn:aws:iam::aws:policy/ReadOnlyAccess")
     iam.create_open_id_connect_provider(
         Url="https://oidc.example.test/id/ABC", ClientIDList=["sts.amazonaws.com"]

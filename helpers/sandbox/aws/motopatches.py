@@ -176,6 +176,26 @@ def conditions_met(conditions: dict, ctx: dict[str, str]) -> bool:
     return True
 
 
+def principal_matches(expected, caller_arn: str) -> bool:
+    """Whether a policy's Principal element names the caller, as IAM reads it: `*`, the caller's
+    ARN, its account (`arn:aws:iam::<account>:root` or the bare id: the account's principals, whose
+    own policies must then allow too), or for a role's session the role's ARN. A Principal naming
+    only services or federated providers names no IAM caller (moto compared the ARN with the
+    missing `AWS` key and failed with a TypeError, an HTTP 500)."""
+    if not expected or expected == "*":
+        return True
+    aws = expected.get("AWS") if isinstance(expected, dict) else None
+    if aws is None:
+        return False
+    names = aws if isinstance(aws, list) else [aws]
+    parts = caller_arn.split(":", 5)
+    account = parts[4] if len(parts) == 6 else ""
+    accepted = {caller_arn, f"arn:aws:iam::{account}:root", account, "*"}
+    if parts[2:3] == ["sts"] and parts[5].startswith("assumed-role/"):
+        accepted.add(f"arn:aws:iam::{account}:role/{parts[5].split('/')[1]}")
+    return any(n in accepted for n in names)
+
+
 def conditions_as_aws_evaluates_them() -> None:
     """moto evaluates an identity policy's Condition only for sts:ExternalId and StringEquals, and
     turns a statement whose condition does not hold into an explicit Deny. IAM instead skips such a
@@ -183,7 +203,12 @@ def conditions_as_aws_evaluates_them() -> None:
     ARN, account and session tags: attribute-based access control with EKS Pod Identity's tags),
     policy variables `${aws:PrincipalTag/…}` are filled in in Resource and condition values, and a
     statement whose condition fails does not apply."""
+    from moto.core.exceptions import AccessDeniedError
     from moto.iam import access_control as ac
+    from moto.iam.exceptions import NotFoundException
+
+    def _assumes_a_role(action: str, resource: str) -> bool:
+        return action in ac.REQUIRE_RESOURCE_ACCESS_POLICIES_CHECK and ":role/" in resource
 
     def statement_permitted(self, action, resource="*", principal=None, incoming=None):
         st = self._statement
@@ -215,6 +240,9 @@ def conditions_as_aws_evaluates_them() -> None:
         return ac.PermissionResult.PERMITTED if allow else ac.PermissionResult.DENIED
 
     ac.IAMPolicyStatement.is_action_permitted = statement_permitted
+    ac.IAMPolicyStatement._check_principal = lambda self, principal: principal_matches(
+        self._statement.get("Principal"), principal
+    )
 
     original = ac.IAMRequestBase.check_action_permitted
 
@@ -230,8 +258,19 @@ def conditions_as_aws_evaluates_them() -> None:
                 self._raise_access_denied()
             elif result == ac.PermissionResult.PERMITTED:
                 permitted = True
-        if self._is_assuming_role_operation(resource):
-            permitted = permitted and self._check_role_trust_relationship(resource)
+        if permitted and _assumes_a_role(self._action, resource):
+            # moto mints a session for a role that does not exist (a typo, another account: the
+            # sandbox has one) and checks trust only for roles it has; STS refuses both, naming
+            # the role and no reason
+            try:
+                self.backend.get_role_by_arn(resource)
+                trusted = self._check_role_trust_relationship(resource)
+            except NotFoundException:
+                trusted = False
+            if not trusted:
+                raise AccessDeniedError(
+                    self._access_key.arn, f"{self._action} on resource: {resource}"
+                )
         if not permitted:
             self._raise_access_denied()
 

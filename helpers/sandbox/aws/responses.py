@@ -107,6 +107,9 @@ def aws_style_denial(resp: Response, service: str, req: Request) -> Response:
         f"User: {who} is not authorized to perform: {action}{on} because no identity-based policy "
         f"allows the {action} action"
     )
+    if action.startswith("sts:AssumeRole") and on:
+        # a role that is missing or does not trust the caller: STS names it and gives no reason
+        message = f"User: {who} is not authorized to perform: {action}{on}"
     request_id = str(uuid.uuid4())
     if service == "ec2":
         xml = (
