@@ -139,3 +139,31 @@ def test_a_journal_that_does_not_begin_with_the_account_is_damaged(tmp_path):
     with pytest.raises(journal.JournalDamaged):
         journal.Durable(FakeMoto(), j).restore(lambda: None)
 
+
+
+def test_a_services_backend_draws_the_same_ids_whichever_request_makes_it():
+    """EC2's backend is made by the first request that touches it, a read (no change's generator)
+    or a change (live or replayed): its default VPC's id must not depend on which."""
+    import datetime as dt
+
+    from moto.ec2.models import ec2_backends
+    from moto.moto_api._internal import mock_random
+
+    from helpers.sandbox.aws import motopatches
+
+    motopatches.randomness_and_clock_per_thread()
+
+    def default_vpc(account: str, region: str) -> list[str]:
+        return [v.id for v in ec2_backends[account][region].vpcs.values()]
+
+    account, region = "000000000041", "eu-west-1"
+    by_a_read = default_vpc(account, region)
+    dict.__delitem__(ec2_backends[account], region)  # as the next process finds it: not made yet
+    mock_random.get_random_hex(8)  # the shared generator has moved on meanwhile
+    with motopatches.replayable(7, dt.datetime(2026, 11, 29)):
+        by_a_change = default_vpc(account, region)
+        after = mock_random.get_random_hex(8)
+    assert by_a_change == by_a_read and by_a_read
+    with motopatches.replayable(7, dt.datetime(2026, 11, 29)):
+        # the backend made inside the change drew nothing from the change's generator
+        assert mock_random.get_random_hex(8) == after

@@ -70,15 +70,9 @@ def principal_id(principal_arn: str) -> str | None:
 def bootstrap(state: Path, server: str, issuer: str) -> None:
     """The account as the lab finds it after `eksctl create cluster`: the creator, the roles, the
     cluster."""
-    from moto.ec2.models import ec2_backends
     from moto.eks.models import eks_backends
     from moto.iam.models import iam_backends
-    from moto.s3.models import s3_backends
-    from moto.sts.models import sts_backends
 
-    # made now, so that the ids they draw (the default VPC's, …) are the same at every start
-    for backends, where in ((ec2_backends, REGION), (s3_backends, "aws"), (sts_backends, "global")):
-        backends[ACCOUNT_ID][where]
     iam = iam_backends[ACCOUNT_ID]["aws"]
     keys = admin_keys(state / "aws")
     iam.create_user(REGION, ADMIN_USER)

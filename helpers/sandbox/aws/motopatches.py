@@ -73,6 +73,28 @@ def randomness_and_clock_per_thread() -> None:
     for name, module in list(sys.modules.items()):
         if name.startswith("moto.") and getattr(module, "utcnow", None) is original:
             module.utcnow = utcnow
+    # A service's backend is made the first time anything touches it (EC2's draws its default
+    # VPC's ids), by a read or by a change, live or replayed: it draws from a generator of its own,
+    # seeded by what it is, so that its ids are the same whichever request came first.
+    from moto.core.base_backend import AccountSpecificBackend
+
+    make = AccountSpecificBackend.__getitem__
+
+    def backend_for(self, region_name: str):
+        if dict.__contains__(self, "aws" if region_name == "global" else region_name):
+            return make(self, region_name)
+        outer = getattr(_this_change, "rng", None)
+        name = f"{self.service_name}/{self.account_id}/{region_name}"
+        _this_change.rng = random.Random(hashlib.sha256(name.encode()).digest())
+        try:
+            return make(self, region_name)
+        finally:
+            if outer is None:
+                del _this_change.rng
+            else:
+                _this_change.rng = outer
+
+    AccountSpecificBackend.__getitem__ = backend_for
     # the session token of an STS session, an S3 multipart upload's id and an MFA device's seed are
     # drawn from os.urandom in these modules: from the change's generator instead
     import importlib
