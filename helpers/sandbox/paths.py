@@ -44,9 +44,15 @@ def write_private(path: Path, data: bytes | str, durable: bool = False) -> Path:
             os.fsync(f.fileno())
     os.replace(tmp, path)
     if durable:
-        dirfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dirfd)
-        finally:
-            os.close(dirfd)
+        fsync_dir(path.parent)
     return path
+
+
+def fsync_dir(path: Path) -> None:
+    """Put a directory's entries on disk: a file just created or renamed there keeps its name
+    after a crash."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -32,6 +32,7 @@ from urllib.parse import parse_qsl
 
 from werkzeug.wrappers import Request, Response
 
+from .. import paths
 from . import account, motopatches, responses
 
 log = logging.getLogger("aws-gateway")
@@ -112,22 +113,14 @@ class Journal:
             new = not self.path.exists()
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             if new:  # the file's name must survive a crash too
-                dirfd = os.open(self.path.parent, os.O_RDONLY)
-                try:
-                    os.fsync(dirfd)
-                finally:
-                    os.close(dirfd)
+                paths.fsync_dir(self.path.parent)
         os.write(self._fd, line)
         os.fsync(self._fd)
 
 
 def unrecorded(method: str, kwargs: dict, tags: dict | None = None):
-    """A session minted without a journal (unit tests): moto's STS, as the journal's `mint`
-    would call it."""
-    return _mint(method, kwargs, tags)
-
-
-def _mint(method: str, kwargs: dict, tags: dict | None):
+    """A session from moto's STS, not journaled: what `Durable.mint` applies and replays, and
+    what a caller without a journal (unit tests) gets."""
     from moto.sts.models import sts_backends
 
     if method not in ("assume_role", "assume_role_with_web_identity"):
@@ -183,18 +176,17 @@ class Durable:
         for n, rec in enumerate(recs[1:], 2):
             with motopatches.replayable(rec["seed"], _when(rec["at"])):
                 if rec["kind"] == "mint":
-                    _mint(rec["method"], rec["kwargs"], rec.get("tags"))
+                    unrecorded(rec["method"], rec["kwargs"], rec.get("tags"))
                     continue
                 status = Response.from_app(self.moto, _environ(rec), buffered=True).status_code
             if not 200 <= status < 300:
                 differed.append((n, rec["environ"]["REQUEST_METHOD"], status))
                 log.error(
-                    "AWS journal line %d (%s %s) answered %d on replay, %s the first time",
+                    "AWS journal line %d (%s %s) answered %d on replay, 2xx the first time",
                     n,
                     rec["environ"]["REQUEST_METHOD"],
                     rec["environ"].get("PATH_INFO"),
                     status,
-                    "2xx",
                 )
         log.info("AWS state restored: %d changes replayed", len(recs) - 1)
         return {"replayed": len(recs) - 1, "differed": differed}
@@ -216,7 +208,7 @@ class Durable:
     def mint(self, method: str, kwargs: dict, tags: dict | None = None):
         """A session from moto's STS (what IRSA, Pod Identity and the node get), journaled."""
         rec = {"kind": "mint", "method": method, "kwargs": kwargs, "tags": tags}
-        return self._change(rec, lambda: _mint(method, kwargs, tags))
+        return self._change(rec, lambda: unrecorded(method, kwargs, tags))
 
     def _change(self, rec: dict, apply):
         with self._lock:
