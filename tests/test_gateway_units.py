@@ -138,6 +138,28 @@ def test_the_peer_of_a_loopback_connection_is_known(plain_server):
     assert common.peer_uid(("127.0.0.1", 1), ("127.0.0.1", 2)) is None
 
 
+def test_the_kernels_socket_table_and_proc_net_tcp_agree(plain_server, monkeypatch):
+    """sock_diag answers where it can (one socket, not the machine's whole table); where it
+    cannot (another kernel, netlink refused), /proc/net/tcp gives the same owner."""
+    import os
+    import socket
+
+    from helpers.sandbox import common
+    with socket.create_connection(("127.0.0.1", plain_server)) as s:
+        ends = (s.getsockname(), s.getpeername())
+        assert common._sock_diag_uid(*ends) == common._proc_net_tcp_uid(*ends) == os.getuid()
+        # the server's end of the same connection is another socket: the lookup is exact
+        assert common._sock_diag_uid(ends[1], ends[0]) == os.getuid()
+        assert common._sock_diag_uid(ends[0], ("127.0.0.1", ends[1][1] ^ 1)) is None
+
+        def no_netlink(*args, **kwargs):
+            raise PermissionError("netlink refused")
+
+        monkeypatch.setattr(common.socket, "socket", no_netlink)
+        assert common._sock_diag_uid(*ends) is None
+        assert common.peer_uid(*ends) == os.getuid()
+
+
 def test_another_local_user_is_not_served(plain_server):
     import os
     assert probe(plain_server).startswith("HTTP/1.0 200")

@@ -12,19 +12,18 @@ stand-in kubelet (kubelet, kubeletapi) and exec-as-pod (podexec).
     sandbox.down()             # stop everything it started
 """
 
-from .gobuild import BuildError, binaries, build
-from .lifecycle import (
-    CLUSTER_NAME,
-    REGION,
-    Sandbox,
-    SandboxError,
-    current,
-    down,
-    env_lines,
-    env_vars,
-    status,
-    up,
-)
+import importlib
+
+# Loaded on first use: the sandbox's own services (`python -m helpers.sandbox.kubelet`, ...) import
+# this package too, and need none of lifecycle's, the build's or the PKI's modules (~11 MB each).
+_FROM = {"BuildError": "gobuild", "binaries": "gobuild", "build": "gobuild"}
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        return getattr(importlib.import_module(f".{_FROM.get(name, 'lifecycle')}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BuildError",

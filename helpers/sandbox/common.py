@@ -7,13 +7,18 @@ Both `aws/` and `eks/` import this module; it imports neither of them.
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import os
 import secrets
 import socket
 import ssl
 import string
+import struct
+import sys
 import threading
+import wsgiref.handlers
+import wsgiref.util
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -44,6 +49,8 @@ __all__ = [
 ADMIN_USER = "eks_admin"  # the note's cluster creator
 NODE_ROLE = "eksctl-myeks-nodegroup-ng1-NodeInstanceRole"
 CLUSTER_ROLE = "eksctl-myeks-cluster-ServiceRole"
+# the CN of the API server's client certificate, the only caller the webhooks answer
+WEBHOOK_CLIENT = "kube-apiserver-webhook-client"
 
 
 def arn(kind: str, name: str) -> str:
@@ -116,6 +123,86 @@ class ServingRules:
         return super().parse_request()
 
 
+class _ResponseWriter(wsgiref.handlers.SimpleHandler):
+    """wsgiref's WSGI response side (start_response, write, exc_info, closing the iterable),
+    writing an HTTP/1.1 answer into a buffer; an answer of unknown length, or one an error cut
+    short, closes its connection."""
+
+    os_environ: dict = {}  # not the process's environment in every request's environ
+    http_version = "1.1"
+    origin_server = True
+    closes = False
+    sent_status = "500"
+
+    def cleanup_headers(self):
+        super().cleanup_headers()
+        self.sent_status = self.status
+        if "Content-Length" not in self.headers and self.status[:3] not in ("204", "304"):
+            self.headers["Connection"] = "close"
+            self.closes = True
+
+    def handle_error(self):
+        self.closes = True
+        super().handle_error()
+
+
+def _without_hop_by_hop(app):
+    """The app's answer without Connection/Keep-Alive/Transfer-Encoding headers: the server says
+    those (wsgiref refuses them from an app)."""
+
+    def call(environ, start_response):
+        def start(status, headers, exc_info=None):
+            kept = [(k, v) for k, v in headers if not wsgiref.util.is_hop_by_hop(k)]
+            return start_response(status, kept, exc_info)
+
+        return app(environ, start)
+
+    return call
+
+
+class KeepAliveWSGI:
+    """A Werkzeug request handler (mixed in first) that keeps the connection open between
+    requests. Werkzeug's own handler answers every request with `Connection: close` (it cannot
+    drain an unread body), so every call paid a TCP and TLS handshake and a thread. Here the body
+    is read whole before the app runs (its length known, or de-chunked), the app reads it from
+    memory, the answer leaves in one write, and the next request on the connection is left where
+    it is."""
+
+    protocol_version = "HTTP/1.1"
+    timeout = 300  # an idle keep-alive connection is closed after 5 minutes
+
+    def run_wsgi(self):  # replaces Werkzeug's, which closes the connection
+        self.environ = environ = self.make_environ()
+        try:
+            if environ.get("wsgi.input_terminated"):  # chunked: Werkzeug's de-chunking reader
+                body = environ["wsgi.input"].read()
+            else:
+                length = environ.get("CONTENT_LENGTH") or "0"
+                if not length.isdigit():
+                    raise ValueError(f"Content-Length {length!r}")
+                body = self.rfile.read(int(length))
+                if len(body) < int(length):
+                    raise ValueError("body cut short")
+        except (OSError, ValueError):
+            self.close_connection = True
+            self.send_error(400, "Bad Request")
+            return
+        environ.pop("wsgi.input_terminated", None)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        out = io.BytesIO()
+        writer = _ResponseWriter(  # wsgiref makes its stdin the app's wsgi.input
+            io.BytesIO(body), out, sys.stderr, environ, multithread=True, multiprocess=False
+        )
+        writer.server_software = self.version_string()
+        writer.run(_without_hop_by_hop(self.server.app))
+        answer = out.getvalue()
+        if self.command == "HEAD":  # headers only, whatever the app wrote
+            answer = answer[: answer.find(b"\r\n\r\n") + 4]
+        self.wfile.write(answer)
+        if writer.closes:
+            self.close_connection = True
+
+
 def server_context(cert: Path, key: Path, client_ca: Path | None = None) -> ssl.SSLContext:
     """A server's TLS: its certificate; with CLIENT_CA, a client certificate is asked for (and
     verified) but not required, so the handler can answer a caller without one in its own words."""
@@ -133,19 +220,63 @@ def _proc_net_address(addr) -> str:
     return f"{packed:08X}:{addr[1]:04X}"
 
 
-def peer_uid(client_address, server_address) -> int | None:
-    """The user id owning the client end of a loopback TCP connection, from Linux's
-    /proc/net/tcp; None where that cannot be told (another platform, the entry gone)."""
+# Linux's sock_diag (what `ss` asks): one socket looked up by its addresses, O(1) in the kernel,
+# where /proc/net/tcp prints every socket of the machine (~5 ms with a thousand in TIME_WAIT).
+_NETLINK_SOCK_DIAG, _SOCK_DIAG_BY_FAMILY, _NLMSG_ERROR = 4, 20, 2
+_NLMSGHDR = struct.Struct("=IHHII")
+_INET_DIAG_REQ_V2 = struct.Struct("=BBBxI2s2s16s16sI8s")  # family, protocol, ext, states, id
+_UID_OFFSET = 4 + 48 + 12  # inet_diag_msg: family..retrans, id, expires/rqueue/wqueue, then uid
+
+
+def _sock_diag_uid(local, remote) -> int | None:
+    """The uid owning the IPv4 TCP socket bound to LOCAL and connected to REMOTE, from the
+    kernel's socket table; None where netlink will not say (no such socket, another kernel)."""
+    req = _INET_DIAG_REQ_V2.pack(
+        socket.AF_INET,
+        socket.IPPROTO_TCP,
+        0,
+        0xFFFFFFFF,  # any state
+        local[1].to_bytes(2, "big"),
+        remote[1].to_bytes(2, "big"),
+        socket.inet_aton(local[0]).ljust(16, b"\0"),
+        socket.inet_aton(remote[0]).ljust(16, b"\0"),
+        0,
+        b"\xff" * 8,  # INET_DIAG_NOCOOKIE
+    )
+    msg = _NLMSGHDR.pack(_NLMSGHDR.size + len(req), _SOCK_DIAG_BY_FAMILY, 1, 1, 0) + req
+    try:
+        with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, _NETLINK_SOCK_DIAG) as nl:
+            nl.settimeout(1)
+            nl.send(msg)
+            answer = nl.recv(8192)
+    except (OSError, AttributeError):  # AttributeError: no AF_NETLINK on this platform
+        return None
+    if len(answer) < _NLMSGHDR.size + _UID_OFFSET + 4:
+        return None
+    if _NLMSGHDR.unpack_from(answer)[1] == _NLMSG_ERROR:
+        return None
+    return struct.unpack_from("=I", answer, _NLMSGHDR.size + _UID_OFFSET)[0]
+
+
+def _proc_net_tcp_uid(local, remote) -> int | None:
     try:
         lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
     except OSError:
         return None
-    want = (_proc_net_address(client_address), _proc_net_address(server_address))
+    want = (_proc_net_address(local), _proc_net_address(remote))
     for line in lines:
         fields = line.split()
         if len(fields) > 7 and (fields[1], fields[2]) == want:
             return int(fields[7])
     return None
+
+
+def peer_uid(client_address, server_address) -> int | None:
+    """The user id owning the client end of a loopback TCP connection: asked of the kernel's
+    socket table (sock_diag), else read from /proc/net/tcp; None where that cannot be told
+    (another platform, the entry gone)."""
+    uid = _sock_diag_uid(client_address, server_address)
+    return uid if uid is not None else _proc_net_tcp_uid(client_address, server_address)
 
 
 def same_user_only(server) -> None:

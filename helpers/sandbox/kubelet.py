@@ -28,10 +28,10 @@ import time
 import uuid
 from pathlib import Path
 
-from kubernetes import client, config, watch
-from kubernetes.client.rest import ApiException
+from kubernetes import watch
 
 from . import kubeletapi
+from .kubeapi import Api, ApiException, path
 from .versions import pins
 
 log = logging.getLogger("stand-in-kubelet")
@@ -242,6 +242,9 @@ def seconds_to_exit(spec: dict) -> float:
     return slowest
 
 
+STRATEGIC_MERGE = "application/strategic-merge-patch+json"  # what the typed API sent
+
+
 class StandInKubelet:
     def __init__(self, state_dir: Path):
         cfg = json.loads((state_dir / "sandbox.json").read_text())
@@ -249,13 +252,8 @@ class StandInKubelet:
         self.region: str = cfg["region"]
         self.port: int = cfg["ports"]["kubelet"]
         self.pki = state_dir / "pki"
-        self.node_api = client.CoreV1Api(
-            config.new_client_from_config(str(state_dir / "node.kubeconfig"))
-        )
-        self.lease_api = client.CoordinationV1Api(self.node_api.api_client)
-        self.sched_api = client.CoreV1Api(
-            config.new_client_from_config(str(state_dir / "scheduler.kubeconfig"))
-        )
+        self.node_api = Api(state_dir / "node.kubeconfig")
+        self.sched_api = Api(state_dir / "scheduler.kubeconfig")
         self.started = now()
         self.stop = threading.Event()
         self._timers: dict[str, threading.Timer] = {}
@@ -264,13 +262,21 @@ class StandInKubelet:
     # --- node ---------------------------------------------------------------------------------
     def register(self) -> None:
         try:
-            self.node_api.create_node(node_object(self.node_name, self.region))
+            self.node_api.request(
+                "POST", path("nodes"), body=node_object(self.node_name, self.region)
+            )
             log.info("registered node %s", self.node_name)
         except ApiException as e:
             if e.status != 409:
                 raise
-        self.node_api.patch_node_status(
-            self.node_name, node_status(self.node_name, self.started, self.port)
+        self._patch_node_status()
+
+    def _patch_node_status(self) -> None:
+        self.node_api.request(
+            "PATCH",
+            path("nodes", self.node_name, "status"),
+            body=node_status(self.node_name, self.started, self.port),
+            content_type=STRATEGIC_MERGE,
         )
 
     def heartbeat(self) -> None:
@@ -279,9 +285,7 @@ class StandInKubelet:
             try:
                 self._renew_lease()
                 if time.monotonic() - last_status >= STATUS_EVERY:
-                    self.node_api.patch_node_status(
-                        self.node_name, node_status(self.node_name, self.started, self.port)
-                    )
+                    self._patch_node_status()
                     last_status = time.monotonic()
             except Exception as e:  # the API server may be restarting; keep beating
                 log.warning("heartbeat: %s", e)
@@ -298,37 +302,40 @@ class StandInKubelet:
                 "renewTime": micro(now()),
             },
         }
+        leases = ("namespaces", "kube-node-lease", "leases")
         try:
-            self.lease_api.patch_namespaced_lease(
-                self.node_name, "kube-node-lease", {"spec": body["spec"]}
+            self.node_api.request(
+                "PATCH",
+                path(*leases, self.node_name, group="coordination.k8s.io/v1"),
+                body={"spec": body["spec"]},
+                content_type=STRATEGIC_MERGE,
             )
         except ApiException as e:
             if e.status != 404:
                 raise
-            node = self.node_api.read_node(self.node_name)
+            node = self.node_api.get(path("nodes", self.node_name))
             body["metadata"]["ownerReferences"] = [
                 {
                     "apiVersion": "v1",
                     "kind": "Node",
                     "name": self.node_name,
-                    "uid": node.metadata.uid,
+                    "uid": node["metadata"]["uid"],
                 }
             ]
-            self.lease_api.create_namespaced_lease("kube-node-lease", body)
+            self.node_api.request("POST", path(*leases, group="coordination.k8s.io/v1"), body=body)
 
     # --- pods ---------------------------------------------------------------------------------
-    def _loop(self, api: client.CoreV1Api, field_selector: str, handle, what: str) -> None:
+    def _loop(self, api: Api, field_selector: str, handle, what: str) -> None:
         """List, then watch from the list's resourceVersion; relist on any break."""
+        pods = api.lister(path("pods"))
         while not self.stop.is_set():
             try:
-                raw = api.api_client.sanitize_for_serialization(
-                    api.list_pod_for_all_namespaces(field_selector=field_selector)
-                )
+                raw = pods(field_selector=field_selector)
                 for pod in raw.get("items", []):
                     handle(pod)
                 w = watch.Watch()
                 for ev in w.stream(
-                    api.list_pod_for_all_namespaces,
+                    pods,
                     field_selector=field_selector,
                     resource_version=raw["metadata"]["resourceVersion"],
                     timeout_seconds=240,
@@ -337,9 +344,9 @@ class StandInKubelet:
                         w.stop()
                         break
                     if ev["type"] in ("ADDED", "MODIFIED"):
-                        handle(api.api_client.sanitize_for_serialization(ev["object"]))
+                        handle(ev["object"])
                     elif ev["type"] == "DELETED":
-                        uid = ev["object"].metadata.uid
+                        uid = ev["object"]["metadata"]["uid"]
                         self._running.discard(uid)
                         timer = self._timers.pop(uid, None)
                         if timer:
@@ -365,9 +372,7 @@ class StandInKubelet:
             "target": {"apiVersion": "v1", "kind": "Node", "name": self.node_name},
         }
         try:
-            self.sched_api.create_namespaced_binding(
-                meta["namespace"], body, _preload_content=False
-            )
+            self.sched_api.raw("POST", path("namespaces", meta["namespace"], "bindings"), body=body)
         except ApiException as e:
             if e.status not in (404, 409):
                 log.warning("binding %s/%s: %s", meta["namespace"], meta["name"], e.reason)
@@ -390,8 +395,11 @@ class StandInKubelet:
             self._running.add(uid)
             return
         try:
-            self.node_api.patch_namespaced_pod_status(
-                meta["name"], meta["namespace"], running_status(pod, now())
+            self.node_api.request(
+                "PATCH",
+                path("namespaces", meta["namespace"], "pods", meta["name"], "status"),
+                body=running_status(pod, now()),
+                content_type=STRATEGIC_MERGE,
             )
         except ApiException as e:
             if e.status != 404:
@@ -428,12 +436,10 @@ class StandInKubelet:
         """After the grace period the containers are gone; remove the pod for good, as kubelet
         does."""
         try:
-            self.node_api.delete_namespaced_pod(
-                name,
-                namespace,
-                body=client.V1DeleteOptions(
-                    grace_period_seconds=0, preconditions=client.V1Preconditions(uid=uid)
-                ),
+            self.node_api.raw(
+                "DELETE",
+                path("namespaces", namespace, "pods", name),
+                body={"gracePeriodSeconds": 0, "preconditions": {"uid": uid}},
             )
         except ApiException as e:
             if e.status not in (404, 409):
@@ -447,7 +453,7 @@ class StandInKubelet:
         reason: str,
         message: str,
         component: str,
-        api: client.CoreV1Api,
+        api: Api,
         field_path: str | None = None,
     ) -> None:
         meta = pod["metadata"]
@@ -478,7 +484,7 @@ class StandInKubelet:
             "reportingInstance": self.node_name if component == "kubelet" else "",
         }
         try:
-            api.create_namespaced_event(meta["namespace"], body, _preload_content=False)
+            api.raw("POST", path("namespaces", meta["namespace"], "events"), body=body)
         except ApiException as e:
             log.debug("event %s: %s", reason, e.reason)
 

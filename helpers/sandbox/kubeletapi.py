@@ -106,14 +106,14 @@ def serve(port: int, pki_dir: Path, read_pod, stop: threading.Event) -> Threadin
     return server
 
 
-def pod_reader(core_api):
+def pod_reader(api):
     """read_pod for answer(): the pod as the node may read it (the Node authorizer allows bound
-    pods)."""
-    from kubernetes.client.rest import ApiException
+    pods). API: a kubeapi.Api."""
+    from .kubeapi import ApiException, path
 
     def read(ns: str, name: str) -> dict | None:
         try:
-            return json.loads(core_api.read_namespaced_pod(name, ns, _preload_content=False).data)
+            return api.get(path("namespaces", ns, "pods", name))
         except ApiException as e:
             if e.status in (403, 404):
                 return None

@@ -26,7 +26,7 @@ from typing import Callable, Iterator
 from .. import shell
 from ..facts import CLUSTER_NAME, REGION
 from . import clock, gobuild, kubeconfigs, paths, pki, procs
-from .components import Component, Context, all_components, by_name, python_env
+from .components import Component, Context, all_components, by_name, process_env
 from .components import etcd as etcd_component
 from .components.apiserver import get_json as _api_get_json
 from .eks import bootstrap as eks_bootstrap
@@ -271,9 +271,7 @@ def up(
 
 
 def _start(c: Component, ctx: Context) -> None:
-    procs.start(
-        ctx.lay.run, ctx.lay.logs, c.name, c.argv(ctx), env=python_env() if c.python else None
-    )
+    procs.start(ctx.lay.run, ctx.lay.logs, c.name, c.argv(ctx), env=process_env(c))
 
 
 def _wait_for(c: Component, ctx: Context, timeout: float) -> None:

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from . import paths
+from .common import WEBHOOK_CLIENT
 
 # The kubernetes.default Service is the first address of the EKS default service range.
 SERVICE_CIDR = "10.100.0.0/16"
@@ -160,9 +161,6 @@ def issue(
         ]
         b = b.add_extension(x509.SubjectAlternativeName(names), critical=False)
     return _write_pair(d, stem, b.sign(ca_key, hashes.SHA256()), key)
-
-
-WEBHOOK_CLIENT = "kube-apiserver-webhook-client"
 
 
 @dataclass(frozen=True)

@@ -145,10 +145,10 @@ def main() -> None:
 
     from werkzeug.serving import WSGIRequestHandler
 
-    class Handler(common.ServingRules, MotoRequestHandler):
+    class Handler(common.ServingRules, common.KeepAliveWSGI, MotoRequestHandler):
         pass
 
-    class PlainHandler(common.ServingRules, WSGIRequestHandler):
+    class PlainHandler(common.ServingRules, common.KeepAliveWSGI, WSGIRequestHandler):
         pass
 
     motopatches.apply()

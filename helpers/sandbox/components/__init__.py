@@ -39,19 +39,29 @@ class Component:
     grace: float  # seconds from SIGTERM to SIGKILL
     version: Callable[[], str]
     python: bool = False  # a module of ours, run with this interpreter
+    env: tuple[tuple[str, str], ...] = ()  # set in its environment (on top of ours)
 
 
 def python_argv(module: str, lay: Layout) -> list[str]:
     return [sys.executable, "-m", module, f"--state={lay.root}"]
 
 
-def python_service(name: str, module: str, ports: tuple[str, ...], healthy, ready: str,
-                   version: Callable[[], str]) -> Component:
+def python_service(
+    name: str, module: str, ports: tuple[str, ...], healthy, ready: str, version: Callable[[], str]
+) -> Component:
     """One of our Python services, run as `python -m MODULE --state=DIR`: it keeps nothing a hard
     stop could damage, so two seconds' grace."""
-    return Component(name=name, program=module, ports=ports,
-                     argv=lambda c: python_argv(module, c.lay), healthy=healthy, ready=ready,
-                     grace=2.0, version=version, python=True)
+    return Component(
+        name=name,
+        program=module,
+        ports=ports,
+        argv=lambda c: python_argv(module, c.lay),
+        healthy=healthy,
+        ready=ready,
+        grace=2.0,
+        version=version,
+        python=True,
+    )
 
 
 def python_env() -> dict[str, str]:
@@ -59,6 +69,16 @@ def python_env() -> dict[str, str]:
     pkg_parent = str(Path(__file__).resolve().parents[3])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [pkg_parent, env.get("PYTHONPATH")]))
     env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def process_env(c: Component) -> dict[str, str] | None:
+    """The environment C runs in: ours (with the package on the path, for our modules), plus
+    C's own settings; None: ours, unchanged."""
+    if not (c.python or c.env):
+        return None
+    env = python_env() if c.python else dict(os.environ)
+    env.update(c.env)
     return env
 
 

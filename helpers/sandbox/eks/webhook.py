@@ -25,11 +25,10 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import urllib3
-from kubernetes import client, config, watch
+from kubernetes import watch
 
-from .. import access, clock, podidentities
+from .. import access, clock, kubeapi, podidentities
 from .. import common
-from ..pki import WEBHOOK_CLIENT
 from . import awsauth, cwlogs, podidentity, token
 
 log = logging.getLogger("aws-iam-authenticator")
@@ -99,13 +98,11 @@ class Authenticator:
         self.cloudwatch = cwlogs.Shipper(
             self._logs_client, f"/aws/eks/{self.cluster_id}/cluster", stream
         )
-        self.api = client.CoreV1Api(
-            config.new_client_from_config(str(state / "authenticator.kubeconfig"))
-        )
+        self.api = kubeapi.Api(state / "authenticator.kubeconfig")
 
     # --- aws-auth -----------------------------------------------------------------------------
-    def _apply(self, cm) -> None:
-        parsed = awsauth.parse(cm.data if cm is not None else None)
+    def _apply(self, cm: dict | None) -> None:
+        parsed = awsauth.parse(cm.get("data") if cm is not None else None)
         if parsed.errors:  # one line, as the authenticator logs a ConfigMap that half-parsed
             err = (
                 "There was an error parsing the config maps.  Only saving data that was good, "
@@ -117,16 +114,16 @@ class Authenticator:
 
     def watch_aws_auth(self, stop: threading.Event) -> None:
         selector = "metadata.name=aws-auth"
+        config_maps = self.api.lister("/api/v1/namespaces/kube-system/configmaps")
         while not stop.is_set():
             try:
-                lst = self.api.list_namespaced_config_map("kube-system", field_selector=selector)
-                self._apply(lst.items[0] if lst.items else None)
+                lst = config_maps(field_selector=selector)
+                self._apply(lst["items"][0] if lst.get("items") else None)
                 self.auth_loaded.set()
                 for ev in watch.Watch().stream(
-                    self.api.list_namespaced_config_map,
-                    "kube-system",
+                    config_maps,
                     field_selector=selector,
-                    resource_version=lst.metadata.resource_version,
+                    resource_version=lst["metadata"]["resourceVersion"],
                     timeout_seconds=240,
                 ):
                     self._apply(None if ev["type"] == "DELETED" else ev["object"])
@@ -155,8 +152,15 @@ class Authenticator:
             verify=str(self.state / "pki" / "ca.crt"),
         )
 
-    def _logs_client(self):
-        return self._aws_client("logs")
+    def _logs_client(self) -> cwlogs.LogsApi:
+        keys = common.admin_keys(self.state / "aws")
+        return cwlogs.LogsApi(
+            self.aws_endpoint,
+            common.REGION,
+            keys.access_key_id,
+            keys.secret_access_key,
+            str(self.state / "pki" / "ca.crt"),
+        )
 
     def _cw(self, level: str, msg: str, fields: dict) -> None:
         now = clock.now()
@@ -333,9 +337,7 @@ class PodIdentity:
     patch."""
 
     def __init__(self, state: Path):
-        self.api = client.CoreV1Api(
-            config.new_client_from_config(str(state / "pod-identity-webhook.kubeconfig"))
-        )
+        self.api = kubeapi.Api(state / "pod-identity-webhook.kubeconfig")
         self.region = common.REGION
         self.decisions = state / "logs" / "pod-identity-webhook.jsonl"
         self.pods = access.Store(state / "eks" / "pod-identity.json")
@@ -345,11 +347,11 @@ class PodIdentity:
         """The ServiceAccount's annotations (None when it cannot be read: the pod is then admitted
         unchanged, as with the real webhook's cache miss)."""
         try:
-            sa = self.api.read_namespaced_service_account(name, namespace)
+            sa = self.api.get(kubeapi.path("namespaces", namespace, "serviceaccounts", name))
         except Exception as e:  # not found, API trouble
             log.info("service account %s/%s not read: %s", namespace, name, getattr(e, "reason", e))
             return None
-        return sa.metadata.annotations or {}
+        return (sa.get("metadata") or {}).get("annotations") or {}
 
     def credentials(self, namespace: str, name: str) -> podidentity.ContainerCredentials | None:
         """EKS Pod Identity: the container-credentials settings for a ServiceAccount that has an
@@ -408,7 +410,7 @@ def make_handler(auth: Authenticator, pods: PodIdentity):
             )
 
         def do_POST(self):
-            if common.peer_common_name(self.connection) != WEBHOOK_CLIENT:
+            if common.peer_common_name(self.connection) != common.WEBHOOK_CLIENT:
                 # only the API server calls the webhooks: another local process (a classmate on
                 # a shared machine) learns nothing from them
                 return self._send(403, ONLY_THE_API_SERVER, "text/plain; charset=utf-8")

@@ -1,0 +1,149 @@
+"""The sandbox's WSGI serving (helpers.sandbox.common.KeepAliveWSGI): one connection serves many
+requests, the body reaches the app whole however it was sent, and a request it cannot read is a
+400 that closes the connection, never an answer read as the next request's."""
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import threading
+
+import pytest
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from helpers.sandbox import common
+
+
+def app(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/stream":  # an answer whose length the server cannot know in advance
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return iter([b"one ", b"two"])
+    if path == "/boom":
+        raise RuntimeError("the app failed")
+    if path == "/hop":  # a hop-by-hop header from the app is the server's business, not the app's
+        start_response("200 OK", [("Connection", "keep-alive"), ("Content-Length", "2")])
+        return [b"ok"]
+    body = environ["wsgi.input"].read()
+    out = json.dumps({"method": environ["REQUEST_METHOD"], "path": path, "body": body.decode("latin-1"),
+                      "length": environ.get("CONTENT_LENGTH")}).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(out)))])
+    return [out]
+
+
+class Handler(common.ServingRules, common.KeepAliveWSGI, WSGIRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def port():
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+
+
+def raw(port: int, data: bytes) -> bytes:
+    """Send DATA, read until the server closes (or 2 s of silence)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+        s.sendall(data)
+        out = b""
+        try:
+            while chunk := s.recv(65536):
+                out += chunk
+        except TimeoutError:
+            pass
+        return out
+
+
+def test_one_connection_serves_request_after_request(port):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    first = None
+    for i in range(5):
+        conn.request("POST", f"/n{i}", body=f"body {i}".encode())
+        resp = conn.getresponse()
+        assert json.loads(resp.read()) == {"method": "POST", "path": f"/n{i}", "body": f"body {i}",
+                                           "length": str(len(f"body {i}"))}
+        assert resp.getheader("Connection") is None
+        first = first or conn.sock
+        assert conn.sock is first  # the same socket: no new handshake per request
+    conn.close()
+
+
+def test_pipelined_requests_each_get_their_own_answer(port):
+    one = b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+    two = b"GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    out = raw(port, one + two)
+    assert out.count(b"HTTP/1.1 200 OK") == 2
+    assert b'"path": "/a", "body": "abc"' in out and b'"path": "/b", "body": ""' in out
+
+
+def test_a_chunked_body_reaches_the_app_whole(port):
+    out = raw(port, b"PUT /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                    b"3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n")
+    assert b'"body": "abcdefg", "length": "7"' in out
+
+
+def test_expect_100_continue_is_answered_before_the_body(port):
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"PUT /obj HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+        assert s.recv(100).startswith(b"HTTP/1.1 100 Continue")
+        s.sendall(b"data")
+        assert b'"body": "data"' in s.recv(1000)
+
+
+@pytest.mark.parametrize("head", [b"Content-Length: abc", b"Content-Length: -1", b"Transfer-Encoding: chunked"])
+def test_a_body_that_cannot_be_read_is_a_400_and_the_connection_closes(port, head):
+    out = raw(port, b"POST / HTTP/1.1\r\nHost: x\r\n" + head + b"\r\n\r\nzz\r\n\r\n"
+                    b"GET /never HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 400 ") and out.count(b"HTTP/1.1") == 1, out
+
+
+def test_a_body_cut_short_is_a_400(port):
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        s.shutdown(socket.SHUT_WR)
+        assert s.recv(1000).startswith(b"HTTP/1.1 400 ")
+
+
+def test_an_answer_of_unknown_length_closes_its_connection(port):
+    out = raw(port, b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\n\r\n")
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert b"Connection: close" in head and body == b"one two"
+
+
+def test_an_app_that_fails_is_a_500_and_the_connection_closes(port):
+    out = raw(port, b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 500 ") and b"/after" not in out
+
+
+def test_hop_by_hop_headers_are_the_servers(port):
+    out = raw(port, b"GET /hop HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    head = out.partition(b"\r\n\r\n")[0]
+    assert out.startswith(b"HTTP/1.1 200 ") and b"keep-alive" not in head
+
+
+def test_head_gets_headers_and_no_body(port):
+    """The test app writes a body for HEAD too (as an app may): the server leaves it out, so the
+    next answer on the connection is read as what it is."""
+    out = raw(port, b"HEAD /h HTTP/1.1\r\nHost: x\r\n\r\nGET /g HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    first, _, rest = out.partition(b"\r\n\r\n")
+    assert first.startswith(b"HTTP/1.1 200 ") and b"Content-Length: 59" in first
+    assert rest.startswith(b"HTTP/1.1 200 ") and rest.endswith(b'"path": "/g", "body": "", "length": "0"}')
+
+
+def test_the_sandbox_clock_follows_every_change_of_its_offset(tmp_path, monkeypatch):
+    """clock.offset() rereads the file only when it changed; a change within the same
+    millisecond (a new file: set_offset replaces it) is still seen, and so is its removal."""
+    from helpers.sandbox import clock
+
+    monkeypatch.setattr(clock, "_state", tmp_path)
+    assert clock.offset() == 0.0
+    for seconds in (960, 600, 1, 5):
+        clock.set_offset(tmp_path, seconds)
+        assert clock.offset() == seconds
+    clock.set_offset(tmp_path, 0)
+    assert clock.offset() == 0.0
+    (tmp_path / clock._FILE).write_text("not a number")
+    assert clock.offset() == 0.0
