@@ -178,6 +178,22 @@ def test_another_local_user_reaches_none_of_the_sandboxs_servers(sb):
         assert probe(ports[name], NOBODY, tls=tls) == "", name
 
 
+def test_a_connection_that_never_says_hello_stops_no_port(sb):
+    """Someone connects to each TLS port and sends nothing (a classmate, a stuck client): every
+    port still answers the next caller at once; its handshake waits in its own thread."""
+    ports = json.loads((sb.state_dir / "sandbox.json").read_text())["ports"]
+    ca = str(sb.state_dir / "pki" / "ca.crt")
+    names = ("aws", "oidc", "authenticator", "kubelet")
+    silent = [socket.create_connection(("127.0.0.1", ports[n])) for n in names for _ in range(2)]
+    try:
+        for name in names:
+            answer = exchange(ports[name], ca, request("GET", "/", {}, b""), timeout=5)
+            assert status_of(answer) is not None, (name, answer[:100])
+    finally:
+        for s in silent:
+            s.close()
+
+
 @pytest.mark.parametrize("path, auth, code, status", [
     ("/?Action=ListUsers&Version=2010-05-08", None, "MissingAuthenticationToken", 403),
     ("/?Action=DescribeInstances&Version=2016-11-15", None, "MissingAuthenticationToken", 401),

@@ -139,6 +139,7 @@ def test_the_sandbox_clock_follows_every_change_of_its_offset(tmp_path, monkeypa
     from helpers.sandbox import clock
 
     monkeypatch.setattr(clock, "_state", tmp_path)
+    monkeypatch.setattr(clock, "_path", str(tmp_path / clock._FILE))
     assert clock.offset() == 0.0
     for seconds in (960, 600, 1, 5):
         clock.set_offset(tmp_path, seconds)
@@ -147,3 +148,58 @@ def test_the_sandbox_clock_follows_every_change_of_its_offset(tmp_path, monkeypa
     assert clock.offset() == 0.0
     (tmp_path / clock._FILE).write_text("not a number")
     assert clock.offset() == 0.0
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory):
+    """The sandbox's CA and the AWS endpoint's certificate: (server context, client context)."""
+    from helpers.sandbox import pki
+
+    d = tmp_path_factory.mktemp("pki")
+    pki.ensure(d, "node-a")
+    return common.server_context(d / "aws.crt", d / "aws.key"), common.client_context(d / "ca.crt")
+
+
+def _silent_connections_do_not_stop(port: int, client_ctx) -> None:
+    silent = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]  # no ClientHello
+    try:
+        conn = http.client.HTTPSConnection("127.0.0.1", port, context=client_ctx, timeout=5)
+        conn.request("POST", "/after", body=b"x")
+        assert conn.getresponse().status == 200
+        conn.close()
+    finally:
+        for s in silent:
+            s.close()
+
+
+def test_a_silent_connection_does_not_stop_the_wsgi_port(tls):
+    server_ctx, client_ctx = tls
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=Handler)
+    common.tls_listen(server, server_ctx)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        _silent_connections_do_not_stop(server.server_address[1], client_ctx)
+    finally:
+        server.shutdown()
+
+
+def test_a_silent_connection_does_not_stop_a_webhook_port(tls):
+    from http.server import BaseHTTPRequestHandler
+
+    class Plain(common.ServingRules, BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = common.serve_https(0, Plain, tls[0])
+    try:
+        _silent_connections_do_not_stop(server.server_address[1], tls[1])
+    finally:
+        server.shutdown()

@@ -13,11 +13,13 @@ from pathlib import Path
 
 _FILE = "clock-offset-seconds"
 _state: Path | None = None
+_path: str = ""  # the offset file's path, made once (a Path per call costs more than the stat)
 
 
 def configure(state_dir: Path) -> None:
-    global _state
+    global _state, _path
     _state = Path(state_dir)
+    _path = str(_state / _FILE)
 
 
 _cached: tuple[tuple, float] = ((), 0.0)  # (the file's stat signature, its offset)
@@ -29,7 +31,7 @@ def offset() -> float:
     global _cached
     if _state is None:
         return 0.0
-    path = _state / _FILE
+    path = _path or str(_state / _FILE)
     try:
         st = os.stat(path)
     except OSError:
@@ -38,7 +40,8 @@ def offset() -> float:
     if _cached[0] == signature:
         return _cached[1]
     try:
-        value = float(path.read_text().strip() or 0)
+        with open(path) as fh:
+            value = float(fh.read().strip() or 0)
     except (OSError, ValueError):
         return 0.0
     _cached = (signature, value)

@@ -112,6 +112,20 @@ class ServingRules:
 
     disable_nagle_algorithm = True
     default_request_version = "HTTP/1.1"  # so that every error answer has a status line
+    handshake_seconds = 10
+
+    def handle(self):
+        # The TLS handshake happens here, in the connection's own thread (see tls_listen): a
+        # client that connects and never says hello holds its thread for a while, not the port.
+        if isinstance(self.connection, ssl.SSLSocket):
+            kept = self.connection.gettimeout()
+            try:
+                self.connection.settimeout(self.handshake_seconds)
+                self.connection.do_handshake()
+                self.connection.settimeout(kept)
+            except (OSError, ValueError):
+                return  # nothing was asked, nothing to answer
+        super().handle()
 
     def parse_request(self):
         line = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
@@ -214,6 +228,14 @@ def server_context(cert: Path, key: Path, client_ca: Path | None = None) -> ssl.
     return ctx
 
 
+def tls_listen(server, ctx: ssl.SSLContext) -> None:
+    """Serve TLS on SERVER's socket with CTX, the handshake left to each connection's handler
+    (ServingRules.handle). A listening socket wrapped the usual way shakes hands inside accept(),
+    in the one thread that accepts: one silent connection there stopped the port for everyone."""
+    server.socket = ctx.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
+    server.ssl_context = ctx  # what Werkzeug reads to call its requests https
+
+
 def _proc_net_address(addr) -> str:
     """127.0.0.1:8080 as /proc/net/tcp writes it: 0100007F:1F90."""
     packed = int.from_bytes(socket.inet_aton(addr[0]), "little")
@@ -309,7 +331,7 @@ def serve_https(
     server = ThreadingHTTPServer(("127.0.0.1", port), handler)
     server.daemon_threads = True
     same_user_only(server)
-    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    tls_listen(server, ctx)
     threading.Thread(target=server.serve_forever, daemon=True, name=name).start()
     return server
 

@@ -168,16 +168,15 @@ def main() -> None:
     # The cluster's OIDC issuer (what EKS serves at oidc.eks.<region>.amazonaws.com) and the node's
     # instance metadata service, each on a port of its own, in this process.
     docs = oidc.documents(issuer, state / "pki" / "sa.pub")
-    _serve_in_thread(
-        make_server(
-            "127.0.0.1",
-            cfg["ports"]["oidc"],
-            oidc.app(docs),
-            threaded=True,
-            ssl_context=ctx,
-            request_handler=PlainHandler,
-        )
+    issuer_server = make_server(
+        "127.0.0.1",
+        cfg["ports"]["oidc"],
+        oidc.app(docs),
+        threaded=True,
+        request_handler=PlainHandler,
     )
+    common.tls_listen(issuer_server, ctx)
+    _serve_in_thread(issuer_server)
     _serve_in_thread(
         make_server(
             "127.0.0.1",
@@ -207,8 +206,8 @@ def main() -> None:
         app,
         threaded=True,
         request_handler=Handler,
-        ssl_context=ctx,
     )
+    common.tls_listen(server, ctx)
     log.info(
         "AWS endpoint on https://127.0.0.1:%s (account %s)", cfg["ports"]["aws"], account.ACCOUNT_ID
     )

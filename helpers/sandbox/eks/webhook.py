@@ -396,6 +396,14 @@ def make_handler(auth: Authenticator, pods: PodIdentity):
         def log_message(self, fmt, *args):  # the decision log says what matters
             pass
 
+        _caller: str | None = None
+
+        def caller(self) -> str:
+            # who is calling is a property of the connection: asked once, after its handshake
+            if self._caller is None:
+                self._caller = common.peer_common_name(self.connection) or ""
+            return self._caller
+
         def _send(self, status: int, body: bytes, ctype="application/json; charset=UTF-8"):
             self.send_response(status)
             self.send_header("Content-Type", ctype)
@@ -410,7 +418,7 @@ def make_handler(auth: Authenticator, pods: PodIdentity):
             )
 
         def do_POST(self):
-            if common.peer_common_name(self.connection) != common.WEBHOOK_CLIENT:
+            if self.caller() != common.WEBHOOK_CLIENT:
                 # only the API server calls the webhooks: another local process (a classmate on
                 # a shared machine) learns nothing from them
                 return self._send(403, ONLY_THE_API_SERVER, "text/plain; charset=utf-8")
