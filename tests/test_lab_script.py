@@ -1,0 +1,59 @@
+"""`./lab` itself: as root (classroom containers and VMs) it opens JupyterLab, which refuses root
+unless told, and says what running as root means."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_lab_opens_jupyterlab_as_root_and_warns(tmp_path):
+    if os.getuid() != 0:
+        pytest.skip("JupyterLab's refusal concerns root only")
+    # the cluster target: JupyterLab without a sandbox, which this test does not need
+    env = {**os.environ, "EKS_LAB_TARGET": "cluster", "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
+    lab = subprocess.Popen([str(ROOT / "lab")], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    seen, url = [], None
+    try:
+        deadline = time.monotonic() + 120
+        while url is None and time.monotonic() < deadline:
+            line = lab.stdout.readline()
+            if not line:
+                break
+            seen.append(line)
+            m = re.search(r"(http://127\.0\.0\.1:\d+)/lab", line)
+            url = m.group(1) if m else None
+        assert url, "JupyterLab did not start:\n" + "".join(seen[-30:])
+        text = "".join(seen)
+        assert "running as root" in text and "--allow-root" in text
+        assert "Running as root is not recommended. Use --allow-root to bypass." not in text
+        # the server answers (it prints its address a moment before it listens)
+        for _ in range(40):
+            try:
+                with urllib.request.urlopen(url + "/api", timeout=10) as resp:
+                    assert resp.status == 200 and b'"version"' in resp.read()
+                    break
+            except ConnectionRefusedError:
+                time.sleep(0.25)
+            except OSError as e:
+                if not isinstance(e.__cause__ or getattr(e, "reason", None), ConnectionRefusedError):
+                    raise
+                time.sleep(0.25)
+        else:
+            raise AssertionError(f"nothing listens at {url}:\n" + "".join(seen[-40:]))
+    finally:
+        os.killpg(lab.pid, signal.SIGTERM)
+        try:
+            lab.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(lab.pid, signal.SIGKILL)
+            lab.wait()
