@@ -21,11 +21,9 @@ def run(out: Path, progress=lambda m: print(m, file=sys.stderr, flush=True)) -> 
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
-    from nbconvert import HTMLExporter
-
     import os
 
-    from . import target
+    from . import handout, target
 
     # The kernels import `helpers` from this checkout, however this process was started.
     root = str(NOTEBOOKS.parent)
@@ -60,8 +58,7 @@ def run(out: Path, progress=lambda m: print(m, file=sys.stderr, flush=True)) -> 
             error = str(e).splitlines()[0] if str(e) else "a cell failed"
         seconds = time.monotonic() - started
         nbformat.write(nb, dest)
-        html, _ = HTMLExporter().from_notebook_node(nb)
-        dest.with_suffix(".html").write_text(html)
+        dest.with_suffix(".html").write_text(handout.html(nb, warn=progress))  # works offline
         report.append(
             {
                 "notebook": str(path.relative_to(NOTEBOOKS).with_suffix("")),
