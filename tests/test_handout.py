@@ -13,6 +13,8 @@ from nbclient import NotebookClient
 
 from helpers import handout
 
+ROOT = Path(__file__).resolve().parents[1]
+
 DIAGRAM = "sequenceDiagram\n    participant kubectl\n    participant webhook\n    kubectl->>webhook: TokenReview"
 
 
@@ -26,7 +28,7 @@ def executed(tmp_path_factory):
         nbformat.v4.new_code_cell('import ipywidgets as w\nw.Button(description="can-i?")'),
     ]
     NotebookClient(nb, timeout=120, kernel_name="python3",
-                   resources={"metadata": {"path": str(Path(__file__).resolve().parents[1])}}).execute()
+                   resources={"metadata": {"path": str(ROOT)}}).execute()
     assert "widgets" in nb.metadata
     return nb
 
@@ -97,7 +99,8 @@ def test_the_page_shows_the_diagram_and_the_widget_with_no_network(executed, tmp
     try:
         seen = _rendered(browser, ours.as_uri())
         if not (seen.get("diagram") and seen.get("widget")):
-            browser.save_screenshot(str(Path("build") / "handout-offline-failure.png"))
+            (ROOT / "build").mkdir(exist_ok=True)
+            browser.save_screenshot(str(ROOT / "build" / "handout-offline-failure.png"))
         assert seen.get("diagram") and seen.get("widget"), seen
         # nbconvert's own page, offline, draws neither: what the handout fixes
         assert _rendered(browser, default.as_uri(), seconds=5) == {"diagram": 0, "widget": False}
