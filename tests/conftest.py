@@ -110,3 +110,17 @@ def own_sandbox(tmp_path_factory, name: str, mode: str | None = None):
             yield other
     finally:
         sandbox.down(state, purge=True)
+
+
+def stop_group(proc, grace: float = 20) -> None:
+    """Stop PROC and every process it started (it was started with start_new_session=True):
+    SIGTERM, then SIGKILL after GRACE seconds."""
+    import signal
+    import subprocess
+
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import stop_group
+
 pytestmark = pytest.mark.sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,11 +59,7 @@ def jupyterlab(sb, tmp_path_factory):
         os.killpg(server.pid, signal.SIGKILL)
         pytest.fail("JupyterLab did not start:\n" + (work / "jupyterlab.log").read_text()[-2000:])
     yield url, token
-    os.killpg(server.pid, signal.SIGTERM)
-    try:
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
+    stop_group(server)
     log.close()
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+
+from .conftest import stop_group
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,9 +52,4 @@ def test_lab_opens_jupyterlab_as_root_and_warns(tmp_path):
         else:
             raise AssertionError(f"nothing listens at {url}:\n" + "".join(seen[-40:]))
     finally:
-        os.killpg(lab.pid, signal.SIGTERM)
-        try:
-            lab.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(lab.pid, signal.SIGKILL)
-            lab.wait()
+        stop_group(lab)
