@@ -15,7 +15,6 @@ half of what it was before #16.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import statistics

@@ -4,7 +4,6 @@ against a local server that records what it was sent."""
 from __future__ import annotations
 
 import json
-import threading
 from http.server import BaseHTTPRequestHandler
 
 import pytest
