@@ -45,7 +45,8 @@ class Api:
         content_type: str = "application/json",
         timeout=None,
     ):
-        """The urllib3 response, its body not read yet; ApiException unless 2xx."""
+        """The urllib3 response, its body not read yet (read or close it: until then it keeps its
+        pooled connection); ApiException unless 2xx."""
         params = [
             (_camel(k), str(v).lower() if isinstance(v, bool) else v)
             for k, v in (query or {}).items()

@@ -372,7 +372,9 @@ class StandInKubelet:
             "target": {"apiVersion": "v1", "kind": "Node", "name": self.node_name},
         }
         try:
-            self.sched_api.raw("POST", path("namespaces", meta["namespace"], "bindings"), body=body)
+            self.sched_api.request(
+                "POST", path("namespaces", meta["namespace"], "bindings"), body=body
+            )
         except ApiException as e:
             if e.status not in (404, 409):
                 log.warning("binding %s/%s: %s", meta["namespace"], meta["name"], e.reason)
@@ -436,7 +438,7 @@ class StandInKubelet:
         """After the grace period the containers are gone; remove the pod for good, as kubelet
         does."""
         try:
-            self.node_api.raw(
+            self.node_api.request(
                 "DELETE",
                 path("namespaces", namespace, "pods", name),
                 body={"gracePeriodSeconds": 0, "preconditions": {"uid": uid}},
@@ -484,7 +486,7 @@ class StandInKubelet:
             "reportingInstance": self.node_name if component == "kubelet" else "",
         }
         try:
-            api.raw("POST", path("namespaces", meta["namespace"], "events"), body=body)
+            api.request("POST", path("namespaces", meta["namespace"], "events"), body=body)
         except ApiException as e:
             log.debug("event %s: %s", reason, e.reason)
 
