@@ -114,7 +114,7 @@ class Authenticator:
 
     def watch_aws_auth(self, stop: threading.Event) -> None:
         selector = "metadata.name=aws-auth"
-        config_maps = self.api.lister("/api/v1/namespaces/kube-system/configmaps")
+        config_maps = self.api.lister(kubeapi.path("namespaces", "kube-system", "configmaps"))
         while not stop.is_set():
             try:
                 lst = config_maps(field_selector=selector)
