@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from .sandbox import gobuild as build_mod
 from .sandbox import lifecycle
@@ -87,14 +88,39 @@ def main(argv: list[str] | None = None) -> int:
         "account and cluster: everything tagged/labelled eks-security-lab",
     )
     clean.add_argument("--yes", action="store_true", help="remove them (default: only list)")
+    room = sub.add_parser("classroom", help="a JupyterHub for a class on this machine (as root)")
+    rcmds = room.add_subparsers(dest="cmd", required=True)
+    prefix = {
+        "type": Path,
+        "default": None,
+        "help": "the shared install (default /opt/eks-security-lab)",
+    }
+    ri = rcmds.add_parser("install", help="the shared, read-only install every learner runs")
+    ri.add_argument("--prefix", **prefix)
+    ri.add_argument("--python", help="a Python 3.11+ every user can run (default: found)")
+    rl = rcmds.add_parser("learners", help="list, add or remove learners (system users)")
+    rl.add_argument("action", choices=("list", "add", "remove"))
+    rl.add_argument("names", nargs="*")
+    rl.add_argument("--prefix", **prefix)
+    rh = rcmds.add_parser("hub", help="run the hub (in the foreground; Ctrl-C stops it)")
+    rh.add_argument("--prefix", **prefix)
+    rh.add_argument("--ip", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
+    rh.add_argument("--port", type=int, default=8000)
+    rc = rcmds.add_parser(
+        "check", help="a hub of its own and N new learners running a notebook at once"
+    )
+    rc.add_argument("--prefix", **prefix)
+    rc.add_argument("--learners", type=int, default=3)
     args = parser.parse_args(argv)
+    if args.area == "classroom":
+        from .classroom import cli as classroom_cli
+
+        return classroom_cli.main(args)
     if args.area == "cleanup":
         from . import cleanup
 
         return cleanup.main(["--yes"] if args.yes else [])
     if args.area == "series":
-        from pathlib import Path
-
         from . import series as series_mod
 
         report = series_mod.run(Path(args.out))

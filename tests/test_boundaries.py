@@ -5,7 +5,8 @@
 - helpers.sandbox (the sandbox's parts) never imports the notebook-facing modules; inside it,
   aws/ and eks/ never import each other (what both need is in sandbox/common).
 - notebook-facing modules reach the sandbox only through the target (helpers.targets.sandbox);
-  the CLI (helpers.cli) drives the sandbox directly too. helpers.targets is imported by
+  the CLI (helpers.cli) and the classroom (helpers.classroom: it runs a hub in front of sandboxes)
+  drive the sandbox directly too; no notebook-facing module imports the classroom. helpers.targets is imported by
   helpers.target alone.
 - no module of the package uses another module's private (underscore) name.
 """
@@ -97,10 +98,13 @@ def _violations() -> list[str]:
             if _is(name, "helpers.sandbox.aws") and _is(mod, "helpers.sandbox.eks") or \
                     _is(name, "helpers.sandbox.eks") and _is(mod, "helpers.sandbox.aws"):
                 bad.append(f"{where}: aws/ and eks/ do not import each other (use sandbox/common)")
+            driver = name == "helpers.cli" or _is(name, "helpers.classroom")
+            if _is(mod, "helpers.classroom") and not driver:
+                bad.append(f"{where}: only the CLI and the classroom itself import the classroom")
             if not _is(name, "helpers.sandbox") and not _is(name, "helpers.targets.sandbox") and \
-                    name != "helpers.cli" and _is(mod, "helpers.sandbox") and mod != "helpers.sandbox":
+                    not driver and _is(mod, "helpers.sandbox") and mod != "helpers.sandbox":
                 bad.append(f"{where}: notebook-facing code reaches the sandbox through helpers.target")
-            if not _is(name, "helpers.sandbox") and not _is(name, "helpers.targets") and name != "helpers.cli" \
+            if not _is(name, "helpers.sandbox") and not _is(name, "helpers.targets") and not driver \
                     and mod == "helpers.sandbox":
                 bad.append(f"{where}: notebook-facing code reaches the sandbox through helpers.target")
             if _is(mod, "helpers.targets") and not (name == "helpers.target" or _is(name, "helpers.targets")):
@@ -119,9 +123,11 @@ def test_no_import_crosses_a_boundary_the_wrong_way():
 
 def test_programs_are_run_in_one_place():
     """kubectl, aws and a pod's commands go through helpers.shell (helpers.commands on top of it);
-    only the process supervisor and the Go build start programs of their own."""
+    only the process supervisor, the Go build, the classroom's installer (it streams `lab setup`'s
+    progress) and its check (it runs a hub) start programs of their own."""
     import re
-    allowed = {"helpers/shell.py", "helpers/sandbox/procs.py", "helpers/sandbox/gobuild.py"}
+    allowed = {"helpers/shell.py", "helpers/sandbox/procs.py", "helpers/sandbox/gobuild.py",
+               "helpers/classroom/install.py", "helpers/classroom/check.py"}
     found = [str(p.relative_to(ROOT)) for p in sorted(PKG.rglob("*.py"))
              if re.search(r"subprocess\.(run|Popen|call|check_output|check_call)\(", p.read_text())]
     assert sorted(set(found) - allowed) == []
