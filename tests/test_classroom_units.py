@@ -277,3 +277,36 @@ def test_a_wrong_token_is_refused(jupyter_server):
     path = _notebook(root, "t.ipynb", "1")
     with pytest.raises(requests.HTTPError, match="403"):
         remote.run_notebook(url, "wrong", path)
+
+
+# -- the repo2docker image (Binder, Zero to JupyterHub) ---------------------------------------------
+def _start(tmp_path: Path, repo_dir: Path, home: Path) -> subprocess.CompletedProcess:
+    env = {"PATH": os.environ["PATH"], "REPO_DIR": str(repo_dir), "HOME": str(home),
+           "NB_PYTHON_PREFIX": str(tmp_path / "conda")}
+    return subprocess.run([str(ROOT / "start"), "sh", "-c", 'echo "$EKS_LAB_CACHE|$PYTHONPATH"'],
+                          env=env, capture_output=True, text=True, timeout=60, cwd=ROOT)
+
+
+def test_the_images_start_points_at_the_built_binaries_and_copies_the_notebooks_into_a_volume_home(
+        tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    r = _start(tmp_path, ROOT, home)                 # Zero to JupyterHub: the repo outside the home
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"{tmp_path}/conda/share/eks-security-lab|{ROOT}"
+    assert (home / "eks-security-lab" / "notebooks" / "00_setup_and_tour.ipynb").exists()
+    assert "copied into ~/eks-security-lab" in r.stderr
+
+
+def test_the_images_start_copies_nothing_when_the_repository_is_the_home(tmp_path):
+    r = _start(tmp_path, tmp_path, tmp_path)         # Binder: the repository is the home
+    assert r.returncode == 0, r.stderr
+    assert not (tmp_path / "eks-security-lab").exists()
+
+
+def test_postbuild_builds_the_binaries_where_start_looks_for_them():
+    build, start = (ROOT / "postBuild").read_text(), (ROOT / "start").read_text()
+    where = 'export EKS_LAB_CACHE="${NB_PYTHON_PREFIX}/share/eks-security-lab"'
+    assert where in build and where in start
+    assert "python -m helpers sandbox build" in build
+    assert os.access(ROOT / "postBuild", os.X_OK) and os.access(ROOT / "start", os.X_OK)

@@ -1,5 +1,6 @@
 """What a learner's server runs first (as the learner): their own copy of the notebooks in
-~/eks-security-lab, then JupyterHub's single-user JupyterLab. A notebook the learner already has is
+~/eks-security-lab, then JupyterHub's single-user JupyterLab (`--prepare-only`: the copy alone, for
+the repo2docker image's `start`). A notebook the learner already has is
 never overwritten; one the class added since is copied in."""
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ def main() -> None:
     copied = prepare(Path.home())
     if copied:
         print(f"[classroom] copied into ~/{NOTEBOOK_DIR}: {len(copied)} files", file=sys.stderr)
+    if sys.argv[1:] == ["--prepare-only"]:  # repo2docker's `start` runs the server itself
+        return
     singleuser = Path(sys.executable).parent / "jupyterhub-singleuser"
     os.execv(singleuser, [str(singleuser), *sys.argv[1:]])
 
