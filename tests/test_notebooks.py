@@ -20,12 +20,15 @@ pytestmark = pytest.mark.sandbox
 HERE = Path(__file__).resolve().parents[1] / "notebooks"
 ALL = sorted(HERE.glob("[0-9][0-9]_*.ipynb")) + sorted((HERE / "solutions").glob("[0-9][0-9]_*.ipynb"))
 # the Korean edition (tools/i18n.py): the English code cells, so the modes' differences are the
-# English runs' concern; each runs twice on the session's cluster
+# English runs' concern; each runs twice on the session's cluster (07 on its fresh one, below)
 KOREAN = sorted((HERE / "ko").glob("[0-9][0-9]_*.ipynb")) + \
     sorted((HERE / "ko" / "solutions").glob("[0-9][0-9]_*.ipynb"))
 # 07 moves a CONFIG_MAP cluster to access entries for good: it runs on clusters of its own (below)
 NOTEBOOKS = [p for p in ALL + KOREAN if not p.name.startswith("07")]
-assert not [p for p in KOREAN if p.name.startswith("07")], "the Korean 07 needs a cluster of its own"
+
+
+def ids(paths: list[Path]) -> list[str]:
+    return [str(p.relative_to(HERE).with_suffix("")) for p in paths]
 
 
 def run_twice(path: Path, tmp_path: Path) -> None:
@@ -37,7 +40,7 @@ def run_twice(path: Path, tmp_path: Path) -> None:
         assert not [o for o in outputs if o.get("output_type") == "error"], f"run {attempt}"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[str(p.relative_to(HERE).with_suffix("")) for p in NOTEBOOKS])
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))
 def test_notebook_runs_twice(path, sb, tmp_path):
     assert os.environ.get("EKS_LAB_STATE") == str(sb.state_dir)  # the kernel inherits the test sandbox
     run_twice(path, tmp_path)
@@ -46,7 +49,7 @@ def test_notebook_runs_twice(path, sb, tmp_path):
 # 02 (the creator's username and rights), 03 (aws-auth on a cluster that starts without it),
 # 06 (whoami), 07 (access entries); the others do not depend on the authentication mode
 MODE_DEPENDENT = [p for p in ALL if p.name[:2] in ("02", "03", "06", "07")]
-ACCESS_LESSON = [p for p in ALL if p.name.startswith("07")]
+ACCESS_LESSON = [p for p in ALL + KOREAN if p.name.startswith("07")]
 
 
 @pytest.mark.parametrize("path", MODE_DEPENDENT, ids=[p.stem for p in MODE_DEPENDENT])
@@ -81,7 +84,7 @@ class TestOnAFreshConfigMapCluster:
         with own_sandbox(tmp_path_factory, "sandbox-config-map", "CONFIG_MAP") as other:
             yield other
 
-    @pytest.mark.parametrize("path", ACCESS_LESSON, ids=[p.stem for p in ACCESS_LESSON])
+    @pytest.mark.parametrize("path", ACCESS_LESSON, ids=ids(ACCESS_LESSON))
     def test_access_lesson_moves_it_forward(self, path, sb_fresh_config_map, tmp_path):
         assert os.environ.get("EKS_LAB_STATE") == str(sb_fresh_config_map.state_dir)
         run_twice(path, tmp_path)
