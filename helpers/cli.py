@@ -82,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         "run", help="execute every notebook headless; write executed copies and HTML"
     )
     srun.add_argument("--out", default="build/series", help="output folder (default build/series)")
+    srun.add_argument(
+        "--lang", default="en", choices=("en", "ko"), help="the edition (default en; ko: Korean)"
+    )
     clean = sub.add_parser(
         "cleanup",
         help="list (or, with --yes, remove) what the series created on a real "
@@ -123,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.area == "series":
         from . import series as series_mod
 
-        report = series_mod.run(Path(args.out))
+        report = series_mod.run(Path(args.out), lang=args.lang)
         print(
             "\n".join(
                 f"{r['notebook']:40} {r['seconds']:6.1f}s  {r['error'] or 'ok'}" for r in report

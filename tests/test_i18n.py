@@ -135,3 +135,14 @@ def test_the_glossary_check_sees_a_missed_word():
     assert pod.search(_prose("the pod runs")) and not pod.search(_prose("`kubectl get pods`"))
     assert not pod.search("the pod-identity webhook")
     assert terms[pod.pattern] == "파드"
+
+
+def test_the_handout_runs_either_edition_in_the_same_order():
+    from helpers import series
+    en_base, en = series.notebooks("en")
+    ko_base, ko = series.notebooks("ko")
+    assert (en_base, ko_base) == (ROOT / "notebooks", ROOT / "notebooks" / "ko")
+    assert [p.relative_to(ko_base) for p in ko] == [p.relative_to(en_base) for p in en]
+    assert en[0].name == "00_setup_and_tour.ipynb" and en[-1].parent.name == "solutions"
+    with pytest.raises(ValueError, match="no 'fr' edition"):
+        series.notebooks("fr")
