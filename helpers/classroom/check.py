@@ -10,7 +10,6 @@ import os
 import pwd
 import secrets
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
@@ -107,13 +106,12 @@ class Hub:
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
-            # the hub stops the servers it started (and so their sandboxes) and its proxy
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+            from ..sandbox.procs import kill_group
+
+            # the hub stops the servers it started (and so their sandboxes); its proxy is in its
+            # process group, which is gone (SIGTERM, then SIGKILL) before this returns
+            kill_group(self.proc.pid, timeout=60)
+            self.proc.wait(10)
         shutil.rmtree(self.state, ignore_errors=True)
 
 
