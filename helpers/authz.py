@@ -29,6 +29,7 @@ import json
 from dataclasses import dataclass, field
 
 from . import accesspolicies
+from .language import _
 
 MASTERS = "system:masters"
 AUTHENTICATED = "system:authenticated"
@@ -231,36 +232,45 @@ class Decision:
     def explain(self) -> str:
         """One paragraph a learner can read: which binding and rule decided, or why none did."""
         if self.privileged:
-            return (
-                f"allowed: {self.identity.user or 'this identity'} is in {MASTERS}, which "
-                "kube-apiserver allows "
-                "before RBAC is asked (no binding needed, none can take it away)"
-            )
+            return _(
+                "allowed: {user} is in {masters}, which kube-apiserver allows before RBAC is "
+                "asked (no binding needed, none can take it away)"
+            ).format(user=self.identity.user or _("this identity"), masters=MASTERS)
         if self.allowed:
             g = self.by[0]
             more = (
-                f" (and {len(self.by) - 1} more rule(s) would allow it too)"
+                _(" (and {count} more rule(s) would allow it too)").format(count=len(self.by) - 1)
                 if len(self.by) > 1
                 else ""
             )
             if isinstance(g, AccessGrant):
-                return f"allowed by the {g.source}, after RBAC had no rule: {_rule_text(g.rule)}"
-            return f"allowed by {g.source}: rule {_rule_text(g.rule)}{more}"
-        text = f"denied: no RBAC rule for {self.identity} allows {self.request}"
+                return _("allowed by the {source}, after RBAC had no rule: {rule}").format(
+                    source=g.source, rule=_rule_text(g.rule)
+                )
+            return (
+                _("allowed by {source}: rule {rule}").format(
+                    source=g.source, rule=_rule_text(g.rule)
+                )
+                + more
+            )
         if self.identity.principal_arn:
-            text = text.replace("no RBAC rule", "no RBAC rule and no access policy")
+            text = _("denied: no RBAC rule and no access policy for {identity} allows {request}")
+        else:
+            text = _("denied: no RBAC rule for {identity} allows {request}")
+        text = text.format(identity=self.identity, request=self.request)
         if self.near:
-            text += "; closest: " + "; ".join(
-                f"{_rule_text(g.rule)} via {g.source}" for g in self.near[:3]
+            text += _("; closest: ") + "; ".join(
+                _("{rule} via {source}").format(rule=_rule_text(g.rule), source=g.source)
+                for g in self.near[:3]
             )
         if self.errors:
-            text += "; broken bindings: " + aggregate(self.errors)
+            text += _("; broken bindings: ") + aggregate(self.errors)
         return text
 
     def _repr_html_(self) -> str:
         import html
 
-        mark = "✔ yes" if self.allowed else "✖ no"
+        mark = "✔ " + _("yes") if self.allowed else "✖ " + _("no")
         return f"<p><b>{mark}</b> — {html.escape(self.explain())}</p>"
 
 

@@ -6,6 +6,7 @@ runs or a command's answer holds, and a decision the authenticator must have log
 from __future__ import annotations
 
 from . import target
+from .language import N_, _, headers
 
 
 class Unexpected(AssertionError):
@@ -32,33 +33,36 @@ def expect(
     problems = []
     out = (getattr(shown, "stdout", "") or "") + (getattr(shown, "stderr", "") or "")
     if ok is not None and bool(getattr(shown, "ok", False)) != ok:
-        problems.append("it succeeded" if not ok else "it failed")
+        problems.append(_("it succeeded") if not ok else _("it failed"))
     if code is not None and getattr(shown, "returncode", None) != code:
-        problems.append(f"exit code {getattr(shown, 'returncode', None)}, not {code}")
+        problems.append(
+            _("exit code {got}, not {want}").format(
+                got=getattr(shown, "returncode", None), want=code
+            )
+        )
     if denied is not None:
         if getattr(shown, "ok", True):
-            problems.append(f"it was not refused ({denied} expected)")
+            problems.append(_("it was not refused ({denied} expected)").format(denied=denied))
         elif isinstance(denied, int):
-            from .commands import MEANINGS
-
-            if shown.meaning != MEANINGS.get(str(denied)):
+            if shown.refusal != str(denied):
                 problems.append(
-                    f"not a {denied}: {shown.meaning or 'no HTTP refusal in its output'}"
+                    _("not a {denied}: {meaning}").format(
+                        denied=denied, meaning=shown.meaning or _("no HTTP refusal in its output")
+                    )
                 )
         elif denied not in out:
-            problems.append(f"not {denied}")
+            problems.append(_("not {denied}").format(denied=denied))
     for text in [says] if isinstance(says, str) else says or []:
         if text not in out:
-            problems.append(f"it does not say {text!r}")
+            problems.append(_("it does not say {text!r}").format(text=text))
     if holds is not None and not holds:
-        problems.append(f"not so: {because or 'the expected condition'}")
+        problems.append(
+            _("not so: {because}").format(because=because or _("the expected condition"))
+        )
     if problems:
         command = getattr(shown, "command", None)
-        raise Unexpected(
-            ("`" + command + "`: " if command else "")
-            + "; ".join(problems)
-            + (f"\n--- what it said:\n{out.strip()}" if out.strip() else "")
-        )
+        said = "\n" + _("--- what it said:") + f"\n{out.strip()}" if out.strip() else ""
+        raise Unexpected(("`" + command + "`: " if command else "") + "; ".join(problems) + said)
     return shown
 
 
@@ -73,10 +77,14 @@ class Check:
 
         if self.ok:
             return f"<p>✔ <b>{html.escape(self.passed)}</b></p>"
-        return f"<p>✖ not yet. Hint: {html.escape(self.hint)}</p>"
+        return f"<p>✖ {html.escape(_not_yet())} {html.escape(self.hint)}</p>"
 
     def __repr__(self) -> str:
-        return f"✔ {self.passed}" if self.ok else f"✖ not yet. Hint: {self.hint}"
+        return f"✔ {self.passed}" if self.ok else f"✖ {_not_yet()} {self.hint}"
+
+
+def _not_yet() -> str:
+    return _("not yet. Hint:")
 
 
 def check(ok: bool, passed: str, hint: str) -> Check:
@@ -111,7 +119,8 @@ def can_i_table(subject: str, asks, can=None):
 
     can = can or can_i
     rows = [(v, res, ns or "(cluster)", can(v, res, ns, as_user=subject)) for v, res, ns in asks]
-    return pd.DataFrame(rows, columns=["verb", "resource", "namespace", "allowed"])
+    columns = [N_("verb"), N_("resource"), N_("namespace"), N_("allowed")]
+    return headers(pd.DataFrame(rows, columns=columns))
 
 
 def wait_for_pods(namespace: str, *names: str, timeout: float = 30) -> None:

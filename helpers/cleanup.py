@@ -18,6 +18,7 @@ import sys
 import pandas as pd
 
 from . import target
+from .language import N_, headers
 from .target import TAG
 
 
@@ -68,7 +69,8 @@ def plan() -> pd.DataFrame:
     for key, arn in _aws_auth_entries():
         if arn.lower() in arns:
             rows.append(("aws-auth entry", f"{key}: {arn}", arn, ""))
-    return pd.DataFrame(rows, columns=["kind", "name", "arn", "tag"])
+    columns = [N_("kind"), N_("name"), "arn", N_("tag")]
+    return headers(pd.DataFrame(rows, columns=columns))
 
 
 def _eks():

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from . import shell
+from .language import N_, _
 
 # kubectl -v6: I1128 ... round_trippers.go:632] "Response" verb="GET" url="https://…" status="200
 # OK" milliseconds=4
@@ -31,21 +32,31 @@ _TRACE_PLAIN = re.compile(
 )
 _BODY = re.compile(r'"Response Body" body=(?P<body>.*)$|\] Response Body: (?P<plain>.*)$')
 
+# What a refusal means, by HTTP status or AWS error code (the learner's language: helpers.language).
 MEANINGS = {
-    "401": "401 Unauthorized: the API server could not tell who you are "
-    "(authentication, 인증, failed).",
-    "403": "403 Forbidden: the API server knows who you are, but no RBAC rule allows this "
-    "(authorization, 인가).",
-    "404": "404 Not Found: the object (or the API) does not exist.",
-    "409": "409 Conflict: it already exists, or it changed under you.",
-    "AccessDenied": "AWS knows who you are (IAM authenticated you), "
-    "but no policy allows this action.",
-    "UnauthorizedOperation": "AWS knows who you are, but no IAM policy allows this EC2 action.",
-    "InvalidClientTokenId": "AWS does not know these credentials (wrong or deleted access key).",
-    "SignatureDoesNotMatch": "The request was signed with the wrong secret, "
-    "or changed after signing.",
-    "InvalidIdentityToken": "STS refused the web-identity token itself "
-    "(issuer, audience or signature).",
+    "401": N_(
+        "401 Unauthorized: the API server could not tell who you are "
+        "(authentication, 인증, failed)."
+    ),
+    "403": N_(
+        "403 Forbidden: the API server knows who you are, but no RBAC rule allows this "
+        "(authorization, 인가)."
+    ),
+    "404": N_("404 Not Found: the object (or the API) does not exist."),
+    "409": N_("409 Conflict: it already exists, or it changed under you."),
+    "AccessDenied": N_(
+        "AWS knows who you are (IAM authenticated you), but no policy allows this action."
+    ),
+    "UnauthorizedOperation": N_("AWS knows who you are, but no IAM policy allows this EC2 action."),
+    "InvalidClientTokenId": N_(
+        "AWS does not know these credentials (wrong or deleted access key)."
+    ),
+    "SignatureDoesNotMatch": N_(
+        "The request was signed with the wrong secret, or changed after signing."
+    ),
+    "InvalidIdentityToken": N_(
+        "STS refused the web-identity token itself (issuer, audience or signature)."
+    ),
 }
 
 
@@ -76,27 +87,33 @@ class Result:
         return self.returncode == 0
 
     @property
-    def meaning(self) -> str | None:
-        """One sentence on what a failure means, from the real error text."""
+    def refusal(self) -> str | None:
+        """What refused it, read from the real error text: an HTTP status ("401", "403", …) or an
+        AWS error code ("AccessDenied", …); None when it succeeded or nothing says."""
         if self.ok:
             return None
         text = self.stderr + self.stdout
         for ex in self.exchanges:
             code = ex.status.split()[0] if ex.status else ""
-            if code in MEANINGS and code in ("401", "403"):
-                return MEANINGS[code]
+            if code in ("401", "403"):
+                return code
         if "You must be logged in to the server (Unauthorized)" in text:
-            return MEANINGS["401"]
+            return "401"
         if "(Forbidden)" in text or " is forbidden: " in text:
-            return MEANINGS["403"]
+            return "403"
         m = re.search(r"An error occurred \((\w+)\)", text)
         if m and m.group(1) in MEANINGS:
-            return MEANINGS[m.group(1)]
+            return m.group(1)
         if "(NotFound)" in text:
-            return MEANINGS["404"]
+            return "404"
         if "(AlreadyExists)" in text or "(Conflict)" in text:
-            return MEANINGS["409"]
+            return "409"
         return None
+
+    @property
+    def meaning(self) -> str | None:
+        """One sentence on what a failure means, in the learner's language."""
+        return _(MEANINGS[self.refusal]) if self.refusal else None
 
     def check(self) -> "Result":
         if not self.ok:

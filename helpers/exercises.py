@@ -8,6 +8,7 @@ what proves, in CI, that a check can neither pass without the work nor fail a ri
 from __future__ import annotations
 
 from . import checks, commands, lab, rbac
+from .language import _
 
 _INFRA = "system:serviceaccount:infra-team:infra-k8s"
 _LOGGER = "system:serviceaccount:beyond:logger"
@@ -17,8 +18,8 @@ def creator_arn(answer: str) -> checks.Check:
     """00: the identity kubectl uses, as STS names it."""
     return checks.check(
         answer.strip() == lab.caller_arn(),
-        "that is the cluster creator, the identity the lab starts as",
-        "run %aws sts get-caller-identity --query Arn --output text",
+        _("that is the cluster creator, the identity the lab starts as"),
+        _("run %aws sts get-caller-identity --query Arn --output text"),
     )
 
 
@@ -31,9 +32,11 @@ def infra_reads_dev_pods() -> checks.Check:
     ]
     return checks.check(
         all(may) and not any(may_not),
-        "infra-k8s can read pods in dev-team, and only read them",
-        "a Role in dev-team with verbs get,list on pods, and a RoleBinding in dev-team "
-        "whose subject is the ServiceAccount infra-k8s in namespace infra-team",
+        _("infra-k8s can read pods in dev-team, and only read them"),
+        _(
+            "a Role in dev-team with verbs get,list on pods, and a RoleBinding in dev-team "
+            "whose subject is the ServiceAccount infra-k8s in namespace infra-team"
+        ),
     )
 
 
@@ -47,9 +50,13 @@ def creators_rights(answer: str) -> checks.Check:
         roles = set(rbac.lookup(answer)["ROLE"]) if answer else set()
         return checks.check(
             answer in info.get("groups", []) and "cluster-admin" in roles,
-            f"{answer} is one of your groups, and it is bound to cluster-admin",
-            "look at the groups in %kubectl auth whoami, then which of them "
-            "rbac.lookup(...) finds bound to cluster-admin",
+            _("{answer} is one of your groups, and it is bound to cluster-admin").format(
+                answer=answer
+            ),
+            _(
+                "look at the groups in %kubectl auth whoami, then which of them "
+                "rbac.lookup(...) finds bound to cluster-admin"
+            ),
         )
     principal = info["extra"]["canonicalArn"][0]
     r = commands.run(
@@ -73,10 +80,12 @@ def creators_rights(answer: str) -> checks.Check:
     name = answer.rsplit("/", 1)[-1]
     return checks.check(
         name in names and name == "AmazonEKSClusterAdminPolicy",
-        f"{name}, associated with your access entry for the whole cluster",
-        "your username is your IAM ARN and your only group system:authenticated: list the access "
-        f"policies of your entry (%aws eks list-associated-access-policies --cluster-name "
-        f"{lab.cluster_name()} --principal-arn {principal})",
+        _("{name}, associated with your access entry for the whole cluster").format(name=name),
+        _(
+            "your username is your IAM ARN and your only group system:authenticated: list the "
+            "access policies of your entry (%aws eks list-associated-access-policies "
+            "--cluster-name {cluster} --principal-arn {principal})"
+        ).format(cluster=lab.cluster_name(), principal=principal),
     )
 
 
@@ -89,11 +98,13 @@ def views_only(workstation) -> checks.Check:
     cannot = workstation.run("kubectl auth can-i delete pods -n default").stdout.strip() == "no"
     return checks.check(
         who.ok and can and cannot and "system:masters" not in groups,
-        f"testuser (groups {', '.join(groups)}) can look but not touch",
-        "map testuser's ARN to a group of your own (eksctl.create_iamidentitymapping(..., "
-        "groups=['viewers']); in API mode eksctl.create_accessentry(..., ['viewers'])), then bind "
-        "that group to the ClusterRole view: "
-        "kubectl create clusterrolebinding … --clusterrole=view --group=viewers",
+        _("testuser (groups {groups}) can look but not touch").format(groups=", ".join(groups)),
+        _(
+            "map testuser's ARN to a group of your own (eksctl.create_iamidentitymapping(..., "
+            "groups=['viewers']); in API mode eksctl.create_accessentry(..., ['viewers'])), then "
+            "bind that group to the ClusterRole view: "
+            "kubectl create clusterrolebinding … --clusterrole=view --group=viewers"
+        ),
     )
 
 
@@ -128,9 +139,11 @@ def own_role_for_other_sa() -> checks.Check:
     )
     return checks.check(
         ok,
-        f"other-pod runs as other-sa with a role of its own ({role})",
-        "eksctl.create_iamserviceaccount('myeks', 'other-sa', 'default', [the S3 read-only "
-        "policy ARN]), then a pod other-pod with serviceAccountName: other-sa",
+        _("other-pod runs as other-sa with a role of its own ({role})").format(role=role),
+        _(
+            "eksctl.create_iamserviceaccount('myeks', 'other-sa', 'default', [the S3 read-only "
+            "policy ARN]), then a pod other-pod with serviceAccountName: other-sa"
+        ),
     )
 
 
@@ -162,11 +175,13 @@ def pod_identity_for_other_sa() -> checks.Check:
     )
     return checks.check(
         ok,
-        f"pi-other-pod gets {name}'s credentials through EKS Pod Identity",
-        "a role trusted by pods.eks.amazonaws.com (sts:AssumeRole and sts:TagSession) with "
-        "S3 read-only, aws eks create-pod-identity-association for default/pi-other-sa, then "
-        "the pod pi-other-pod as pi-other-sa (made after the association: the webhook mutates "
-        "pods when they are created)",
+        _("pi-other-pod gets {name}'s credentials through EKS Pod Identity").format(name=name),
+        _(
+            "a role trusted by pods.eks.amazonaws.com (sts:AssumeRole and sts:TagSession) with "
+            "S3 read-only, aws eks create-pod-identity-association for default/pi-other-sa, then "
+            "the pod pi-other-pod as pi-other-sa (made after the association: the webhook mutates "
+            "pods when they are created)"
+        ),
     )
 
 
@@ -185,9 +200,11 @@ def opted_out_pod() -> checks.Check:
         spec.get("serviceAccountName") == "my-sa"
         and "AWS_ROLE_ARN" not in env
         and "aws-iam-token" not in volumes,
-        "the webhook never saw opt-out: its objectSelector kept the pod away",
-        "a pod opt-out with serviceAccountName: my-sa and the label "
-        'eks.amazonaws.com/skip-pod-identity-webhook: "true" (see the objectSelector)',
+        _("the webhook never saw opt-out: its objectSelector kept the pod away"),
+        _(
+            "a pod opt-out with serviceAccountName: my-sa and the label "
+            'eks.amazonaws.com/skip-pod-identity-webhook: "true" (see the objectSelector)'
+        ),
     )
 
 
@@ -198,9 +215,11 @@ def logger_reads_logs_only() -> checks.Check:
         checks.can_i("get", "pods", "beyond", as_user=_LOGGER, subresource="log")
         and not checks.can_i("list", "pods", "beyond", as_user=_LOGGER)
         and not checks.can_i("get", "secrets", "beyond", as_user=_LOGGER),
-        "logger reads logs and nothing else",
-        "kubectl create role log-reader --verb=get --resource=pods/log -n beyond, then a "
-        "rolebinding of that role to the ServiceAccount beyond:logger",
+        _("logger reads logs and nothing else"),
+        _(
+            "kubectl create role log-reader --verb=get --resource=pods/log -n beyond, then a "
+            "rolebinding of that role to the ServiceAccount beyond:logger"
+        ),
     )
 
 
@@ -216,9 +235,12 @@ def dev_edits_team_b(workstation) -> checks.Check:
         and may("list pods -n team-a")
         and not may("create pods -n team-a")
         and not may("delete pods -n default"),
-        "dev1 edits team-b, still only views team-a, and has no say in default",
-        "associate AmazonEKSEditPolicy with dev1's access entry, scoped to the namespace team-b "
-        "(--access-scope type=namespace,namespaces=team-b); keep the view policy as it is",
+        _("dev1 edits team-b, still only views team-a, and has no say in default"),
+        _(
+            "associate AmazonEKSEditPolicy with dev1's access entry, scoped to the namespace "
+            "team-b (--access-scope type=namespace,namespaces=team-b); keep the view policy as "
+            "it is"
+        ),
     )
 
 
@@ -228,7 +250,7 @@ def exec_quiz():
     from . import widgets
 
     return widgets.Exercise(
-        "kubectl exec needs …",
+        _("kubectl exec needs …"),
         widgets.one_of("create pods/exec"),
-        "exec opens a stream by POSTing to a subresource of the pod (see section 5)",
+        _("exec opens a stream by POSTing to a subresource of the pod (see section 5)"),
     )

@@ -15,6 +15,7 @@ Checks live in helpers.checks, decisions in helpers.decisions, set-up steps in h
 from __future__ import annotations
 
 from . import target
+from .language import N_, _
 
 # the configuration cell: lab.configure(target="cluster", ...)
 from .target import configure  # noqa: F401
@@ -31,7 +32,10 @@ def start(quiet: bool = True):
     if ip is not None:
         from . import magics
 
+        from . import language
+
         magics.register(ip)
+        language.register(ip)
     return sb
 
 
@@ -59,38 +63,42 @@ def preflight(notebook: str):
     info = (cluster.data or {}).get("cluster", {})
     ctx = commands.run(["kubectl", "config", "current-context"]).stdout.strip()
     rows = [
-        ("target", t.description),
-        ("account", ident.get("Account", f"? {me.stderr.strip()}")),
-        ("caller", ident.get("Arn", "?")),
+        (_("target"), t.description),
+        (_("account"), ident.get("Account", f"? {me.stderr.strip()}")),
+        (_("caller"), ident.get("Arn", "?")),
         (
-            "cluster",
+            _("cluster"),
             f"{t.cluster} ({info.get('status', cluster.stderr.strip() or '?')}, "
             f"Kubernetes {info.get('version', '?')})",
         ),
-        ("region", t.region),
-        ("authentication mode", _mode_line(info.get("accessConfig") or {})),
-        ("kubeconfig context", ctx),
+        (_("region"), t.region),
+        (_("authentication mode"), _mode_line(info.get("accessConfig") or {})),
+        (_("kubeconfig context"), ctx),
     ]
     for what, opt_in in target.PLAN.get(notebook, []):
         state = "" if opt_in is None else t.opt_in_state(opt_in)
-        rows.append(("will create", f"{what}" + (f"  [{state}]" if state else "")))
-    return pd.DataFrame(rows, columns=["", "value"]).set_index("")
+        rows.append((_("will create"), _(what) + (f"  [{state}]" if state else "")))
+    return pd.DataFrame(rows, columns=["", _("value")]).set_index("")
 
 
 MODE_MEANS = {
-    "CONFIG_MAP": "aws-auth maps IAM identities (the lab note's EKS); the creator is "
-    "kubernetes-admin in system:masters",
-    "API_AND_CONFIG_MAP": "access entries first, then aws-auth; the creator's username is its "
-    "IAM ARN, with an access policy instead of system:masters",
-    "API": "access entries only: aws-auth is ignored",
+    "CONFIG_MAP": N_(
+        "aws-auth maps IAM identities (the lab note's EKS); the creator is "
+        "kubernetes-admin in system:masters"
+    ),
+    "API_AND_CONFIG_MAP": N_(
+        "access entries first, then aws-auth; the creator's username is its "
+        "IAM ARN, with an access policy instead of system:masters"
+    ),
+    "API": N_("access entries only: aws-auth is ignored"),
 }
 
 
 def _mode_line(access_config: dict) -> str:
     mode = access_config.get("authenticationMode")
-    return (
-        f"{mode}: {MODE_MEANS[mode]}" if mode in MODE_MEANS else "? (describe-cluster did not say)"
-    )
+    if mode in MODE_MEANS:
+        return f"{mode}: {_(MODE_MEANS[mode])}"
+    return _("? (describe-cluster did not say)")
 
 
 def principal_arn() -> str:

@@ -23,6 +23,7 @@ import pandas as pd
 
 from . import authz
 from .authz import Identity, Snapshot
+from .language import N_, headers
 
 # kubectl-rolesum's verb columns; the access matrix and heat-map leave out deletecollection
 # (as rakkess does)
@@ -149,10 +150,14 @@ def rolesum(
                                 row[v] = "✔"
             break  # one matching subject is enough: a binding counts once
     return {
-        "bindings": pd.DataFrame(brows, columns=["binding", "role", "namespace", "via"]),
-        "policies": pd.DataFrame(
-            sorted(prows.values(), key=lambda r: (r["namespace"], r["resource"])),
-            columns=["resource", "namespace", *VERBS],
+        "bindings": headers(
+            pd.DataFrame(brows, columns=[N_("binding"), N_("role"), N_("namespace"), N_("via")])
+        ),
+        "policies": headers(
+            pd.DataFrame(
+                sorted(prows.values(), key=lambda r: (r["namespace"], r["resource"])),
+                columns=[N_("resource"), N_("namespace"), *VERBS],
+            )
         ),
     }
 

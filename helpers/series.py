@@ -67,7 +67,7 @@ def run(
                 timeout=300,
                 kernel_name="python3",
                 resources={"metadata": {"path": str(dest.parent)}},
-            ).execute()
+            ).execute(env={**os.environ, "JPY_SESSION_NAME": str(path)})  # as Jupyter names it
         except CellExecutionError as e:
             error = str(e).splitlines()[0] if str(e) else "a cell failed"
         seconds = time.monotonic() - started

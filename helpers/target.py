@@ -28,6 +28,7 @@ import re
 from dataclasses import dataclass
 
 from .facts import CLUSTER_NAME, REGION
+from .language import N_
 
 TAG = "eks-security-lab"
 OPT_INS = {
@@ -46,49 +47,61 @@ OPT_INS = {
 PLAN = {
     "01": [
         (
-            "namespaces dev-team, infra-team with ServiceAccounts, Roles, RoleBindings and two "
-            "pods",
+            N_(
+                "namespaces dev-team, infra-team with ServiceAccounts, Roles, RoleBindings and two "
+                "pods"
+            ),
             None,
         )
     ],
     "02": [
-        ("IAM user part2-other with an access key (deleted again in the notebook)", "iam-users")
+        (N_("IAM user part2-other with an access key (deleted again in the notebook)"), "iam-users")
     ],
     "03": [
-        ("IAM user testuser with an access key and AdministratorAccess attached", "iam-users"),
-        ("an aws-auth mapUsers entry for testuser (removed again in the notebook)", "aws-auth"),
-        ("in API mode, an access entry for testuser instead (deleted again)", "access-entries"),
+        (N_("IAM user testuser with an access key and AdministratorAccess attached"), "iam-users"),
+        (N_("an aws-auth mapUsers entry for testuser (removed again in the notebook)"), "aws-auth"),
+        (N_("in API mode, an access entry for testuser instead (deleted again)"), "access-entries"),
     ],
     "04": [
-        ("the cluster's IAM OIDC provider (if missing)", "iam-roles"),
-        ("IAM role for ServiceAccount default/my-sa with AmazonS3ReadOnlyAccess", "iam-roles"),
-        ("pods in default and a namespace of the notebook", None),
+        (N_("the cluster's IAM OIDC provider (if missing)"), "iam-roles"),
+        (N_("IAM role for ServiceAccount default/my-sa with AmazonS3ReadOnlyAccess"), "iam-roles"),
+        (N_("pods in default and a namespace of the notebook"), None),
     ],
     "05": [
-        ("the IRSA role and pod of notebook 04, if missing", "iam-roles"),
-        ("namespace vap-demo, a ValidatingAdmissionPolicy and its binding", None),
+        (N_("the IRSA role and pod of notebook 04, if missing"), "iam-roles"),
+        (N_("namespace vap-demo, a ValidatingAdmissionPolicy and its binding"), None),
     ],
-    "06": [("namespace beyond, ServiceAccounts and RoleBindings", None)],
+    "06": [(N_("namespace beyond, ServiceAccounts and RoleBindings"), None)],
     "07": [
         (
-            "the authentication mode moved to API_AND_CONFIG_MAP, if it is CONFIG_MAP (one way)",
+            N_(
+                "the authentication mode moved to API_AND_CONFIG_MAP, if it is CONFIG_MAP (one way)"
+            ),
             "auth-mode",
         ),
-        ("IAM user dev1 with an access key (deleted again in the notebook)", "iam-users"),
-        ("an access entry for dev1 with access policies (deleted again)", "access-entries"),
+        (N_("IAM user dev1 with an access key (deleted again in the notebook)"), "iam-users"),
+        (N_("an access entry for dev1 with access policies (deleted again)"), "access-entries"),
         (
-            "your own access entry deleted and made again with AmazonEKSClusterAdminPolicy "
-            "(your IAM identity must be allowed eks:CreateAccessEntry)",
+            N_(
+                "your own access entry deleted and made again with AmazonEKSClusterAdminPolicy "
+                "(your IAM identity must be allowed eks:CreateAccessEntry)"
+            ),
             "access-entries",
         ),
-        ("namespaces team-a, team-b and a ClusterRoleBinding for the group viewers", None),
+        (N_("namespaces team-a, team-b and a ClusterRoleBinding for the group viewers"), None),
     ],
     "08": [
-        ("the cluster's IAM OIDC provider (if missing) and an IRSA role for irsa-sa", "iam-roles"),
-        ("the eks-pod-identity-agent add-on (deleted again)", "iam-roles"),
-        ("IAM roles pi-s3-reader and pi-team-buckets, and pod identity associations", "iam-roles"),
-        ("S3 buckets team-a-data and team-b-data", "iam-roles"),
-        ("namespaces team-a, team-b, ServiceAccounts and pods (all deleted again)", None),
+        (
+            N_("the cluster's IAM OIDC provider (if missing) and an IRSA role for irsa-sa"),
+            "iam-roles",
+        ),
+        (N_("the eks-pod-identity-agent add-on (deleted again)"), "iam-roles"),
+        (
+            N_("IAM roles pi-s3-reader and pi-team-buckets, and pod identity associations"),
+            "iam-roles",
+        ),
+        (N_("S3 buckets team-a-data and team-b-data"), "iam-roles"),
+        (N_("namespaces team-a, team-b, ServiceAccounts and pods (all deleted again)"), None),
     ],
 }
 
@@ -224,10 +237,16 @@ def configure(
     profile: str | None = None,
     allow: list[str] | None = None,
     auth_mode: str | None = None,
+    lang: str | None = None,
 ) -> Target:
     """The configuration cell: set this kernel's target (the same variables a shell would
     export). AUTH_MODE: the sandbox cluster's authentication mode when it is first created
-    (CONFIG_MAP, API_AND_CONFIG_MAP or API; EKS_LAB_AUTH_MODE)."""
+    (CONFIG_MAP, API_AND_CONFIG_MAP or API; EKS_LAB_AUTH_MODE). LANG: the language the helpers
+    write in (en, ko; EKS_LAB_LANG), whichever edition of the notebook runs."""
+    if lang is not None:
+        from . import language
+
+        language.set_language(lang)
     for var, value in (
         ("EKS_LAB_AUTH_MODE", auth_mode),
         ("EKS_LAB_TARGET", target),

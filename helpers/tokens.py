@@ -15,6 +15,7 @@ import json
 from urllib.parse import parse_qsl, urlsplit
 
 from . import facts
+from .language import N_, _
 
 EKS_PREFIX = facts.EKS_TOKEN_PREFIX
 
@@ -156,13 +157,13 @@ def decode_exec_credential(text: str) -> dict:
 # --- rendering ------------------------------------------------------------------------------------
 
 
-def _table(rows: list[tuple[str, str]], head: tuple[str, str] = ("field", "value")) -> str:
+def _table(rows: list[tuple[str, str]], head: tuple[str, str] = (N_("field"), N_("value"))) -> str:
     body = "".join(
         f"<tr><td><code>{html.escape(str(k))}</code></td><td style='text-align:left'>"
         f"{html.escape(str(v))}</td></tr>"
         for k, v in rows
     )
-    return f"<table><tr><th>{head[0]}</th><th>{head[1]}</th></tr>{body}</table>"
+    return f"<table><tr><th>{_(head[0])}</th><th>{_(head[1])}</th></tr>{body}</table>"
 
 
 class _HTML:
@@ -194,9 +195,13 @@ def show_jwt(token: str, reveal: bool | None = None) -> _HTML:
                 if k != "kubernetes.io"
             ]
         )
-        + "<h4>kubernetes.io (who the token is bound to)</h4>"
+        + "<h4>kubernetes.io ("
+        + html.escape(_("who the token is bound to"))
+        + ")</h4>"
         + _table([(k, v) for k, v in who if v])
-        + "<h4>times</h4>"
+        + "<h4>"
+        + html.escape(_("times"))
+        + "</h4>"
         + _table(times)
     )
     return _HTML(markup, d)
@@ -209,12 +214,12 @@ def show_eks_token(token: str, reveal: bool | None = None) -> _HTML:
         ("credential scope", " / ".join(d["credential_scope"].values())),
         ("signed headers", ", ".join(d["signed_headers"])),
         (
-            "valid until",
+            _("valid until"),
             d["valid_until"].strftime("%Y-%m-%d %H:%M:%S UTC") if d["valid_until"] else "?",
         ),
     ]
     return _HTML(
         "<h4>EKS token = k8s-aws-v1. + base64url(pre-signed STS URL)</h4>"
-        + _table(rows, ("part", "value")),
+        + _table(rows, (N_("part"), N_("value"))),
         d,
     )

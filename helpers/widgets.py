@@ -11,6 +11,7 @@ import html
 
 from . import authz, rbac
 from .authz import Snapshot
+from .language import _
 
 # what the explorer offers: the resource verbs, impersonation, and RBAC's wildcard
 VERBS = [*rbac.VERBS, "impersonate", "*"]
@@ -46,7 +47,7 @@ class CanIExplorer:
         attached."""
         subject, resource = subject.strip(), resource.strip()
         if not subject or not resource:
-            raise ValueError("choose a subject and a resource first")
+            raise ValueError(_("choose a subject and a resource first"))
         decision = rbac.explain(
             subject, verb, resource, namespace.strip(), name.strip(), self.snapshot
         )
@@ -61,17 +62,20 @@ class CanIExplorer:
             d = self.ask(subject, verb, resource, namespace, name)
         except ValueError as e:
             return f"<p>⚠️ {html.escape(str(e))}</p>"
-        out = d._repr_html_() + f"<p><small>asked as {html.escape(str(d.identity))}</small></p>"
+        asked = _("asked as {identity}").format(identity=d.identity)
+        out = d._repr_html_() + f"<p><small>{html.escape(asked)}</small></p>"
         server = getattr(d, "server", None)
         if server is not None:
             agree = (
-                "agrees"
+                _("agrees")
                 if server["allowed"] == d.allowed
-                else "DISAGREES (another authorizer decided)"
+                else _("DISAGREES (another authorizer decided)")
             )
+            said = _("yes") if server["allowed"] else _("no")
             out += (
-                "<p>API server (SubjectAccessReview): "
-                f"<b>{'yes' if server['allowed'] else 'no'}</b> — {agree}"
+                "<p>"
+                + html.escape(_("API server (SubjectAccessReview):"))
+                + f" <b>{said}</b> — {agree}"
                 f"{': ' + html.escape(server['reason']) if server['reason'] else ''}</p>"
             )
         return out
@@ -91,22 +95,24 @@ class CanIExplorer:
         subject = w.Combobox(
             options=opts["subjects"],
             placeholder="user, system:serviceaccount:ns:name, group:NAME",
-            description="subject",
+            description=_("subject"),
         )
-        verb = w.Dropdown(options=VERBS, value="get", description="verb")
+        verb = w.Dropdown(options=VERBS, value="get", description=_("verb"))
         resource = w.Combobox(
             options=opts["resources"],
             placeholder="pods, pods/exec, deployments.apps",
-            description="resource",
+            description=_("resource"),
         )
         namespace = w.Combobox(
-            options=opts["namespaces"], placeholder="(cluster-wide)", description="namespace"
+            options=opts["namespaces"],
+            placeholder=_("(cluster-wide)"),
+            description=_("namespace"),
         )
-        name = w.Text(placeholder="(any)", description="name")
+        name = w.Text(placeholder=_("(any)"), description=_("name"))
         out = w.HTML()
         button = w.Button(description="can-i?", button_style="primary")
         button.on_click(
-            lambda _: setattr(
+            lambda _click: setattr(
                 out,
                 "value",
                 self.render(subject.value, verb.value, resource.value, namespace.value, name.value),
@@ -132,7 +138,7 @@ class HeatMap:
 
     def data(self, namespace: str = "", verbs=rbac.MATRIX_VERBS):
         if not verbs:
-            raise ValueError("choose at least one verb")
+            raise ValueError(_("choose at least one verb"))
         return rbac.heatmap(self.subjects, namespace, tuple(verbs), self.resources, self.snapshot)
 
     def render(self, namespace: str = "", verbs=rbac.MATRIX_VERBS) -> str:
@@ -145,13 +151,15 @@ class HeatMap:
     def show(self):
         import ipywidgets as w
 
-        namespace = w.Dropdown(options=[""] + self.snapshot.namespaces(), description="namespace")
+        namespace = w.Dropdown(
+            options=[""] + self.snapshot.namespaces(), description=_("namespace")
+        )
         verbs = w.SelectMultiple(
-            options=list(rbac.MATRIX_VERBS), value=list(rbac.MATRIX_VERBS), description="verbs"
+            options=list(rbac.MATRIX_VERBS), value=list(rbac.MATRIX_VERBS), description=_("verbs")
         )
         out = w.HTML(self.render())
 
-        def refresh(_):
+        def refresh(_change):
             out.value = self.render(namespace.value, verbs.value)
 
         namespace.observe(refresh, "value")
@@ -163,8 +171,9 @@ class Exercise:
     """A question with a typed answer: ✔ when `accept(answer)` holds, else the hint; try as often as
     needed."""
 
-    def __init__(self, question: str, accept, hint: str, passed: str = "correct"):
-        self.question, self.accept, self.hint, self.passed = question, accept, hint, passed
+    def __init__(self, question: str, accept, hint: str, passed: str | None = None):
+        self.question, self.accept, self.hint = question, accept, hint
+        self.passed = passed if passed is not None else _("correct")
         self.tries = 0
 
     def submit(self, answer: str):
@@ -176,16 +185,17 @@ class Exercise:
         except (
             Exception
         ) as e:  # a checker that cannot read the answer is a wrong answer, not a crash
-            return Check(False, self.passed, f"{self.hint} (could not read that answer: {e})")
+            unreadable = _("could not read that answer: {error}").format(error=e)
+            return Check(False, self.passed, f"{self.hint} ({unreadable})")
         return Check(ok, self.passed, self.hint)
 
     def show(self):
         import ipywidgets as w
 
-        box = w.Text(placeholder="your answer", description="answer")
+        box = w.Text(placeholder=_("your answer"), description=_("answer"))
         out = w.HTML()
-        button = w.Button(description="check")
-        button.on_click(lambda _: setattr(out, "value", self.submit(box.value)._repr_html_()))
+        button = w.Button(description=_("check"))
+        button.on_click(lambda _click: setattr(out, "value", self.submit(box.value)._repr_html_()))
         return w.VBox(
             [w.HTML(f"<p><b>{html.escape(self.question)}</b></p>"), w.HBox([box, button]), out]
         )

@@ -12,7 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from helpers import sandbox, shell
+from helpers import language, sandbox, shell
+
+# The tests read the helpers' English whatever this machine's locale; their Korean is tested on
+# purpose (test_language_units), and a notebook's kernel still speaks its edition's language.
+language.set_language("en")
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,8 @@
   the CLI (helpers.cli) and the classroom (helpers.classroom: it runs a hub in front of sandboxes)
   drive the sandbox directly too; no notebook-facing module imports the classroom. helpers.targets is imported by
   helpers.target alone.
-- no module of the package uses another module's private (underscore) name.
+- no module of the package uses another module's private (underscore) name (gettext's `_`, from
+  helpers.language, is public by convention).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "helpers"
-LEAVES = ("helpers.facts", "helpers.shell", "helpers.accesspolicies")
+LEAVES = ("helpers.facts", "helpers.shell", "helpers.accesspolicies", "helpers.language")
 
 
 def _module_name(path: Path) -> str:
@@ -109,7 +110,7 @@ def _violations() -> list[str]:
                 bad.append(f"{where}: notebook-facing code reaches the sandbox through helpers.target")
             if _is(mod, "helpers.targets") and not (name == "helpers.target" or _is(name, "helpers.targets")):
                 bad.append(f"{where}: only helpers.target chooses a target implementation")
-            private = [n for n in names if n.startswith("_") and not n.startswith("__")]
+            private = [n for n in names if n.startswith("_") and not n.startswith("__") and n != "_"]
             if private and mod != name:
                 bad.append(f"{where}: uses the private name(s) {private} of another module")
         for mod, attr, line in _private_attributes(path):

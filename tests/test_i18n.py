@@ -112,9 +112,11 @@ def _glossary() -> list[tuple[re.Pattern, str]]:
 
 
 def _prose(md: str) -> str:
-    """Markdown without code blocks, code spans and link targets (names, not words to translate)."""
+    """Markdown without code blocks, code spans, placeholders and link targets (names, not words to
+    translate)."""
     md = re.sub(r"```.*?```", "", md, flags=re.S)
     md = re.sub(r"`[^`]*`", "", md)
+    md = re.sub(r"\{\w*(![rsa])?\}", "", md)  # a helper message's placeholders
     return re.sub(r"\]\([^)]*\)", "]", md)
 
 
@@ -126,6 +128,66 @@ def test_the_catalogs_use_the_glossarys_words():
                 if pattern.search(_prose(e.msgid)) and ko not in e.msgstr:
                     missed.append(f"{english.name} {e.msgctxt}: {pattern.pattern!r} → {ko}")
     assert missed == []
+
+
+def test_the_helpers_messages_use_the_glossarys_words():
+    terms, missed = _glossary(), []
+    for m in i18n.read_helpers("ko"):
+        for pattern, ko in terms:
+            if m.id and pattern.search(_prose(m.id)) and ko not in m.string:
+                missed.append(f"{m.id!r}: {pattern.pattern!r} → {ko}")
+    assert missed == []
+
+
+@pytest.fixture
+def helpers_copy(tmp_path, monkeypatch):
+    """The helpers and their catalog, copied: the tests change a message and watch the catalog."""
+    shutil.copytree(ROOT / "helpers", tmp_path / "helpers",
+                    ignore=shutil.ignore_patterns("__pycache__", "sandbox", "classroom"))
+    monkeypatch.setattr(i18n, "ROOT", tmp_path)
+    monkeypatch.setattr(i18n, "HELPERS", tmp_path / "helpers")
+    return tmp_path / "helpers"
+
+
+OLD_404 = "404 Not Found: the object (or the API) does not exist."
+NEW_404 = "404 Not Found: there is no such object (or API)."
+
+
+def test_a_changed_helper_message_fails_until_its_translation_is_reviewed(helpers_copy):
+    assert i18n.helpers_problems("ko") == []
+    module = helpers_copy / "commands.py"
+    module.write_text(module.read_text().replace(OLD_404, NEW_404))
+    found = i18n.helpers_problems("ko")
+    assert f"helpers {NEW_404!r}: the English changed or is new (run update)" in found
+    assert f"helpers {OLD_404!r}: no longer in the helpers (run update)" in found
+    i18n.update_helpers("ko")                                                          # update
+    catalog = i18n.read_helpers("ko")
+    m = catalog.get(NEW_404)
+    assert m.fuzzy and "오브젝트" in m.string                                      # kept, for review
+    assert polib.pofile(str(i18n.helpers_catalog_path("ko"))).find(NEW_404).previous_msgid == OLD_404
+    assert catalog.get(OLD_404) is None
+    assert i18n.helpers_problems("ko") == [f"helpers {NEW_404!r}: fuzzy (its English changed; review the translation)"]
+    m.flags.discard("fuzzy")
+    m.string = "404 Not Found: 그런 오브젝트(또는 API)가 없습니다."
+    i18n.save_helpers("ko", catalog)                                                   # translate
+    assert [p for p in i18n.helpers_problems("ko") if "(run build)" in p]
+    i18n.helpers_catalog_path("ko", ".mo").write_bytes(i18n.compiled_helpers("ko"))  # build
+    assert i18n.helpers_problems("ko") == []
+
+
+def test_a_new_helper_message_is_untranslated(helpers_copy):
+    module = helpers_copy / "widgets.py"
+    module.write_text(module.read_text() + '\n\ndef later():\n    return _("a message added later")\n')
+    i18n.update_helpers("ko")
+    assert i18n.helpers_problems("ko") == ["helpers 'a message added later': not translated"]
+
+
+def test_a_translation_that_drops_a_placeholder_fails(helpers_copy):
+    catalog = i18n.read_helpers("ko")
+    catalog.get("asked as {identity}").string = "물었습니다"
+    i18n.save_helpers("ko", catalog)
+    assert i18n.helpers_problems("ko") == [
+        "helpers 'asked as {identity}': its placeholders [] are not the English's ['identity!None']"]
 
 
 def test_the_glossary_check_sees_a_missed_word():

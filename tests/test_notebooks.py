@@ -37,9 +37,16 @@ def run_twice(path: Path, tmp_path: Path) -> None:
     for attempt in (1,) if "ko" in path.relative_to(HERE).parts else (1, 2):
         nb = nbformat.read(path, as_version=4)
         client = NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
-        client.execute()
+        # the kernel learns which notebook it runs as JupyterLab tells it: a notebooks/ko/ one speaks Korean
+        client.execute(env={**os.environ, "JPY_SESSION_NAME": str(path)})
         outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
         assert not [o for o in outputs if o.get("output_type") == "error"], f"run {attempt}"
+        if any("lab.preflight(" in c.source for c in nb.cells if c.cell_type == "code"):
+            # the helpers spoke the edition's language: the preflight table's row, not the tools' words
+            shown = "".join(str(o.get("data", {}).get("text/html", "")) for o in outputs)
+            korean = "ko" in path.relative_to(HERE).parts
+            assert ("인증 모드" if korean else "authentication mode") in shown
+            assert ("authentication mode" if korean else "인증 모드") not in shown
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))

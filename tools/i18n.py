@@ -8,7 +8,10 @@ notebooks built from them, the way Sphinx keeps a translated manual (`make gette
                                               untranslated, fuzzy or left over) or a built notebook is stale
 
 One catalog per notebook, notebooks/locale/<lang>/LC_MESSAGES/<notebook>.po (solutions/ likewise); an
-entry is one markdown cell: msgctxt its cell id, msgid its English. Code cells are copied unchanged
+entry is one markdown cell: msgctxt its cell id, msgid its English. The helpers' own messages (what
+a 401 means, exercise hints, preflight, table headers: every `_("…")` and `N_("…")` in helpers/,
+the sandbox and classroom aside) are one more catalog, helpers/locale/<lang>/LC_MESSAGES/eks_lab.po,
+extracted and merged by Babel (pybabel extract + update), compiled to eks_lab.mo by `build`. Code cells are copied unchanged
 (what the tools print stays verbatim, as on a real cluster); the prev/next navigation is written in
 the edition's language. Only notebooks with a catalog have an edition (`update --new NOTEBOOK`
 starts one).
@@ -19,10 +22,21 @@ import argparse
 import sys
 from pathlib import Path
 
+import io
+import string
+
 import nbformat
 import polib
+from babel.messages.catalog import Catalog
+from babel.messages.extract import extract_from_file
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po, write_po
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+HELPERS = ROOT / "helpers"
+DOMAIN = "eks_lab"
+NOT_FOR_LEARNERS = {"sandbox", "classroom", "locale", "__pycache__"}
 NAV_TAG = "navigation"
 CONTENTS = {"ko": "목차"}
 README = {"ko": "../../README.md#한국어판"}
@@ -154,6 +168,89 @@ def render(notebook: Path, lang: str) -> str:
     return nbformat.writes(nb) + "\n"
 
 
+# --- the helpers' messages ---------------------------------------------------------------------------
+
+
+def helper_sources() -> list[Path]:
+    """The modules a notebook calls (the sandbox's processes and the classroom's tools speak to
+    the instructor's terminal, in English)."""
+    return sorted(p for p in HELPERS.rglob("*.py")
+                  if not NOT_FOR_LEARNERS & set(p.relative_to(HELPERS).parts[:-1]))
+
+
+def helpers_template() -> Catalog:
+    """What `pybabel extract -k _ -k N_` finds in the helpers: every message a learner may see."""
+    template = Catalog(project="eks-security-lab", fuzzy=False)
+    for path in helper_sources():
+        for _line, message, _comments, _context in extract_from_file(
+                "python", path, keywords={"_": None, "N_": None}):
+            template.add(message, locations=[(str(path.relative_to(ROOT)), None)])
+    return template
+
+
+def helpers_catalog_path(lang: str, suffix: str = ".po") -> Path:
+    return HELPERS / "locale" / lang / "LC_MESSAGES" / (DOMAIN + suffix)
+
+
+def read_helpers(lang: str) -> Catalog:
+    with open(helpers_catalog_path(lang), "rb") as f:
+        return read_po(f, locale=lang)
+
+
+def update_helpers(lang: str) -> None:
+    """`pybabel update`: a changed message keeps its old translation marked fuzzy (with the English
+    it translated as previous msgid), a new one comes untranslated, a removed one goes."""
+    path = helpers_catalog_path(lang)
+    catalog = read_helpers(lang) if path.exists() else Catalog(
+        locale=lang, project="eks-security-lab", fuzzy=False)
+    catalog.update(helpers_template(), update_creation_date=False)
+    save_helpers(lang, catalog)
+
+
+def save_helpers(lang: str, catalog: Catalog) -> None:
+    path = helpers_catalog_path(lang)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        write_po(f, catalog, width=0, ignore_obsolete=True, include_previous=True, include_lineno=False)
+
+
+def compiled_helpers(lang: str) -> bytes:
+    out = io.BytesIO()
+    write_mo(out, read_helpers(lang), use_fuzzy=False)
+    return out.getvalue()
+
+
+def _fields(text: str) -> list[str]:
+    return sorted(f"{name}!{conv}" for _lit, name, _spec, conv in string.Formatter().parse(text) if name is not None)
+
+
+def helpers_problems(lang: str) -> list[str]:
+    """What keeps the helpers from speaking LANG: the same cases as a notebook's catalog, a
+    translation whose {placeholders} differ from the English's (the message would fail when
+    formatted), and an .mo not compiled from the .po."""
+    if not helpers_catalog_path(lang).exists():
+        return [f"helpers/locale/{lang}: no catalog of the helpers' messages (run update)"]
+    catalog, wanted = read_helpers(lang), {m.id for m in helpers_template() if m.id}
+    have = {m.id for m in catalog if m.id}
+    found = [f"helpers {m!r}: the English changed or is new (run update)" for m in sorted(wanted - have)]
+    for m in catalog:
+        if not m.id:
+            continue
+        if m.id not in wanted:
+            found.append(f"helpers {m.id!r}: no longer in the helpers (run update)")
+        elif m.fuzzy:
+            found.append(f"helpers {m.id!r}: fuzzy (its English changed; review the translation)")
+        elif not m.string:
+            found.append(f"helpers {m.id!r}: not translated")
+        elif _fields(m.id) != _fields(m.string):
+            found.append(f"helpers {m.id!r}: its placeholders {_fields(m.string)} are not the English's {_fields(m.id)}")
+    if not found:
+        mo = helpers_catalog_path(lang, ".mo")
+        if not mo.exists() or mo.read_bytes() != compiled_helpers(lang):
+            found.append(f"helpers/locale/{lang}: {DOMAIN}.mo is not compiled from {DOMAIN}.po (run build)")
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("action", choices=("update", "build", "check"))
@@ -170,16 +267,21 @@ def main(argv: list[str] | None = None) -> int:
         for p in books:
             path = catalog_path(p, args.lang)
             merged(p, args.lang, polib.pofile(str(path), wrapwidth=0)).save(str(path))
-        print(f"{len(books)} catalogs updated")
+        update_helpers(args.lang)
+        print(f"{len(books)} catalogs updated, and the helpers' messages")
     elif args.action == "build":
         for p in books:
             out = edition_path(p, args.lang)
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(render(p, args.lang))
-        print(f"{len(books)} notebooks built in notebooks/{args.lang}/")
+        problems_ = [x for x in helpers_problems(args.lang) if "(run build)" not in x]
+        if problems_:
+            raise SystemExit("\n".join(problems_))
+        helpers_catalog_path(args.lang, ".mo").write_bytes(compiled_helpers(args.lang))
+        print(f"{len(books)} notebooks built in notebooks/{args.lang}/, and {DOMAIN}.mo")
     else:
-        found = [x for p in books for x in problems(p, args.lang)]
-        print("\n".join(found) or f"{len(books)} catalogs current, every entry translated")
+        found = [x for p in books for x in problems(p, args.lang)] + helpers_problems(args.lang)
+        print("\n".join(found) or f"{len(books)} catalogs and the helpers' current, every entry translated")
         return 1 if found else 0
     return 0
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import target
+from ..language import _
 from ..target import TAG, NotShownHere, OptInRequired, Target, tag_value
 
 
@@ -24,13 +25,15 @@ class ClusterConnection:
 class Cluster(Target):
     @property
     def description(self) -> str:
-        return "cluster (real AWS)"
+        return _("cluster (real AWS)")
 
     def allows(self, opt_in: str) -> bool:
         return opt_in in self.allow or "all" in self.allow
 
     def opt_in_state(self, opt_in: str) -> str:
-        return f"✔ {opt_in}" if self.allows(opt_in) else f"✖ needs EKS_LAB_ALLOW={opt_in}"
+        if self.allows(opt_in):
+            return f"✔ {opt_in}"
+        return _("✖ needs EKS_LAB_ALLOW={opt_in}").format(opt_in=opt_in)
 
     def start(self, quiet: bool = True) -> ClusterConnection:
         from .. import commands
@@ -116,8 +119,10 @@ class Cluster(Target):
 
     def components(self):
         return NotShownHere(
-            "on EKS the control plane (API server, etcd, controller manager, the token and "
-            "pod-identity webhooks) is run by AWS; `kubectl get nodes` shows your worker nodes"
+            _(
+                "on EKS the control plane (API server, etcd, controller manager, the token and "
+                "pod-identity webhooks) is run by AWS; `kubectl get nodes` shows your worker nodes"
+            )
         )
 
     def creation_tags(self) -> list[str]:

@@ -8,19 +8,20 @@ import os
 import shlex
 
 from .. import sandbox
+from ..language import N_, _, headers
 from ..target import Target
 
 
 class Sandbox(Target):
     @property
     def description(self) -> str:
-        return "sandbox (on this machine, nothing leaves it)"
+        return _("sandbox (on this machine, nothing leaves it)")
 
     def allows(self, opt_in: str) -> bool:
         return True
 
     def opt_in_state(self, opt_in: str) -> str:
-        return f"on a real account: opt-in {opt_in}"
+        return _("on a real account: opt-in {opt_in}").format(opt_in=opt_in)
 
     def start(self, quiet: bool = True) -> sandbox.Sandbox:
         sb = sandbox.up(progress=(lambda m: None) if quiet else None)
@@ -81,6 +82,5 @@ class Sandbox(Target):
 
         status = sandbox.status()
         assert status["healthy"], status
-        return pd.DataFrame(status["components"])[
-            ["component", "running", "healthy", "pid", "port", "version"]
-        ]
+        columns = [N_("component"), N_("running"), N_("healthy"), "pid", N_("port"), N_("version")]
+        return headers(pd.DataFrame(status["components"])[columns])
