@@ -41,9 +41,10 @@ def run_twice(path: Path, tmp_path: Path) -> None:
         client.execute(env={**os.environ, "JPY_SESSION_NAME": str(path)})
         outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
         assert not [o for o in outputs if o.get("output_type") == "error"], f"run {attempt}"
-        if any("lab.preflight(" in c.source for c in nb.cells if c.cell_type == "code"):
-            # the helpers spoke the edition's language: the preflight table's row, not the tools' words
-            shown = "".join(str(o.get("data", {}).get("text/html", "")) for o in outputs)
+        for cell in [c for c in nb.cells if c.cell_type == "code" and "lab.preflight(" in c.source]:
+            # the helpers spoke the edition's language: the preflight table's row (the tools' own
+            # words elsewhere stay English in both, e.g. EKS refusing to move the mode back)
+            shown = "".join(str(o.get("data", {}).get("text/html", "")) for o in cell.outputs)
             korean = "ko" in path.relative_to(HERE).parts
             assert ("인증 모드" if korean else "authentication mode") in shown
             assert ("authentication mode" if korean else "인증 모드") not in shown
