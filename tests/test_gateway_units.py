@@ -194,3 +194,19 @@ def test_whom_a_principal_element_names(principal, caller, named):
     from helpers.sandbox.aws import motopatches
 
     assert motopatches.principal_matches(principal, caller) is named
+
+
+def test_managed_policies_read_one_by_one_are_moto_s_own_in_the_same_order():
+    import json
+
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+
+    from helpers.sandbox.aws import motopatches
+
+    whole = json.loads(aws_managed_policies_data)
+    assert list(motopatches.managed_policy_entries(aws_managed_policies_data)) == list(whole.items())
+    tricky = ' \n{ "a\\"}," :{"x": "}, {"} ,\n"b":{"y":[1,{"z":"\\u00e9"}]}\n}\n'
+    assert list(motopatches.managed_policy_entries(tricky)) == list(json.loads(tricky).items())
+    assert list(motopatches.managed_policy_entries("{}")) == []
+    with pytest.raises(ValueError):
+        list(motopatches.managed_policy_entries('{"a" {}}'))

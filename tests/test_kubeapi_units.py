@@ -1,10 +1,11 @@
-"""The long-running services' thin clients: kubeapi (the API server by path, through the kubernetes
-client's ApiClient) and cwlogs.LogsApi (CloudWatch Logs' JSON calls, signed with botocore), each
+"""The long-running services' thin clients: kubeapi (the API server by path, over urllib3, without
+loading the kubernetes client) and cwlogs.LogsApi (CloudWatch Logs' JSON calls, signed with botocore), each
 against a local server that records what it was sent."""
 from __future__ import annotations
 
 import json
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 
 import pytest
 import yaml
@@ -95,20 +96,46 @@ def test_an_error_is_the_clients_api_exception_with_its_status(api):
     assert e.value.status == 404
 
 
-def test_a_watch_through_the_clients_watch_yields_dicts(api):
-    from kubernetes import watch
+def _stream(events: list[dict]) -> bytes:
+    return b"".join(json.dumps(e).encode() + b"\n" for e in events)
 
+
+def test_a_watch_yields_the_events_as_dicts_from_the_version_asked(api):
     events = [{"type": "ADDED", "object": {"metadata": {"name": "aws-auth", "resourceVersion": "5"},
                                            "data": {"mapRoles": "[]"}}},
+              {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "5"}}},
               {"type": "DELETED", "object": {"metadata": {"name": "aws-auth", "resourceVersion": "6"}}}]
-    Recorder.answers = {("GET", "/api/v1/namespaces/kube-system/configmaps"):
-                        (200, b"".join(json.dumps(e).encode() + b"\n" for e in events))}
-    config_maps = api.lister("/api/v1/namespaces/kube-system/configmaps")
-    got = list(watch.Watch().stream(config_maps, field_selector="metadata.name=aws-auth",
-                                    resource_version="4", timeout_seconds=5))
+    Recorder.answers = {("GET", "/api/v1/namespaces/kube-system/configmaps"): (200, _stream(events))}
+    got = list(api.watch("/api/v1/namespaces/kube-system/configmaps", "4", timeout_seconds=5,
+                         field_selector="metadata.name=aws-auth"))
     assert [(e["type"], e["object"]["metadata"]["resourceVersion"]) for e in got] == [("ADDED", "5"), ("DELETED", "6")]
     assert got[0]["object"]["data"] == {"mapRoles": "[]"}
-    assert "watch=true" in SEEN[-1]["path"] and "resourceVersion=4" in SEEN[-1]["path"]
+    sent = SEEN[-1]["path"]
+    assert "watch=true" in sent and "resourceVersion=4" in sent and "timeoutSeconds=5" in sent
+    assert "fieldSelector=metadata.name%3Daws-auth" in sent
+
+
+def test_a_watch_error_event_raises_so_the_caller_lists_again(api):
+    gone = {"type": "ERROR", "object": {"kind": "Status", "code": 410, "reason": "Expired",
+                                        "message": "too old resource version: 4 (9)"}}
+    Recorder.answers = {("GET", "/api/v1/pods"): (200, _stream([gone]))}
+    with pytest.raises(kubeapi.ApiException) as e:
+        list(api.watch("/api/v1/pods", "4"))
+    assert e.value.status == 410 and e.value.reason == "Expired"
+
+
+def test_the_services_do_not_load_the_kubernetes_client():
+    """The stand-in kubelet and the webhooks run all session long (a copy per learner on a class
+    server): the generated client is ~35 MB in each."""
+    import subprocess
+    import sys
+
+    code = ("import sys, helpers.sandbox.kubelet, helpers.sandbox.eks.webhook, helpers.sandbox.aws.gateway; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'kubernetes'))")
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=root)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
 
 
 def test_cloudwatch_logs_calls_are_signed_json_and_errors_keep_their_code(tls):

@@ -1,21 +1,34 @@
-"""The API server as the sandbox's own services call it: by path, with plain dicts, through the
-kubernetes client's ApiClient (its kubeconfig loading, TLS, credentials and ApiException).
+"""The API server as the sandbox's own long-running services call it (the stand-in kubelet, the
+token and pod-identity webhooks): by path, with plain dicts, over urllib3, the transport the
+kubernetes client itself uses.
 
-The client's generated CoreV1Api module alone holds ~21 MB in every process that touches it (all
-of core/v1, for the few calls a service makes); the stand-in kubelet and the token webhook run
-for the whole session, so they call by path instead. Notebook-facing helpers keep the typed API.
+Why not the kubernetes client here: `import kubernetes` loads the whole generated client (every
+model of every API group, ~35 MB) into each process that touches any part of it, and these
+services run for the whole session, a copy per learner on a classroom server. What they need is
+four verbs on a few paths and a watch: a kubeconfig's server, CA and client certificate (the
+sandbox writes them), JSON in and out, and the API's newline-delimited watch events. Notebook-facing
+helpers and the tests keep the kubernetes client.
 """
 
 from __future__ import annotations
 
 import json
+import ssl
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
-from kubernetes import config
-from kubernetes.client.rest import ApiException
+import urllib3
+import yaml
 
 __all__ = ["Api", "ApiException", "path"]
+
+
+class ApiException(Exception):
+    """A non-2xx answer (or a watch's ERROR event): its HTTP status, reason and body."""
+
+    def __init__(self, status: int, reason: str, body: str = ""):
+        super().__init__(f"({status})\nReason: {reason}\nHTTP response body: {body}")
+        self.status, self.reason, self.body = status, reason, body
 
 
 def path(*segments: str, group: str = "") -> str:
@@ -32,9 +45,29 @@ def _camel(name: str) -> str:
     return first + "".join(p[:1].upper() + p[1:] for p in rest)
 
 
+def _entry(doc: dict, kind: str, name: str) -> dict:
+    for item in doc.get(kind + "s") or []:
+        if item.get("name") == name:
+            return item.get(kind) or {}
+    raise ValueError(f"the kubeconfig has no {kind} named {name!r}")
+
+
 class Api:
     def __init__(self, kubeconfig: Path | str):
-        self.client = config.new_client_from_config(str(kubeconfig))
+        doc = yaml.safe_load(Path(kubeconfig).read_text())
+        context = _entry(doc, "context", doc["current-context"])
+        cluster = _entry(doc, "cluster", context["cluster"])
+        user = _entry(doc, "user", context["user"])
+        if "client-certificate-data" in user or "certificate-authority-data" in cluster:
+            raise ValueError(f"{kubeconfig}: the sandbox's services read certificates from files")
+        tls = ssl.create_default_context(cafile=cluster["certificate-authority"])
+        if "client-certificate" in user:
+            tls.load_cert_chain(user["client-certificate"], user["client-key"])
+        self.server = cluster["server"].rstrip("/")
+        self.headers = {"Accept": "application/json"}
+        if user.get("token"):
+            self.headers["Authorization"] = f"Bearer {user['token']}"
+        self.http = urllib3.PoolManager(ssl_context=tls, maxsize=8, retries=False)
 
     def raw(
         self,
@@ -44,45 +77,71 @@ class Api:
         body=None,
         content_type: str = "application/json",
         timeout=None,
-    ):
+    ) -> urllib3.BaseHTTPResponse:
         """The urllib3 response, its body not read yet (read or close it: until then it keeps its
         pooled connection); ApiException unless 2xx."""
-        params = [
-            (_camel(k), str(v).lower() if isinstance(v, bool) else v)
+        fields = [
+            (_camel(k), str(v).lower() if isinstance(v, bool) else str(v))
             for k, v in (query or {}).items()
             if v is not None
         ]
-        headers = {"Accept": "application/json"}
+        headers = dict(self.headers)
+        data = None
         if body is not None:
             headers["Content-Type"] = content_type
-        request = self.client.param_serialize(
-            method=method,
-            resource_path=path,
-            query_params=params,
-            header_params=headers,
-            body=body,
-            auth_settings=["BearerToken"],
+            data = json.dumps(body).encode()
+        url = self.server + path + ("?" + urlencode(fields) if fields else "")
+        resp = self.http.request(
+            method,
+            url,
+            body=data,
+            headers=headers,
+            preload_content=False,
+            timeout=urllib3.Timeout(connect=5, read=timeout or 60),
         )
-        resp = self.client.call_api(*request, _request_timeout=timeout)
         if not 200 <= resp.status <= 299:
-            resp.read()
-            raise ApiException.from_response(
-                http_resp=resp, body=resp.data.decode("utf-8", "replace"), data=None
-            )
-        return resp.response
+            text = resp.read().decode("utf-8", "replace")
+            resp.release_conn()
+            raise ApiException(resp.status, resp.reason or "", text)
+        return resp
 
     def request(self, method: str, path: str, query: dict | None = None, body=None, **kw) -> dict:
-        return json.loads(self.raw(method, path, query, body, **kw).data or b"null")
+        resp = self.raw(method, path, query, body, **kw)
+        try:
+            return json.loads(resp.read() or b"null")
+        finally:
+            resp.release_conn()
 
     def get(self, path: str, **query) -> dict:
         return self.request("GET", path, query)
 
-    def lister(self, path: str):
-        """A list function for PATH that kubernetes.watch.Watch().stream can drive: called with
-        watch=True it returns the open stream, whose events carry dicts."""
-
-        def list_(watch: bool = False, _preload_content: bool = True, **query):
-            resp = self.raw("GET", path, {**query, "watch": watch or None})
-            return resp if watch or not _preload_content else json.loads(resp.data)
-
-        return list_
+    def watch(self, path: str, resource_version: str, timeout_seconds: int = 240, **query):
+        """The events of `GET PATH?watch=true` from RESOURCE_VERSION, as dicts, until the server
+        ends the watch (after TIMEOUT_SECONDS) or the caller stops iterating; an ERROR event
+        (e.g. 410 Gone: the version is too old) raises ApiException, so the caller lists again."""
+        query = {
+            **query,
+            "watch": True,
+            "resource_version": resource_version,
+            "timeout_seconds": timeout_seconds,
+        }
+        resp = self.raw("GET", path, query, timeout=timeout_seconds + 30)
+        ended = False
+        try:
+            for line in resp:
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                if event.get("type") == "ERROR":
+                    status = event.get("object") or {}
+                    raise ApiException(
+                        int(status.get("code") or 500), status.get("reason", ""), line.decode()
+                    )
+                if event.get("type") != "BOOKMARK":
+                    yield event
+            ended = True
+        finally:
+            if ended:
+                resp.release_conn()
+            else:  # stopped (or failed) mid-watch: drop the connection, do not read to its end
+                resp.close()

@@ -28,8 +28,6 @@ import time
 import uuid
 from pathlib import Path
 
-from kubernetes import watch
-
 from . import kubeletapi
 from .kubeapi import Api, ApiException, path
 from .versions import pins
@@ -327,21 +325,17 @@ class StandInKubelet:
     # --- pods ---------------------------------------------------------------------------------
     def _loop(self, api: Api, field_selector: str, handle, what: str) -> None:
         """List, then watch from the list's resourceVersion; relist on any break."""
-        pods = api.lister(path("pods"))
         while not self.stop.is_set():
             try:
-                raw = pods(field_selector=field_selector)
+                raw = api.get(path("pods"), field_selector=field_selector)
                 for pod in raw.get("items", []):
                     handle(pod)
-                w = watch.Watch()
-                for ev in w.stream(
-                    pods,
+                for ev in api.watch(
+                    path("pods"),
+                    raw["metadata"]["resourceVersion"],
                     field_selector=field_selector,
-                    resource_version=raw["metadata"]["resourceVersion"],
-                    timeout_seconds=240,
                 ):
                     if self.stop.is_set():
-                        w.stop()
                         break
                     if ev["type"] in ("ADDED", "MODIFIED"):
                         handle(ev["object"])

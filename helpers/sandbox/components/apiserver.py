@@ -65,9 +65,10 @@ def healthy(lay: Layout, cfg: Config) -> bool:
 
 
 # An API server whose etcd is gone can take long to say goodbye. Go lets the heap grow to twice
-# what is live before collecting: a soft limit near what one learner's API server holds makes it
-# collect sooner at rest (~255 MB instead of ~270). Not lower: at 150 MiB the collector ran
-# without pause under 50 clients and halved the API server's throughput (bench_tokenreview).
+# what is live before collecting (GOGC=100): GOGC=50 lets it grow by half, which at rest is
+# ~235 MB instead of ~260 (bench_sandbox), and a soft limit near what one learner's API server
+# holds bounds it under load. Not a lower limit: at 150 MiB the collector ran without pause under
+# 50 clients and halved the API server's throughput (bench_tokenreview).
 COMPONENT = Component(
     name="kube-apiserver",
     program="kube-apiserver",
@@ -77,5 +78,5 @@ COMPONENT = Component(
     ready="kube-apiserver /readyz (RBAC roles bootstrapped)",
     grace=3.0,
     version=lambda: pins().kubernetes,
-    env=(("GOMEMLIMIT", "200MiB"),),
+    env=(("GOMEMLIMIT", "200MiB"), ("GOGC", "50")),
 )

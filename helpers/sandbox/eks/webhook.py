@@ -25,7 +25,6 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import urllib3
-from kubernetes import watch
 
 from .. import access, clock, kubeapi, podidentities
 from .. import common
@@ -114,17 +113,14 @@ class Authenticator:
 
     def watch_aws_auth(self, stop: threading.Event) -> None:
         selector = "metadata.name=aws-auth"
-        config_maps = self.api.lister(kubeapi.path("namespaces", "kube-system", "configmaps"))
+        config_maps = kubeapi.path("namespaces", "kube-system", "configmaps")
         while not stop.is_set():
             try:
-                lst = config_maps(field_selector=selector)
+                lst = self.api.get(config_maps, field_selector=selector)
                 self._apply(lst["items"][0] if lst.get("items") else None)
                 self.auth_loaded.set()
-                for ev in watch.Watch().stream(
-                    config_maps,
-                    field_selector=selector,
-                    resource_version=lst["metadata"]["resourceVersion"],
-                    timeout_seconds=240,
+                for ev in self.api.watch(
+                    config_maps, lst["metadata"]["resourceVersion"], field_selector=selector
                 ):
                     self._apply(None if ev["type"] == "DELETED" else ev["object"])
             except Exception as e:  # API server restarting, RBAC not there yet: try again
