@@ -14,7 +14,6 @@ says what to use instead (`%kubectl exec` in a notebook runs the command as the 
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer

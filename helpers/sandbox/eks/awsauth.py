@@ -209,11 +209,11 @@ def map_dynamic(ident: Identity, data: dict) -> Mapping | None:
     found by the caller's principal id (a role's id, a user's id), then the ARN must agree."""
     from .token import strip_path
 
-    for section, field in (("mapRoles", "rolearn"), ("mapUsers", "userarn")):
+    for section, arn_key in (("mapRoles", "rolearn"), ("mapUsers", "userarn")):
         for m in data.get(section) or []:
             if m.get("userid") != ident.user_id:
                 continue
-            arn = m.get(field, "")
+            arn = m.get(arn_key, "")
             if arn and ident.canonical_arn.lower() != strip_path(arn).lower():
                 raise IdMismatch()
             return Mapping(
