@@ -23,10 +23,12 @@ ENGLISH = "en"
 _chosen: str | None = None
 
 
-def available() -> list[str]:
-    """English and every language the helpers have a compiled catalog for."""
+@functools.cache
+def available() -> tuple[str, ...]:
+    """English and every language the helpers have a compiled catalog for (read once: each
+    message asks)."""
     found = sorted(p.parents[1].name for p in LOCALEDIR.glob(f"*/LC_MESSAGES/{DOMAIN}.mo"))
-    return [ENGLISH, *found]
+    return (ENGLISH, *found)
 
 
 def _short(value: str) -> str:
