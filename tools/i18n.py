@@ -274,9 +274,9 @@ def main(argv: list[str] | None = None) -> int:
             out = edition_path(p, args.lang)
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(render(p, args.lang))
-        problems_ = [x for x in helpers_problems(args.lang) if "(run build)" not in x]
-        if problems_:
-            raise SystemExit("\n".join(problems_))
+        untranslated = [x for x in helpers_problems(args.lang) if "(run build)" not in x]
+        if untranslated:
+            raise SystemExit("\n".join(untranslated))
         helpers_catalog_path(args.lang, ".mo").write_bytes(compiled_helpers(args.lang))
         print(f"{len(books)} notebooks built in notebooks/{args.lang}/, and {DOMAIN}.mo")
     else:

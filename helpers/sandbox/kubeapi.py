@@ -13,12 +13,13 @@ helpers and the tests keep the kubernetes client.
 from __future__ import annotations
 
 import json
-import ssl
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import urllib3
 import yaml
+
+from . import common
 
 __all__ = ["Api", "ApiException", "path"]
 
@@ -60,9 +61,11 @@ class Api:
         user = _entry(doc, "user", context["user"])
         if "client-certificate-data" in user or "certificate-authority-data" in cluster:
             raise ValueError(f"{kubeconfig}: the sandbox's services read certificates from files")
-        tls = ssl.create_default_context(cafile=cluster["certificate-authority"])
-        if "client-certificate" in user:
-            tls.load_cert_chain(user["client-certificate"], user["client-key"])
+        tls = common.client_context(
+            Path(cluster["certificate-authority"]),
+            user.get("client-certificate") and Path(user["client-certificate"]),
+            user.get("client-key") and Path(user["client-key"]),
+        )
         self.server = cluster["server"].rstrip("/")
         self.headers = {"Accept": "application/json"}
         if user.get("token"):
