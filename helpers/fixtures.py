@@ -77,7 +77,10 @@ class Workstation:
         from pathlib import Path
 
         self.name = name
-        self.home = Path(tempfile.mkdtemp(prefix=f"{name}-"))
+        # removed with the object (a cell run again makes a new one) or when the kernel stops:
+        # every run used to leave a folder with a kubeconfig behind
+        self._home = tempfile.TemporaryDirectory(prefix=f"{name}-", ignore_cleanup_errors=True)
+        self.home = Path(self._home.name)
         self.env = {
             "AWS_ACCESS_KEY_ID": access_key_id,
             "AWS_SECRET_ACCESS_KEY": secret_access_key,

@@ -151,12 +151,18 @@ def test_the_sandbox_clock_follows_every_change_of_its_offset(tmp_path, monkeypa
 
 
 @pytest.fixture(scope="module")
-def tls(tmp_path_factory):
-    """The sandbox's CA and the AWS endpoint's certificate: (server context, client context)."""
+def pki_dir(tmp_path_factory):
     from helpers.sandbox import pki
 
     d = tmp_path_factory.mktemp("pki")
     pki.ensure(d, "node-a")
+    return d
+
+
+@pytest.fixture(scope="module")
+def tls(pki_dir):
+    """The sandbox's CA and the AWS endpoint's certificate: (server context, client context)."""
+    d = pki_dir
     return common.server_context(d / "aws.crt", d / "aws.key"), common.client_context(d / "ca.crt")
 
 
@@ -203,3 +209,100 @@ def test_a_silent_connection_does_not_stop_a_webhook_port(tls):
         _silent_connections_do_not_stop(server.server_address[1], tls[1])
     finally:
         server.shutdown()
+
+
+# -- the token webhook's GET of the pre-signed STS URL -------------------------------------------
+class StsLike:
+    """An HTTPS server that answers every GET with its path and query, counting connections and
+    requests; `drop_after_answer` closes each connection after its answer without saying so (as a
+    restarted or idle-timing-out server does), `silent` never answers."""
+
+    def __init__(self, server_ctx, drop_after_answer=False, silent=False):
+        from http.server import BaseHTTPRequestHandler
+
+        outer = self
+        self.connections = 0
+        self.requests: list[tuple[str, str | None]] = []
+
+        class H(common.ServingRules, BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                outer.connections += 1
+                super().setup()
+
+            def do_GET(self):
+                outer.requests.append((self.path, self.headers.get("x-k8s-aws-id")))
+                if silent:
+                    threading.Event().wait(5)
+                    return
+                body = self.path.encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                self.close_connection = drop_after_answer
+
+            def log_message(self, *args):
+                pass
+
+        self.server = common.serve_https(0, H, server_ctx)
+        self.url = f"https://127.0.0.1:{self.server.server_address[1]}"
+
+
+def test_the_sts_get_keeps_its_connection_and_sends_the_url_whole(tls, pki_dir):
+    from helpers.sandbox.eks.webhook import StsGet
+
+    sts = StsLike(tls[0])
+    get = StsGet(pki_dir / "ca.crt")
+    try:
+        for i in range(3):
+            url = f"{sts.url}/?Action=GetCallerIdentity&X-Amz-Signature=ab%2Fc{i}"
+            assert get(url, {"x-k8s-aws-id": "myeks"}) == (200, url[len(sts.url):].encode())
+        assert sts.connections == 1
+        assert sts.requests[0] == ("/?Action=GetCallerIdentity&X-Amz-Signature=ab%2Fc0", "myeks")
+        get.close_thread()
+        get(sts.url + "/?again", {})
+        assert sts.connections == 2  # a closed thread's connection is not reused
+    finally:
+        sts.server.shutdown()
+
+
+def test_a_connection_the_server_dropped_is_opened_again_once(tls, pki_dir):
+    from helpers.sandbox.eks.webhook import StsGet
+
+    sts = StsLike(tls[0], drop_after_answer=True)
+    get = StsGet(pki_dir / "ca.crt")
+    try:
+        for i in range(3):
+            assert get(f"{sts.url}/?n={i}", {})[0] == 200
+        assert [p for p, _ in sts.requests] == ["/?n=0", "/?n=1", "/?n=2"]  # each sent once
+        assert sts.connections == 3
+    finally:
+        sts.server.shutdown()
+
+
+def test_an_sts_that_does_not_answer_is_an_error_and_is_not_asked_twice(tls, pki_dir):
+    from helpers.sandbox.eks.webhook import StsGet
+
+    sts = StsLike(tls[0], silent=True)
+    get = StsGet(pki_dir / "ca.crt", timeout=0.5)
+    try:
+        with pytest.raises(OSError, match="timed out"):
+            get(f"{sts.url}/?a=1", {})
+        assert len(sts.requests) == 1
+    finally:
+        sts.server.shutdown()
+
+
+def test_an_sts_that_is_not_there_or_not_https_is_an_error(pki_dir):
+    from helpers.sandbox.eks.webhook import StsGet
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens once it is closed
+    get = StsGet(pki_dir / "ca.crt")
+    with pytest.raises(OSError, match="Connection refused"):
+        get(f"https://127.0.0.1:{port}/?Action=GetCallerIdentity", {})
+    with pytest.raises(OSError, match="unsupported protocol scheme 'http'"):
+        get(f"http://127.0.0.1:{port}/", {})

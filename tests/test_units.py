@@ -349,3 +349,25 @@ def test_etcd_data_whose_first_start_never_finished_is_reset(tmp_path):
     (lay.etcd_data / "member" / "wal").mkdir(parents=True)
     etcd.mark_bootstrapped(lay)
     assert etcd.prepare_data(lay) is False and (lay.etcd_data / "member" / "wal").exists()   # whole: kept
+
+
+def test_a_workstation_leaves_no_folder_behind(tmp_path):
+    """Notebooks 02, 03 and 07 make "another machine" with its own kubeconfig folder: it goes
+    with the object (a cell run again) and with the kernel (its interpreter's exit)."""
+    import gc
+
+    from helpers import fixtures
+
+    ws = fixtures.Workstation("bastion2", "AKIAEXAMPLE", "secret")
+    (ws.home / "kubeconfig").write_text("apiVersion: v1\n")
+    assert ws.home.name.startswith("bastion2-") and ws.env["KUBECONFIG"] == str(ws.home / "kubeconfig")
+    home = ws.home
+    del ws
+    gc.collect()
+    assert not home.exists()
+
+    code = ("from helpers import fixtures; ws = fixtures.Workstation('dev1', 'AKIA', 's'); "
+            "(ws.home / 'kubeconfig').write_text('x'); print(ws.home)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.strip() and not Path(out.stdout.strip()).exists(), out.stderr

@@ -17,14 +17,15 @@ Run by the sandbox as `python -m helpers.sandbox.eks.webhook --state DIR`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import http.client
 import json
 import logging
 import threading
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-
-import urllib3
+from urllib.parse import urlsplit
 
 from .. import access, clock, kubeapi, podidentities
 from .. import common
@@ -32,6 +33,63 @@ from . import awsauth, cwlogs, podidentity, token
 
 log = logging.getLogger("aws-iam-authenticator")
 NOT_A_REVIEW = b"expected a request body to be a TokenReview\n"
+# Token reviews worked on at once. The API server keeps a connection, so a handler thread, per
+# request in flight: at 50 concurrent clients, 50 threads; letting all of them run a review
+# at once spends the CPU on handing the GIL back and forth (bench_tokenreview: 1.2 -> 0.8 ms of
+# the webhook's CPU per review with 4). A review waits at most REVIEW_TURN_WAIT seconds for its
+# turn, then runs anyway: a hung STS slows the reviews waiting on it, never the others for long.
+REVIEWS_AT_ONCE = 4
+REVIEW_TURN_WAIT = 1.0
+
+
+class StsGet:
+    """GETs a pre-signed STS URL as the authenticator does (no redirects followed), over one
+    kept-alive HTTPS connection per host and handler thread: the review's thread makes the call,
+    and reusing its connection saves the TLS handshake and a pool's bookkeeping per review.
+    A kept connection the server has closed meanwhile (STS restarted, idle timeout) is opened
+    again once: the GET changes nothing, so sending it twice is safe."""
+
+    def __init__(self, ca: Path, timeout: float = 10.0):
+        self._ctx = common.client_context(ca)
+        self._timeout = timeout
+        self._local = threading.local()
+
+    def _conns(self) -> dict:
+        conns = getattr(self._local, "conns", None)
+        if conns is None:
+            conns = self._local.conns = {}
+        return conns
+
+    def __call__(self, url: str, headers: dict[str, str]) -> tuple[int, bytes]:
+        parts = urlsplit(url)
+        if parts.scheme != "https" or not parts.hostname:
+            raise OSError(f"unsupported protocol scheme {parts.scheme!r}")
+        key = (parts.hostname, parts.port or 443)
+        target = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+        conns = self._conns()
+        for attempt in (1, 2):
+            reused = key in conns
+            conn = conns.get(key) or http.client.HTTPSConnection(
+                key[0], key[1], context=self._ctx, timeout=self._timeout
+            )
+            conns[key] = conn
+            try:
+                conn.request("GET", target, headers=headers)
+                resp = conn.getresponse()
+                return resp.status, resp.read()
+            except (OSError, http.client.HTTPException) as e:
+                conn.close()
+                del conns[key]
+                if reused and attempt == 1 and not isinstance(e, TimeoutError):
+                    continue
+                raise OSError(str(e) or type(e).__name__) from None
+        raise AssertionError("unreachable")
+
+    def close_thread(self) -> None:
+        """Close the calling thread's connections (its API-server connection has ended)."""
+        for conn in self._conns().values():
+            conn.close()
+        self._conns().clear()
 
 
 def token_review_shape(review: dict) -> bool:
@@ -68,13 +126,8 @@ class Authenticator:
         self.valid_hosts = token.HostVerifier(
             "aws", common.REGION, also={self.aws_endpoint.split("://", 1)[1]}
         )
-        self.http = urllib3.PoolManager(
-            cert_reqs="CERT_REQUIRED",
-            ca_certs=str(state / "pki" / "ca.crt"),
-            maxsize=64,
-            retries=False,
-            timeout=urllib3.Timeout(connect=5, read=10),
-        )
+        self.sts = StsGet(state / "pki" / "ca.crt")
+        self._turns = threading.BoundedSemaphore(REVIEWS_AT_ONCE)
         # The cluster creator is mapped by EKS itself, outside aws-auth (config-map mode).
         self.static = [
             awsauth.Mapping(
@@ -90,6 +143,8 @@ class Authenticator:
         self.access = access.Store(state / "eks" / "access.json")
         self.decisions = state / "logs" / "authenticator.jsonl"
         self._log_lock = threading.Lock()
+        self._ec2 = None  # made at the first node-style mapping (_private_dns)
+        self._ec2_lock = threading.Lock()
         stream = (
             "authenticator-"
             + hashlib.sha256(f"{self.cluster_id}:{state}".encode()).hexdigest()[:32]
@@ -128,13 +183,6 @@ class Authenticator:
                 stop.wait(0.5)
 
     # --- decisions ----------------------------------------------------------------------------
-    def _sts_get(self, url: str, headers: dict[str, str]) -> tuple[int, bytes]:
-        try:
-            r = self.http.request("GET", url, headers=headers, redirect=False)
-        except urllib3.exceptions.HTTPError as e:
-            raise OSError(str(e)) from None
-        return r.status, r.data
-
     def _aws_client(self, service: str):
         import boto3
 
@@ -163,16 +211,30 @@ class Authenticator:
         self.cloudwatch.put(now, cwlogs.logrus_line(now, level, msg, fields))
 
     def _private_dns(self, instance_id: str) -> str:
-        ec2 = self._aws_client("ec2")
-        res = ec2.describe_instances(InstanceIds=[instance_id])
+        # one EC2 client for the webhook's life: making one costs ~30 ms and a node's review may
+        # render {{EC2PrivateDNSName}} several times (its username and groups)
+        with self._ec2_lock:
+            if self._ec2 is None:
+                self._ec2 = self._aws_client("ec2")
+        res = self._ec2.describe_instances(InstanceIds=[instance_id])
         return res["Reservations"][0]["Instances"][0]["PrivateDnsName"]
+
+    @contextlib.contextmanager
+    def turn(self):
+        """One of the REVIEWS_AT_ONCE turns, for as long as an answer takes to make."""
+        got = self._turns.acquire(timeout=REVIEW_TURN_WAIT)
+        try:
+            yield
+        finally:
+            if got:
+                self._turns.release()
 
     def review(self, body: dict, client_addr: str = "") -> tuple[int, dict | None]:
         tok = (body.get("spec") or {}).get("token") or ""
         entry: dict = {"token_sha256": hashlib.sha256(tok.encode()).hexdigest()[:12]}
         req = {"client": client_addr, "method": "POST", "path": "/authenticate"}
         try:
-            ident = token.verify(tok, self.cluster_id, self.valid_hosts, self._sts_get, clock.now())
+            ident = token.verify(tok, self.cluster_id, self.valid_hosts, self.sts, clock.now())
         except token.TokenError as e:
             self._record({**entry, "decision": "denied", "stage": "token", "error": str(e)})
             self._cw("warning", "access denied", {**req, "error": str(e)})
@@ -392,6 +454,12 @@ def make_handler(auth: Authenticator, pods: PodIdentity):
         def log_message(self, fmt, *args):  # the decision log says what matters
             pass
 
+        def finish(self):
+            try:
+                super().finish()
+            finally:  # this thread's STS connections end with the API server's connection
+                auth.sts.close_thread()
+
         _caller: str | None = None
 
         def caller(self) -> str:
@@ -414,6 +482,10 @@ def make_handler(auth: Authenticator, pods: PodIdentity):
             )
 
         def do_POST(self):
+            with auth.turn():
+                self._post()
+
+        def _post(self):
             if self.caller() != common.WEBHOOK_CLIENT:
                 # only the API server calls the webhooks: another local process (a classmate on
                 # a shared machine) learns nothing from them
