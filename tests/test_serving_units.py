@@ -306,3 +306,31 @@ def test_an_sts_that_is_not_there_or_not_https_is_an_error(pki_dir):
         get(f"https://127.0.0.1:{port}/?Action=GetCallerIdentity", {})
     with pytest.raises(OSError, match="unsupported protocol scheme 'http'"):
         get(f"http://127.0.0.1:{port}/", {})
+
+
+def test_turns_let_n_work_at_once_and_no_one_wait_past_its_limit():
+    from helpers.sandbox.eks.webhook import Turns
+
+    turns, lock, inside, most = Turns(2, wait=30), threading.Lock(), [0], [0]
+
+    def work():
+        with turns():
+            with lock:
+                inside[0] += 1
+                most[0] = max(most[0], inside[0])
+            threading.Event().wait(0.05)
+            with lock:
+                inside[0] -= 1
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 2
+
+    short = Turns(1, wait=0.05)
+    with short() as first, short() as second:  # the second goes on without a turn
+        assert (first, second) == (True, False)
+    with short() as again:  # the turn came back, and only once (a BoundedSemaphore would raise)
+        assert again is True

@@ -33,13 +33,31 @@ from . import awsauth, cwlogs, podidentity, token
 
 log = logging.getLogger("aws-iam-authenticator")
 NOT_A_REVIEW = b"expected a request body to be a TokenReview\n"
-# Token reviews worked on at once. The API server keeps a connection, so a handler thread, per
-# request in flight: at 50 concurrent clients, 50 threads; letting all of them run a review
-# at once spends the CPU on handing the GIL back and forth (bench_tokenreview: 1.2 -> 0.8 ms of
-# the webhook's CPU per review with 4). A review waits at most REVIEW_TURN_WAIT seconds for its
-# turn, then runs anyway: a hung STS slows the reviews waiting on it, never the others for long.
+# Answers (token, admission and authorization reviews) worked on at once. The API server keeps
+# a connection, so a handler thread, per request in flight: at 50 concurrent clients, 50 threads;
+# letting all of them work at once spends the CPU on handing the GIL back and forth
+# (bench_tokenreview: 1.2 -> 0.8 ms of the webhook's CPU per token review with 4). An answer
+# waits at most REVIEW_TURN_WAIT seconds for its turn, then is made anyway: a hung STS slows
+# the reviews waiting on it, never the others for long.
 REVIEWS_AT_ONCE = 4
 REVIEW_TURN_WAIT = 1.0
+
+
+class Turns:
+    """At most N holders at once; a holder waits at most WAIT seconds, then goes on without."""
+
+    def __init__(self, n: int = REVIEWS_AT_ONCE, wait: float = REVIEW_TURN_WAIT):
+        self._sem = threading.BoundedSemaphore(n)
+        self._wait = wait
+
+    @contextlib.contextmanager
+    def __call__(self):
+        got = self._sem.acquire(timeout=self._wait)
+        try:
+            yield got
+        finally:
+            if got:
+                self._sem.release()
 
 
 class StsGet:
@@ -127,7 +145,7 @@ class Authenticator:
             "aws", common.REGION, also={self.aws_endpoint.split("://", 1)[1]}
         )
         self.sts = StsGet(state / "pki" / "ca.crt")
-        self._turns = threading.BoundedSemaphore(REVIEWS_AT_ONCE)
+        self.turn = Turns()
         # The cluster creator is mapped by EKS itself, outside aws-auth (config-map mode).
         self.static = [
             awsauth.Mapping(
@@ -218,16 +236,6 @@ class Authenticator:
                 self._ec2 = self._aws_client("ec2")
         res = self._ec2.describe_instances(InstanceIds=[instance_id])
         return res["Reservations"][0]["Instances"][0]["PrivateDnsName"]
-
-    @contextlib.contextmanager
-    def turn(self):
-        """One of the REVIEWS_AT_ONCE turns, for as long as an answer takes to make."""
-        got = self._turns.acquire(timeout=REVIEW_TURN_WAIT)
-        try:
-            yield
-        finally:
-            if got:
-                self._turns.release()
 
     def review(self, body: dict, client_addr: str = "") -> tuple[int, dict | None]:
         tok = (body.get("spec") or {}).get("token") or ""
