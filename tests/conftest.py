@@ -18,6 +18,21 @@ from helpers import language, sandbox, shell
 # purpose (test_language_units), and a notebook's kernel still speaks its edition's language.
 language.set_language("en")
 
+# The environment the session started with: a session fixture first asked for inside a test's
+# changed environment (test_cluster_target's learner, with a cache of its own) must not start its
+# sandbox there, where the Kubernetes binaries would be built again from nothing.
+_SESSION_ENVIRON = dict(os.environ)
+
+
+@contextmanager
+def session_environment():
+    with pytest.MonkeyPatch.context() as mp:
+        for k in set(os.environ) - set(_SESSION_ENVIRON):
+            mp.delenv(k)
+        for k, v in _SESSION_ENVIRON.items():
+            mp.setenv(k, v)
+        yield
+
 
 @pytest.fixture(scope="session")
 def sandbox_state(tmp_path_factory) -> Path:
@@ -88,9 +103,12 @@ def sb_api(tmp_path_factory, sb):
     made today (the creator has an access entry). Tests use it through `using(sb_api)`."""
     state = tmp_path_factory.mktemp("sandbox-api-and-config-map")
     try:
-        yield sandbox.up(state, auth_mode="API_AND_CONFIG_MAP")
+        with session_environment():
+            started = sandbox.up(state, auth_mode="API_AND_CONFIG_MAP")
+        yield started
     finally:
-        sandbox.down(state, purge=True)
+        with session_environment():
+            sandbox.down(state, purge=True)
 
 
 @contextmanager

@@ -215,12 +215,14 @@ def test_a_silent_connection_does_not_stop_a_webhook_port(tls):
 class StsLike:
     """An HTTPS server that answers every GET with its path and query, counting connections and
     requests; `drop_after_answer` closes each connection after its answer without saying so (as a
-    restarted or idle-timing-out server does), `silent` never answers."""
+    restarted or idle-timing-out server does), `silent` never answers, `hold` (a Barrier) keeps
+    each answer until that many requests are in."""
 
-    def __init__(self, server_ctx, drop_after_answer=False, silent=False):
+    def __init__(self, server_ctx, drop_after_answer=False, silent=False, hold=None):
         from http.server import BaseHTTPRequestHandler
 
         outer = self
+        self.hold = hold
         self.connections = 0
         self.requests: list[tuple[str, str | None]] = []
 
@@ -236,6 +238,8 @@ class StsLike:
                 if silent:
                     threading.Event().wait(5)
                     return
+                if outer.hold is not None:
+                    outer.hold.wait(10)
                 body = self.path.encode()
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
@@ -256,15 +260,60 @@ def test_the_sts_get_keeps_its_connection_and_sends_the_url_whole(tls, pki_dir):
     sts = StsLike(tls[0])
     get = StsGet(pki_dir / "ca.crt")
     try:
-        for i in range(3):
+        for i in range(3):  # from three threads, one after another: one connection
             url = f"{sts.url}/?Action=GetCallerIdentity&X-Amz-Signature=ab%2Fc{i}"
-            assert get(url, {"x-k8s-aws-id": "myeks"}) == (200, url[len(sts.url):].encode())
+            got = []
+            t = threading.Thread(target=lambda u=url: got.append(get(u, {"x-k8s-aws-id": "myeks"})))
+            t.start()
+            t.join()
+            assert got == [(200, url[len(sts.url):].encode())]
         assert sts.connections == 1
         assert sts.requests[0] == ("/?Action=GetCallerIdentity&X-Amz-Signature=ab%2Fc0", "myeks")
-        get.close_thread()
+        get.close()
+        assert get.idle() == 0
         get(sts.url + "/?again", {})
-        assert sts.connections == 2  # a closed thread's connection is not reused
+        assert sts.connections == 2  # a closed connection is not reused
     finally:
+        sts.server.shutdown()
+
+
+def test_the_sts_get_keeps_at_most_its_number_of_idle_connections(tls, pki_dir):
+    from helpers.sandbox.eks.webhook import StsGet
+
+    import http.client
+
+    sts = StsLike(tls[0], hold=threading.Barrier(4))
+    get = StsGet(pki_dir / "ca.crt", keep=2)
+    try:
+        def one(i):
+            get(f"{sts.url}/?n={i}", {})
+
+        # four at once (the server answers none before all four are in) need four connections;
+        # two stay for the next reviews
+
+        opened, real = [], http.client.HTTPSConnection.connect
+
+        def counting(self):
+            opened.append(self)
+            real(self)
+
+        http.client.HTTPSConnection.connect = counting
+        try:
+            threads = [threading.Thread(target=one, args=(i,)) for i in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        finally:
+            http.client.HTTPSConnection.connect = real
+        assert len(sts.requests) == 4 and get.idle() == 2
+        assert sum(c.sock is None for c in opened) == 2  # the other two were closed
+        sts.hold = None
+        for i in range(5):
+            get(f"{sts.url}/?again={i}", {})
+        assert sts.connections == len(opened) == 4  # and later GETs reuse the kept ones
+    finally:
+        get.close()
         sts.server.shutdown()
 
 
@@ -279,6 +328,29 @@ def test_a_connection_the_server_dropped_is_opened_again_once(tls, pki_dir):
         assert [p for p, _ in sts.requests] == ["/?n=0", "/?n=1", "/?n=2"]  # each sent once
         assert sts.connections == 3
     finally:
+        sts.server.shutdown()
+
+
+def test_after_a_restart_all_kept_connections_are_dropped_and_one_new_one_made(tls, pki_dir):
+    from helpers.sandbox.eks.webhook import StsGet
+
+    # three kept connections the server has closed (as when STS restarts)
+    sts = StsLike(tls[0], drop_after_answer=True, hold=threading.Barrier(3))
+    get = StsGet(pki_dir / "ca.crt")
+    try:
+        threads = [threading.Thread(target=get, args=(f"{sts.url}/?n={i}", {})) for i in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert get.idle() == 3 and sts.connections == 3
+        sts.hold = None
+        assert get(f"{sts.url}/?after", {}) == (200, b"/?after")
+        assert [p for p, _ in sts.requests].count("/?after") == 1
+        assert sts.connections == 4  # one new connection, not one per stale one
+        assert get.idle() == 1
+    finally:
+        get.close()
         sts.server.shutdown()
 
 

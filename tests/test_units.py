@@ -371,3 +371,17 @@ def test_a_workstation_leaves_no_folder_behind(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])
     assert out.stdout.strip() and not Path(out.stdout.strip()).exists(), out.stderr
+
+
+def test_session_fixtures_start_in_the_sessions_environment(monkeypatch):
+    """sb_api may first be asked for inside a learner's environment (another cache, no EKS_LAB_*):
+    it starts its sandbox in the session's own."""
+    from tests.conftest import _SESSION_ENVIRON, session_environment
+
+    monkeypatch.setenv("XDG_CACHE_HOME", "/a/learners/cache")
+    monkeypatch.setenv("EKS_LAB_ONLY_IN_THE_TEST", "1")
+    with session_environment():
+        assert os.environ.get("XDG_CACHE_HOME") == _SESSION_ENVIRON.get("XDG_CACHE_HOME")
+        assert "EKS_LAB_ONLY_IN_THE_TEST" not in os.environ
+    assert os.environ["XDG_CACHE_HOME"] == "/a/learners/cache"
+    assert os.environ["EKS_LAB_ONLY_IN_THE_TEST"] == "1"

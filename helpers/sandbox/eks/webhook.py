@@ -61,22 +61,33 @@ class Turns:
 
 
 class StsGet:
-    """GETs a pre-signed STS URL as the authenticator does (no redirects followed), over one
-    kept-alive HTTPS connection per host and handler thread: the review's thread makes the call,
-    and reusing its connection saves the TLS handshake and a pool's bookkeeping per review.
+    """GETs a pre-signed STS URL as the authenticator does (no redirects followed), over kept-alive
+    HTTPS connections shared by the handler threads: at most `keep` idle per host, taken by the
+    next review whichever thread makes it. A connection per handler thread went with its API
+    server connection, and the API server opens and closes those under load (it keeps 25 idle),
+    so every review in six paid a TLS handshake and a thread on the STS side too.
     A kept connection the server has closed meanwhile (STS restarted, idle timeout) is opened
     again once: the GET changes nothing, so sending it twice is safe."""
 
-    def __init__(self, ca: Path, timeout: float = 10.0):
+    def __init__(self, ca: Path, timeout: float = 10.0, keep: int = 2 * REVIEWS_AT_ONCE):
         self._ctx = common.client_context(ca)
         self._timeout = timeout
-        self._local = threading.local()
+        self._keep = keep
+        self._idle: dict[tuple[str, int], list[http.client.HTTPSConnection]] = {}
+        self._lock = threading.Lock()
 
-    def _conns(self) -> dict:
-        conns = getattr(self._local, "conns", None)
-        if conns is None:
-            conns = self._local.conns = {}
-        return conns
+    def _take(self, key: tuple[str, int]) -> http.client.HTTPSConnection | None:
+        with self._lock:
+            idle = self._idle.get(key)
+            return idle.pop() if idle else None
+
+    def _give_back(self, key: tuple[str, int], conn: http.client.HTTPSConnection) -> None:
+        with self._lock:
+            idle = self._idle.setdefault(key, [])
+            if len(idle) < self._keep:
+                idle.append(conn)
+                return
+        conn.close()
 
     def __call__(self, url: str, headers: dict[str, str]) -> tuple[int, bytes]:
         parts = urlsplit(url)
@@ -84,30 +95,39 @@ class StsGet:
             raise OSError(f"unsupported protocol scheme {parts.scheme!r}")
         key = (parts.hostname, parts.port or 443)
         target = (parts.path or "/") + ("?" + parts.query if parts.query else "")
-        conns = self._conns()
         for attempt in (1, 2):
-            reused = key in conns
-            conn = conns.get(key) or http.client.HTTPSConnection(
-                key[0], key[1], context=self._ctx, timeout=self._timeout
-            )
-            conns[key] = conn
+            conn = self._take(key) if attempt == 1 else None
+            reused = conn is not None
+            if conn is None:
+                conn = http.client.HTTPSConnection(
+                    key[0], key[1], context=self._ctx, timeout=self._timeout
+                )
             try:
                 conn.request("GET", target, headers=headers)
                 resp = conn.getresponse()
-                return resp.status, resp.read()
+                status, body = resp.status, resp.read()
             except (OSError, http.client.HTTPException) as e:
                 conn.close()
-                del conns[key]
-                if reused and attempt == 1 and not isinstance(e, TimeoutError):
+                if reused and not isinstance(e, TimeoutError):
+                    # the server went away (a restart): its other kept connections went with it
+                    self.close(key)
                     continue
                 raise OSError(str(e) or type(e).__name__) from None
+            self._give_back(key, conn)
+            return status, body
         raise AssertionError("unreachable")
 
-    def close_thread(self) -> None:
-        """Close the calling thread's connections (its API-server connection has ended)."""
-        for conn in self._conns().values():
+    def idle(self) -> int:
+        with self._lock:
+            return sum(len(v) for v in self._idle.values())
+
+    def close(self, key: tuple[str, int] | None = None) -> None:
+        """Close the idle connections (to one host and port, or all)."""
+        with self._lock:
+            keys = [key] if key is not None else list(self._idle)
+            conns = [c for k in keys for c in self._idle.pop(k, [])]
+        for conn in conns:
             conn.close()
-        self._conns().clear()
 
 
 def token_review_shape(review: dict) -> bool:
@@ -461,12 +481,6 @@ def make_handler(auth: Authenticator, pods: PodIdentity):
 
         def log_message(self, fmt, *args):  # the decision log says what matters
             pass
-
-        def finish(self):
-            try:
-                super().finish()
-            finally:  # this thread's STS connections end with the API server's connection
-                auth.sts.close_thread()
 
         _caller: str | None = None
 
