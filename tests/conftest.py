@@ -34,6 +34,33 @@ def session_environment():
         yield
 
 
+# `./lab test` runs two pytest-xdist workers, each with sandboxes of its own. A module's tests, or
+# a class's, stay together on one worker: their module- and class-scoped fixtures (a sandbox, a
+# classroom install) are made once, and their order holds. These need only the session's
+# sandboxes, which every worker has, so each goes to whichever worker is free:
+SPREAD = (
+    "tests/test_notebooks.py::test_notebook_runs",  # the module's own functions, not its classes
+    "tests/test_cluster_target.py::test_notebook_runs_on_the_cluster_target",  # `outside`: files
+)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's scheduler by module or class (loadscope), but SPREAD tests one by one. (Its
+    `xdist_group` marks cannot do this: xdist 3.8 renames the test to group it, which pytest 9.2's
+    node ids no longer allow.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    # in collection order, not the biggest first: a worker's sandbox then sees test_eks_auth's
+    # moved clock after test_cluster_target has read its CloudWatch lines, as in a serial run
+    config.option.loadscopereorder = False
+
+    class ModuleOrClassUnlessSpread(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return nodeid if nodeid.startswith(SPREAD) else super()._split_scope(nodeid)
+
+    return ModuleOrClassUnlessSpread(config, log)
+
+
 @pytest.fixture(scope="session")
 def sandbox_state(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("sandbox")

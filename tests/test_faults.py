@@ -124,6 +124,8 @@ def _all_there(sb: sandbox.Sandbox, users: list[str], configmaps: list[str]) -> 
     return [u for u in users if u not in have_users], [c for c in configmaps if c not in have_cms]
 
 
+# 20 `up`s after a kill: ~400 s on a 2-core machine alone, more beside the other test worker
+@pytest.mark.timeout(1500)
 def test_twenty_random_kill_9s_lose_no_answered_write_and_leave_no_stray(sbx):
     rng = random.Random(SEED)
     names = [c.name for c in all_components()]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -385,3 +386,38 @@ def test_session_fixtures_start_in_the_sessions_environment(monkeypatch):
         assert "EKS_LAB_ONLY_IN_THE_TEST" not in os.environ
     assert os.environ["XDG_CACHE_HOME"] == "/a/learners/cache"
     assert os.environ["EKS_LAB_ONLY_IN_THE_TEST"] == "1"
+
+
+def test_the_test_workers_keep_a_module_or_class_together_and_spread_the_rest(tmp_path):
+    """`./lab test`'s two workers (tests/conftest.py's scheduler): a module's tests stay on one
+    worker, a class's too, in collection order; SPREAD tests go to both."""
+    root = Path(__file__).resolve().parents[1]
+    (tmp_path / "conftest.py").write_text(
+        f"import sys\nsys.path.insert(0, {str(root)!r})\n"
+        "import tests.conftest as ours\n"
+        "from tests.conftest import pytest_xdist_make_scheduler  # noqa: F401\n"
+        "ours.SPREAD = ('test_x.py::test_spread',)\n")
+    (tmp_path / "test_x.py").write_text(
+        "import time, pytest\n"
+        "@pytest.mark.parametrize('i', range(6))\n"
+        "def test_spread(i): time.sleep(0.2)\n"
+        "@pytest.mark.parametrize('i', range(4))\n"
+        "def test_module(i): pass\n"
+        "class TestC:\n"
+        "    @pytest.mark.parametrize('i', range(4))\n"
+        "    def test_c(self, i): pass\n")
+    out = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2", "-v",
+                          "--rootdir", str(tmp_path), "-c", os.devnull, str(tmp_path)],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False).stdout
+    ran: dict[str, list[str]] = {}
+    for worker, test in re.findall(r"\[(gw\d)\].*PASSED test_x\.py::(\S+)", out):
+        ran.setdefault(worker, []).append(test)
+    assert sum(map(len, ran.values())) == 14, out
+    where = {t: w for w, tests in ran.items() for t in tests}
+    assert len({where[f"test_module[{i}]"] for i in range(4)}) == 1
+    assert len({where[f"TestC::test_c[{i}]"] for i in range(4)}) == 1
+    assert len({where[f"test_spread[{i}]"] for i in range(6)}) == 2
+    collected = [f"test_spread[{i}]" for i in range(6)] + [f"test_module[{i}]" for i in range(4)] + \
+        [f"TestC::test_c[{i}]" for i in range(4)]
+    for tests in ran.values():  # each worker keeps the collection's order
+        assert tests == sorted(tests, key=collected.index)
