@@ -421,3 +421,15 @@ def test_the_test_workers_keep_a_module_or_class_together_and_spread_the_rest(tm
         [f"TestC::test_c[{i}]" for i in range(4)]
     for tests in ran.values():  # each worker keeps the collection's order
         assert tests == sorted(tests, key=collected.index)
+
+
+def test_each_spread_prefix_names_a_test_that_exists():
+    """A renamed notebook test would silently stop being spread over the workers."""
+    import importlib
+
+    from tests.conftest import SPREAD
+
+    for prefix in SPREAD:
+        path, name = prefix.split("::")
+        module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
+        assert [n for n in vars(module) if n.startswith(name) and callable(vars(module)[n])], prefix
