@@ -43,9 +43,19 @@ SPREAD = (
     "tests/test_cluster_target.py::test_notebook_runs_on_the_cluster_target",  # `outside`: files
 )
 
+# Modules that load the machine on their own (a class's three learners with their sandboxes and
+# kernels, JupyterLab with a browser, a sandbox killed and restarted 20 times): beside each other a
+# notebook in the browser ran past its 400 s (CI, stop 30), so they share one worker, in turn
+ONE_AT_A_TIME = (
+    "tests/test_browser.py",
+    "tests/test_classroom.py",
+    "tests/test_faults.py",
+)
+
 
 def pytest_xdist_make_scheduler(config, log):
-    """xdist's scheduler by module or class (loadscope), but SPREAD tests one by one. (Its
+    """xdist's scheduler by module or class (loadscope), but SPREAD tests one by one and the
+    ONE_AT_A_TIME modules together. (Its
     `xdist_group` marks cannot do this: xdist 3.8 renames the test to group it, which pytest 9.2's
     node ids no longer allow.)"""
     from xdist.scheduler import LoadScopeScheduling
@@ -56,7 +66,11 @@ def pytest_xdist_make_scheduler(config, log):
 
     class ModuleOrClassUnlessSpread(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return nodeid if nodeid.startswith(SPREAD) else super()._split_scope(nodeid)
+            if nodeid.startswith(SPREAD):
+                return nodeid
+            if nodeid.startswith(ONE_AT_A_TIME):
+                return "one at a time"
+            return super()._split_scope(nodeid)
 
     return ModuleOrClassUnlessSpread(config, log)
 

@@ -58,7 +58,7 @@ def jupyterlab(sb, tmp_path_factory):
     else:
         os.killpg(server.pid, signal.SIGKILL)
         pytest.fail("JupyterLab did not start:\n" + (work / "jupyterlab.log").read_text()[-2000:])
-    yield url, token
+    yield url, token, work / "jupyterlab.log"
     stop_group(server)
     log.close()
 
@@ -90,11 +90,41 @@ def _click_text(b, css: str, text: str, timeout: float = 30) -> None:
     WebDriverWait(b, timeout).until(find).click()
 
 
+_CELLS = ("return [...document.querySelectorAll('.jp-CodeCell')].map(c => ["
+          " (c.querySelector('.jp-InputPrompt') || {textContent: ''}).textContent.trim(),"
+          " (c.querySelector('.cm-content') || {textContent: ''}).textContent.slice(0, 80)])")
+
+
+def _cells(b) -> list[tuple[str, str]]:
+    """(prompt, the start of the source) of each code cell on the page."""
+    return [tuple(c) for c in b.execute_script(_CELLS)]
+
+
+def _ran(prompt: str) -> bool:
+    return prompt.startswith("[") and prompt[1:-2].isdigit()
+
+
+def _errors(b) -> list[str]:
+    return [el.text for el in b.find_elements(
+        "css selector", '[data-mime-type="application/vnd.jupyter.error"]')]
+
+
+def _not_run(b, log: Path) -> str:
+    """Why the wait ended without every cell run: which cells, the kernel's state, the server's log."""
+    waiting = [f"  {p or '(no prompt)'} {src!r}" for p, src in _cells(b) if not _ran(p)]
+    status = b.execute_script("const s = document.querySelector('.jp-Notebook-ExecutionIndicator');"
+                              "return s ? s.getAttribute('data-status') : 'no indicator'")
+    return (f"{len(waiting)} cells not run after 450 s (kernel: {status}):\n" + "\n".join(waiting[:12])
+            + "\n--- JupyterLab's log, last lines:\n" + log.read_text()[-3000:])
+
+
+@pytest.mark.timeout(900)  # 66 s alone; the wait below gives up at 450 s and says why
 def test_a_learner_runs_notebook_06_in_jupyterlab(jupyterlab, browser):
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
-    url, token = jupyterlab
+    url, token, jupyterlab_log = jupyterlab
     b = browser
     try:
         b.get(f"{url}/lab/tree/{NOTEBOOK}?token={token}")
@@ -106,15 +136,15 @@ def test_a_learner_runs_notebook_06_in_jupyterlab(jupyterlab, browser):
         _click_text(b, ".lm-MenuBar-itemLabel", "Run")
         _click_text(b, ".lm-Menu-itemLabel", "Run All Cells")
 
-        def finished(d):
-            prompts = d.execute_script(
-                "return [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]"
-                ".map(p => p.textContent.trim())")
-            return prompts and all(p.startswith("[") and p[1:-2].isdigit() for p in prompts)
-
-        WebDriverWait(b, 400, poll_frequency=2).until(finished)
-        errors = b.find_elements("css selector", '[data-mime-type="application/vnd.jupyter.error"]')
-        assert not errors, errors[0].text[:1500]
+        # Run All stops at a cell that fails and leaves the rest "[ ]": an error ends the wait
+        # at once, so a failing cell is reported as itself, not as a time-out
+        try:
+            WebDriverWait(b, 450, poll_frequency=2).until(
+                lambda d: _errors(d) or all(_ran(p) for p, _ in _cells(d)))
+        except TimeoutException:
+            raise AssertionError(_not_run(b, jupyterlab_log)) from None
+        errors = _errors(b)
+        assert not errors, errors[0][:1500]
         assert b.find_elements("css selector", ".jp-OutputArea-output table"), "no table rendered"
         WebDriverWait(b, 30).until(lambda d: d.execute_script(
             "return document.querySelectorAll('.jp-RenderedMermaid svg, .jp-RenderedMermaid img,"

@@ -390,13 +390,19 @@ def test_session_fixtures_start_in_the_sessions_environment(monkeypatch):
 
 def test_the_test_workers_keep_a_module_or_class_together_and_spread_the_rest(tmp_path):
     """`./lab test`'s two workers (tests/conftest.py's scheduler): a module's tests stay on one
-    worker, a class's too, in collection order; SPREAD tests go to both."""
+    worker, a class's too, in collection order; SPREAD tests go to both; the ONE_AT_A_TIME
+    modules share one worker."""
     root = Path(__file__).resolve().parents[1]
     (tmp_path / "conftest.py").write_text(
         f"import sys\nsys.path.insert(0, {str(root)!r})\n"
         "import tests.conftest as ours\n"
         "from tests.conftest import pytest_xdist_make_scheduler  # noqa: F401\n"
-        "ours.SPREAD = ('test_x.py::test_spread',)\n")
+        "ours.SPREAD = ('test_x.py::test_spread',)\n"
+        "ours.ONE_AT_A_TIME = ('test_a.py', 'test_b.py')\n")
+    # first in the collection: without the grouping, xdist hands test_a to one worker, test_b to the other
+    for heavy in "ab":
+        (tmp_path / f"test_{heavy}.py").write_text(
+            "import time\n" + "".join(f"def test_{i}(): time.sleep(0.1)\n" for i in range(3)))
     (tmp_path / "test_x.py").write_text(
         "import time, pytest\n"
         "@pytest.mark.parametrize('i', range(6))\n"
@@ -413,6 +419,8 @@ def test_the_test_workers_keep_a_module_or_class_together_and_spread_the_rest(tm
     for worker, test in re.findall(r"\[(gw\d)\].*PASSED test_x\.py::(\S+)", out):
         ran.setdefault(worker, []).append(test)
     assert sum(map(len, ran.values())) == 14, out
+    assert len(set(re.findall(r"\[(gw\d)\].*PASSED test_[ab]\.py::", out))) == 1, out
+    assert len(re.findall(r"PASSED test_[ab]\.py::", out)) == 6, out
     where = {t: w for w, tests in ran.items() for t in tests}
     assert len({where[f"test_module[{i}]"] for i in range(4)}) == 1
     assert len({where[f"TestC::test_c[{i}]"] for i in range(4)}) == 1
@@ -424,11 +432,14 @@ def test_the_test_workers_keep_a_module_or_class_together_and_spread_the_rest(tm
 
 
 def test_each_spread_prefix_names_a_test_that_exists():
-    """A renamed notebook test would silently stop being spread over the workers."""
+    """A renamed notebook test would silently stop being spread over the workers (a renamed
+    module, being kept to one worker)."""
     import importlib
 
-    from tests.conftest import SPREAD
+    from tests.conftest import ONE_AT_A_TIME, SPREAD
 
+    root = Path(__file__).resolve().parents[1]
+    assert [path for path in ONE_AT_A_TIME if not (root / path).is_file()] == []
     for prefix in SPREAD:
         path, name = prefix.split("::")
         module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
