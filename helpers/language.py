@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import gettext
 import os
+import warnings
 from pathlib import Path
 
 DOMAIN = "eks_lab"
@@ -63,9 +64,10 @@ def current() -> str:
         return _chosen
     wanted = os.environ.get("EKS_LAB_LANG", "")
     if wanted:
-        if _short(wanted) not in available():
-            raise ValueError(f"EKS_LAB_LANG={wanted!r}: the helpers speak {', '.join(available())}")
-        return _short(wanted)
+        if _short(wanted) in available():
+            return _short(wanted)
+        _unknown_in_environment(wanted)
+        return ENGLISH
     edition = _edition()
     if edition:
         return edition
@@ -74,6 +76,14 @@ def current() -> str:
         if code:
             return code if code in available() else ENGLISH
     return ENGLISH
+
+
+@functools.cache
+def _unknown_in_environment(wanted: str) -> None:
+    """Said once, not raised: every message asks for the language, and an error there would
+    break each cell (and IPython's table display) instead of saying it once."""
+    warnings.warn(f"EKS_LAB_LANG={wanted!r}: the helpers speak {', '.join(available())}; they write "
+                  "English until it names one of those (or is unset)", stacklevel=3)
 
 
 @functools.cache

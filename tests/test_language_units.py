@@ -4,6 +4,7 @@ table headers), and what stays verbatim: what the tools print, and the names cod
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -66,13 +67,17 @@ def test_a_kernel_started_in_the_korean_folder_speaks_korean(env, tmp_path):
     assert language.current() == "ko"
 
 
-def test_a_language_it_does_not_speak_is_a_clear_error(env):
+def test_a_language_it_does_not_speak_is_a_clear_error_or_a_warning_said_once(env):
     with pytest.raises(ValueError, match=r"lang='fr': the helpers speak en, ko"):
         target.configure(lang="fr")
     assert language.current() == "en"  # nothing half-set
     env.setenv("EKS_LAB_LANG", "klingon")
-    with pytest.raises(ValueError, match="EKS_LAB_LANG='klingon'"):
-        language.current()
+    language._unknown_in_environment.cache_clear()
+    with pytest.warns(UserWarning, match=r"EKS_LAB_LANG='klingon': the helpers speak en, ko; they write English"):
+        assert language.current() == "en"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said once, not at every message
+        assert language._("Expected") == "Expected" and language.current() == "en"
 
 
 def test_what_a_refusal_means_in_korean_and_the_tools_words_verbatim(korean):
