@@ -82,8 +82,9 @@ def current() -> str:
 def _unknown_in_environment(wanted: str) -> None:
     """Said once, not raised: every message asks for the language, and an error there would
     break each cell (and IPython's table display) instead of saying it once."""
-    warnings.warn(f"EKS_LAB_LANG={wanted!r}: the helpers speak {', '.join(available())}; they write "
-                  "English until it names one of those (or is unset)", stacklevel=3)
+    spoken = ", ".join(available())
+    warnings.warn(f"EKS_LAB_LANG={wanted!r}: the helpers speak {spoken}; they write English "
+                  "until it names one of those (or is unset)", stacklevel=3)
 
 
 @functools.cache
