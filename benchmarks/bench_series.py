@@ -27,25 +27,33 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 TIMING_AWS = """#!/bin/sh
 # bench_series: times `aws eks get-token` (kubectl's exec plugin), runs every aws call unchanged
+# (through the lab's warm `aws` unless EKS_LAB_WARM_AWS=0, which finds the real one first on PATH)
+PATH="{real_dir}:$PATH"; export PATH
 case " $* " in
   *" eks get-token "*)
-    start=$(date +%s%N); "{real}" "$@"; rc=$?
+    start=$(date +%s%N); "{target}" "$@"; rc=$?
     echo "$start $(date +%s%N)" >> "{log}"; exit $rc;;
 esac
-exec "{real}" "$@"
+exec "{target}" "$@"
 """
 
 
 def timing_aws(folder: Path) -> Path:
     """A directory whose `aws` times each get-token into FOLDER/get-token.log; put it first on
     PATH. Returns the log."""
-    real = shutil.which("aws")
+    from helpers.sandbox.lifecycle import WARM_AWS
+
+    path = [d for d in os.environ["PATH"].split(os.pathsep) if Path(d).resolve() != WARM_AWS]
+    real = shutil.which("aws", path=os.pathsep.join(path))
     if real is None:
         raise SystemExit("no aws CLI on PATH (run from the lab's environment: ./lab shell)")
+    warm = os.environ.get("EKS_LAB_WARM_AWS", "1") != "0"
+    target = WARM_AWS / "aws" if warm else real
     log = folder / "get-token.log"
     bin_dir = folder / "bin"
     bin_dir.mkdir(parents=True)
-    (bin_dir / "aws").write_text(TIMING_AWS.format(real=real, log=log))
+    (bin_dir / "aws").write_text(
+        TIMING_AWS.format(real_dir=Path(real).parent, target=target, log=log))
     (bin_dir / "aws").chmod(0o755)
     os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
     return log
@@ -96,6 +104,8 @@ def main() -> None:
         finally:
             sandbox.down(Path(tmp) / "sandbox", purge=True, progress=lambda m: None)
     cold, warm = runs["cold"][0], runs["warm"][0]
+    warm = os.environ.get("EKS_LAB_WARM_AWS", "1") != "0"
+    print(f"aws started warm (helpers/warm): {'yes' if warm else 'no (EKS_LAB_WARM_AWS=0)'}")
     print(f"sandbox cold start        {start:6.1f} s")
     print(f"{'notebook':32} {'first run':>10} {'second run':>11}")
     for c, w in zip(cold, warm):

@@ -1,0 +1,172 @@
+"""`aws`, started warm (helpers/warm/aws, first on the sandbox's PATH): runs the real AWS CLI, the
+next `aws` on PATH, in a copy forked from a server that has already imported it (server.py),
+with this process's arguments, environment, folder, umask and standard streams, and exits with
+its status. Signals this process gets go on to the command.
+
+Whenever the warm path is not there (no server yet, a CLI that is not a Python script, a socket
+folder that is not private, EKS_LAB_WARM_AWS=0) it runs the real CLI itself, as `aws` would
+have, and starts a server for the next command. Standard library only: it starts in ~30 ms.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import stat
+import struct
+import sys
+
+HERE = os.path.dirname(os.path.realpath(__file__))
+HEADER = struct.Struct("!I")
+STATUS = struct.Struct("!i")
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+             signal.SIGUSR2)
+
+
+def real_aws(path: str | None = None) -> str | None:
+    """The first `aws` on PATH that is not this one."""
+    for folder in (path if path is not None else os.environ.get("PATH", "")).split(os.pathsep):
+        candidate = os.path.join(folder or ".", "aws")
+        if os.path.realpath(folder or ".") == HERE:
+            continue
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def interpreter(script: str) -> str | None:
+    """The Python a `#!/…/python` script runs under, or None (a binary, a shell script)."""
+    try:
+        with open(script, "rb") as fh:
+            first = fh.readline(512)
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    words = first[2:].decode(errors="replace").split()
+    if len(words) != 1 or "python" not in os.path.basename(words[0]):
+        return None  # `#!/usr/bin/env python3` and options: leave it to the CLI as it is
+    return words[0] if os.path.isabs(words[0]) and os.access(words[0], os.X_OK) else None
+
+
+def private_folder() -> str | None:
+    """This user's folder for servers' sockets, made 0700 if new; None if not safe to use."""
+    cache = os.environ.get("EKS_LAB_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "eks-security-lab"
+    )
+    folder = os.path.join(cache, f"warm-aws-{os.getuid()}")
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        st = os.lstat(folder)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        return None
+    return folder
+
+
+def socket_path(folder: str, script: str) -> str | None:
+    """One server per CLI install: its script's path and change time name the socket."""
+    st = os.stat(script)
+    key = hashlib.sha256(f"{os.path.realpath(script)}\0{st.st_mtime_ns}".encode()).hexdigest()
+    path = os.path.join(folder, key[:16] + ".sock")
+    return path if len(path.encode()) < 100 else None  # sun_path holds 108 bytes
+
+
+def start_server(python: str, path: str, script: str) -> None:
+    import subprocess
+
+    try:
+        subprocess.Popen(
+            [python, os.path.join(HERE, "server.py"), path, script],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except OSError:
+        pass  # the CLI still runs, cold
+
+
+def connect(path: str) -> socket.socket | None:
+    conn = socket.socket(socket.AF_UNIX)
+    try:
+        conn.connect(path)
+    except OSError:
+        conn.close()
+        return None
+    return conn
+
+
+def recv_int(conn: socket.socket) -> int | None:
+    data = b""
+    while len(data) < STATUS.size:
+        chunk = conn.recv(STATUS.size - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return STATUS.unpack(data)[0]
+
+
+def run_warm(conn: socket.socket) -> int | None:
+    """Send this process's command over CONN; its exit status. None if nothing was started (the
+    caller then runs the CLI itself)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    request = json.dumps(
+        {"argv": sys.argv[1:], "env": dict(os.environ), "cwd": os.getcwd(), "umask": umask}
+    ).encode()
+    try:
+        socket.send_fds(conn, [HEADER.pack(len(request))], [0, 1, 2])
+        conn.sendall(request)
+        pid = recv_int(conn)
+    except OSError:  # e.g. a closed standard stream, a server that just left
+        return None
+    if pid is None:
+        return None  # the server took the request and never started it
+    for sig in FORWARDED:
+        signal.signal(sig, lambda n, _frame: _forward(pid, n))
+    try:
+        status = recv_int(conn)
+    except OSError:
+        status = None
+    if status is None:
+        print("aws: the warm AWS CLI ended without a status (EKS_LAB_WARM_AWS=0 turns it off)",
+              file=sys.stderr)
+        return 255
+    return status
+
+
+def _forward(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def main() -> int:
+    script = real_aws()
+    if script is None:
+        print("aws: command not found (no AWS CLI on PATH after the lab's own folder)",
+              file=sys.stderr)
+        return 127
+    python = interpreter(script) if os.environ.get("EKS_LAB_WARM_AWS", "1") != "0" else None
+    folder = private_folder() if python else None
+    path = socket_path(folder, script) if folder else None
+    if path:
+        conn = connect(path)
+        if conn is None:
+            start_server(python, path, script)
+        else:
+            try:
+                status = run_warm(conn)
+            finally:
+                conn.close()
+            if status is not None:
+                return status
+    os.execv(script, [script, *sys.argv[1:]])
+    return 127  # not reached
