@@ -69,9 +69,11 @@ def private_folder() -> str | None:
 
 
 def socket_path(folder: str, script: str) -> str | None:
-    """One server per CLI install: its script's path and change time name the socket."""
-    st = os.stat(script)
-    key = hashlib.sha256(f"{os.path.realpath(script)}\0{st.st_mtime_ns}".encode()).hexdigest()
+    """One server per CLI install and server code: their paths and change times name the socket
+    (a server started from another clone, or before an upgrade, is left to go idle)."""
+    server = os.path.join(HERE, "server.py")
+    names = [f"{os.path.realpath(f)}\0{os.stat(f).st_mtime_ns}" for f in (script, server)]
+    key = hashlib.sha256("\0".join(names).encode()).hexdigest()
     path = os.path.join(folder, key[:16] + ".sock")
     return path if len(path.encode()) < 100 else None  # sun_path holds 108 bytes
 
