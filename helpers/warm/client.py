@@ -150,25 +150,36 @@ def _forward(pid: int, signum: int) -> None:
         pass
 
 
+def warm(script: str) -> int | None:
+    """The command's status, run warm; None if it was not started (then start a server for the
+    next one, if there is none)."""
+    python = interpreter(script) if os.environ.get("EKS_LAB_WARM_AWS", "1") != "0" else None
+    folder = private_folder() if python else None
+    path = socket_path(folder, script) if folder else None
+    if not path:
+        return None
+    conn = connect(path)
+    if conn is None:
+        start_server(python, path, script)
+        return None
+    try:
+        return run_warm(conn)
+    finally:
+        conn.close()
+
+
 def main() -> int:
     script = real_aws()
     if script is None:
         print("aws: command not found (no AWS CLI on PATH after the lab's own folder)",
               file=sys.stderr)
         return 127
-    python = interpreter(script) if os.environ.get("EKS_LAB_WARM_AWS", "1") != "0" else None
-    folder = private_folder() if python else None
-    path = socket_path(folder, script) if folder else None
-    if path:
-        conn = connect(path)
-        if conn is None:
-            start_server(python, path, script)
-        else:
-            try:
-                status = run_warm(conn)
-            finally:
-                conn.close()
-            if status is not None:
-                return status
+    status = None
+    try:
+        status = warm(script)
+    except OSError:  # before anything was sent (a folder gone, a file unreadable): run it cold
+        pass
+    if status is not None:
+        return status
     os.execv(script, [script, *sys.argv[1:]])
     return 127  # not reached
