@@ -26,6 +26,7 @@ import pytest
 from nbclient import NotebookClient
 
 from helpers import checks, cleanup, commands, decisions, eksctl, fixtures, lab, magics, target
+from helpers.sandbox.lifecycle import WARM_AWS
 from helpers.targets.cluster import ClusterConnection
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +42,9 @@ def outside_of(sb, home: Path):
     (home / "aws-config").write_text(config)
     shutil.copy(sb.state_dir / "aws" / "credentials", home / "aws-credentials")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EKS_LAB", "AWS_", "KUBECONFIG"))}
-    env.update({"PATH": f"{sb.kubectl.parent}{os.pathsep}{env['PATH']}", "KUBECONFIG": str(home / "kubeconfig"),
+    # PATH as `./lab` gives it on a real cluster: the warm `aws` (helpers/warm), a kubectl
+    path = os.pathsep.join([str(WARM_AWS), str(sb.kubectl.parent), env["PATH"]])
+    env.update({"PATH": path, "KUBECONFIG": str(home / "kubeconfig"),
                 "AWS_CONFIG_FILE": str(home / "aws-config"), "AWS_SHARED_CREDENTIALS_FILE": str(home / "aws-credentials"),
                 "AWS_CA_BUNDLE": str(home / "aws-ca.pem"), "EKS_LAB_TARGET": "cluster",
                 "EKS_LAB_STATE": str(home / "no-sandbox-here"), "XDG_CACHE_HOME": str(home / "cache")})

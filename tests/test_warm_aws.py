@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from helpers.sandbox import lifecycle, procs
+from helpers.warm import server as warm_server
 
 WARM = lifecycle.WARM_AWS
 # a stand-in for the CLI's `aws` script: shows what the process it runs in was given
@@ -85,7 +86,7 @@ def listening(cache: Path) -> None:
     while True:
         for sock in cache.glob("warm-aws-*/*.sock"):
             with socket.socket(socket.AF_UNIX) as probe:
-                if probe.connect_ex(str(sock)) == 0:
+                if probe.connect_ex(warm_server.address(str(sock))) == 0:
                     return
         assert time.monotonic() < deadline, "no server listening after the first call"
         time.sleep(0.05)
@@ -206,3 +207,18 @@ def test_the_real_cli_makes_a_token_from_the_callers_environment(cache):
         url = base64.urlsafe_b64decode(token.removeprefix("k8s-aws-v1.") + "==").decode()
         assert url.startswith(f"https://sts.{region}.amazonaws.com/?Action=GetCallerIdentity")
         assert "X-Amz-Credential=AKIAWARMTEST%2F" in url
+
+
+def test_a_socket_path_longer_than_an_address_holds_still_works(fake_cli):
+    # an address holds 108 bytes; a cache folder deep in a temporary tree needs more
+    deep = Path(tempfile.mkdtemp(prefix="wa-")) / ("d" * 60) / ("e" * 40)
+    deep.mkdir(parents=True)
+    try:
+        warm_up(deep, fake_cli)
+        [sock] = deep.glob("warm-aws-*/*.sock")
+        assert len(str(sock)) > 108
+        assert "server.py" in json.loads(call(deep, fake_cli, "x").stdout)["parent"]
+    finally:
+        for pid in procs.processes_mentioning(str(deep)):
+            os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(deep.parents[1], ignore_errors=True)

@@ -16,12 +16,11 @@ import os
 import signal
 import socket
 import stat
-import struct
 import sys
 
+from server import HEADER, STATUS, address  # its sibling: what both ends must agree on
+
 HERE = os.path.dirname(os.path.realpath(__file__))
-HEADER = struct.Struct("!I")
-STATUS = struct.Struct("!i")
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
              signal.SIGUSR2)
 
@@ -68,14 +67,13 @@ def private_folder() -> str | None:
     return folder
 
 
-def socket_path(folder: str, script: str) -> str | None:
+def socket_path(folder: str, script: str) -> str:
     """One server per CLI install and server code: their paths and change times name the socket
     (a server started from another clone, or before an upgrade, is left to go idle)."""
     server = os.path.join(HERE, "server.py")
     names = [f"{os.path.realpath(f)}\0{os.stat(f).st_mtime_ns}" for f in (script, server)]
     key = hashlib.sha256("\0".join(names).encode()).hexdigest()
-    path = os.path.join(folder, key[:16] + ".sock")
-    return path if len(path.encode()) < 100 else None  # sun_path holds 108 bytes
+    return os.path.join(folder, key[:16] + ".sock")
 
 
 def start_server(python: str, path: str, script: str) -> None:
@@ -97,7 +95,7 @@ def start_server(python: str, path: str, script: str) -> None:
 def connect(path: str) -> socket.socket | None:
     conn = socket.socket(socket.AF_UNIX)
     try:
-        conn.connect(path)
+        conn.connect(address(path))
     except OSError:
         conn.close()
         return None
@@ -156,7 +154,7 @@ def warm(script: str) -> int | None:
     python = interpreter(script) if os.environ.get("EKS_LAB_WARM_AWS", "1") != "0" else None
     folder = private_folder() if python else None
     path = socket_path(folder, script) if folder else None
-    if not path:
+    if path is None or address(path) is None:
         return None
     conn = connect(path)
     if conn is None:

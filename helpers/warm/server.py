@@ -33,6 +33,18 @@ HEADER = struct.Struct("!I")  # the request's length; the three standard streams
 STATUS = struct.Struct("!i")  # the command's pid, then its exit status
 
 
+def address(path: str) -> str | None:
+    """PATH as connect() and bind() take it: a socket's address holds 108 bytes, so a longer path
+    is reached through its folder's descriptor (Linux's /proc/self/fd); None where that cannot be."""
+    if len(path.encode()) < 100:
+        return path
+    if not os.path.isdir("/proc/self/fd"):
+        return None
+    folder = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY)  # open while we live
+    alias = f"/proc/self/fd/{folder}/{os.path.basename(path)}"
+    return alias if len(alias.encode()) < 100 else None
+
+
 def recv_exact(conn: socket.socket, n: int) -> bytes:
     data = b""
     while len(data) < n:
@@ -151,11 +163,13 @@ def bind(path: str) -> socket.socket | None:
     """Listen on PATH, unless a live server already does (then None). Under a lock, so two
     callers that both found no server start one between them."""
     folder = os.path.dirname(path)
+    if address(path) is None:
+        return None
     with open(os.path.join(folder, "lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         probe = socket.socket(socket.AF_UNIX)
         try:
-            probe.connect(path)
+            probe.connect(address(path))
             return None  # one is there and answering
         except OSError:
             pass
@@ -166,7 +180,7 @@ def bind(path: str) -> socket.socket | None:
         except FileNotFoundError:
             pass
         listener = socket.socket(socket.AF_UNIX)
-        listener.bind(path)
+        listener.bind(address(path))
         listener.listen(64)
         return listener
 
