@@ -222,3 +222,19 @@ def test_a_socket_path_longer_than_an_address_holds_still_works(fake_cli):
         for pid in procs.processes_mentioning(str(deep)):
             os.kill(pid, signal.SIGKILL)
         shutil.rmtree(deep.parents[1], ignore_errors=True)
+
+
+def test_an_aws_script_of_another_kind_still_runs_warm(cache):
+    """A Python `aws` whose interpreter has no awscli (a wrapper, another tool): no head start,
+    but the same answers, and its server does not go down over it."""
+    subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", cache / "bare"], check=True,
+                   timeout=120)
+    python = cache / "bare" / "bin" / "python"
+    assert subprocess.run([python, "-c", "import awscli"], capture_output=True, check=False).returncode
+    cli = cache / "other"
+    cli.mkdir()
+    (cli / "aws").write_text(FAKE.format(python=python))
+    (cli / "aws").chmod(0o755)
+    warm_up(cache, cli)
+    r = call(cache, cli, "a", FAKE_EXIT="4")
+    assert r.returncode == 4 and "server.py" in json.loads(r.stdout)["parent"]

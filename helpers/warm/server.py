@@ -86,12 +86,11 @@ def become(request: dict, fds: list[int]) -> None:
     os.environ.update(request["env"])
     # line-buffered on a terminal, as Python sets stdout up at start for the caller's terminal
     sys.stdout.reconfigure(line_buffering=os.isatty(1))
-    import importlib
+    if "awscli" in sys.modules:
+        import importlib
 
-    import awscli
-
-    # awscli's __init__ adds the caller's AWS_DATA_PATH to its own data path at import
-    importlib.reload(awscli)
+        # awscli's __init__ adds the caller's AWS_DATA_PATH to its own data path at import
+        importlib.reload(sys.modules["awscli"])
 
 
 def run_script(script: str, argv: list[str]) -> int:
@@ -194,9 +193,11 @@ def still_ours(path: str, inode: int) -> bool:
 
 def serve(path: str, script: str, idle: float = IDLE) -> None:
     os.chdir("/")  # hold no caller's folder
-    # the second that every command would pay
-    import awscli.clidriver
-    import awscli.handlers  # noqa: F401
+    try:  # the second that every command would pay
+        import awscli.clidriver
+        import awscli.handlers  # noqa: F401
+    except ImportError:  # an `aws` script of some other kind: it still runs, without a head start
+        pass
 
     listener = bind(path)
     if listener is None:
