@@ -35,7 +35,7 @@ STATUS = struct.Struct("!i")  # the command's pid, then its exit status
 
 def address(path: str) -> str | None:
     """PATH as connect() and bind() take it: a socket's address holds 108 bytes, so a longer path
-    is reached through its folder's descriptor (Linux's /proc/self/fd); None where that cannot be."""
+    is reached through its folder's descriptor (Linux's /proc/self/fd); None where it cannot."""
     if len(path.encode()) < 100:
         return path
     if not os.path.isdir("/proc/self/fd"):
@@ -94,7 +94,7 @@ def become(request: dict, fds: list[int]) -> None:
 
 
 def run_script(script: str, argv: list[str]) -> int:
-    """Run the CLI's `aws` script as `python aws ARGV…` runs it; the exit code Python would give."""
+    """Run the CLI's `aws` script as `python aws ARGV…` runs it; the status Python would give."""
     import runpy
     import traceback
 
