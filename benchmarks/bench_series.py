@@ -41,14 +41,13 @@ exec "{target}" "$@"
 def timing_aws(folder: Path) -> Path:
     """A directory whose `aws` times each get-token into FOLDER/get-token.log; put it first on
     PATH. Returns the log."""
-    from helpers.sandbox.lifecycle import WARM_AWS
+    from helpers.sandbox.lifecycle import WARM_AWS, warm_aws_on
 
     path = [d for d in os.environ["PATH"].split(os.pathsep) if Path(d).resolve() != WARM_AWS]
     real = shutil.which("aws", path=os.pathsep.join(path))
     if real is None:
         raise SystemExit("no aws CLI on PATH (run from the lab's environment: ./lab shell)")
-    warm = os.environ.get("EKS_LAB_WARM_AWS", "1") != "0"
-    target = WARM_AWS / "aws" if warm else real
+    target = WARM_AWS / "aws" if warm_aws_on() else real
     log = folder / "get-token.log"
     bin_dir = folder / "bin"
     bin_dir.mkdir(parents=True)
@@ -104,8 +103,9 @@ def main() -> None:
         finally:
             sandbox.down(Path(tmp) / "sandbox", purge=True, progress=lambda m: None)
     cold, warm = runs["cold"][0], runs["warm"][0]
-    warm = os.environ.get("EKS_LAB_WARM_AWS", "1") != "0"
-    print(f"aws started warm (helpers/warm): {'yes' if warm else 'no (EKS_LAB_WARM_AWS=0)'}")
+    from helpers.sandbox.lifecycle import warm_aws_on
+
+    print(f"aws started warm (helpers/warm): {'yes' if warm_aws_on() else 'no (EKS_LAB_WARM_AWS=0)'}")
     print(f"sandbox cold start        {start:6.1f} s")
     print(f"{'notebook':32} {'first run':>10} {'second run':>11}")
     for c, w in zip(cold, warm):

@@ -446,9 +446,14 @@ def _own_env(lay: Layout) -> dict[str, str]:
 WARM_AWS = Path(__file__).resolve().parents[1] / "warm"
 
 
+def warm_aws_on() -> bool:
+    """Whether `aws` is started warm (EKS_LAB_WARM_AWS=0 turns it off)."""
+    return os.environ.get("EKS_LAB_WARM_AWS", "1") != "0"
+
+
 def _path_dirs() -> list[str]:
-    """What goes before PATH: the warm `aws` unless EKS_LAB_WARM_AWS=0, the pinned kubectl."""
-    warm = [str(WARM_AWS)] if os.environ.get("EKS_LAB_WARM_AWS", "1") != "0" else []
+    """What goes before PATH: the warm `aws` unless it is off, the pinned kubectl."""
+    warm = [str(WARM_AWS)] if warm_aws_on() else []
     return [*warm, str(gobuild.binaries().kubectl_dir)]
 
 

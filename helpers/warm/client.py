@@ -92,10 +92,10 @@ def start_server(python: str, path: str, script: str) -> None:
         pass  # the CLI still runs, cold
 
 
-def connect(path: str) -> socket.socket | None:
+def connect(addr: str) -> socket.socket | None:
     conn = socket.socket(socket.AF_UNIX)
     try:
-        conn.connect(address(path))
+        conn.connect(addr)
     except OSError:
         conn.close()
         return None
@@ -154,9 +154,10 @@ def warm(script: str) -> int | None:
     python = interpreter(script) if os.environ.get("EKS_LAB_WARM_AWS", "1") != "0" else None
     folder = private_folder() if python else None
     path = socket_path(folder, script) if folder else None
-    if path is None or address(path) is None:
+    addr = address(path) if path is not None else None
+    if addr is None:
         return None
-    conn = connect(path)
+    conn = connect(addr)
     if conn is None:
         start_server(python, path, script)
         return None
