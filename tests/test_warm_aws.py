@@ -166,6 +166,23 @@ def test_no_cli_after_it_is_a_clear_error(cache):
     assert r.returncode == 127 and "no AWS CLI on PATH" in r.stderr
 
 
+def test_the_cli_is_the_next_after_the_labs_folder_whatever_python3_put_first(cache, fake_cli):
+    # pyenv's `python3` shim runs `pyenv exec`, which puts its Python's bin (with an `aws` of its
+    # own) first on PATH: the client must still run the `aws` that followed the lab's folder
+    (cache / "launcher").mkdir()
+    (cache / "launcher" / "aws").write_text("#!/bin/sh\necho the launcher aws\n")
+    (cache / "launcher" / "aws").chmod(0o755)
+    (cache / "launcher" / "python3").write_text(
+        f'#!/bin/sh\nPATH="{cache / "launcher"}:$PATH" exec {sys.executable} "$@"\n')
+    (cache / "launcher" / "python3").chmod(0o755)
+    env = env_for(cache, fake_cli, EKS_LAB_WARM_AWS="0")
+    env["PATH"] = f"{WARM}{os.pathsep}{fake_cli}{os.pathsep}{cache / 'launcher'}{os.pathsep}{env['PATH']}"
+    r = subprocess.run([WARM / "aws", "x"], env=env, capture_output=True, text=True, timeout=60,
+                       check=False)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["argv"] == ["x"]
+
+
 def test_the_server_leaves_when_idle_or_replaced(cache, fake_cli):
     sock = cache / "s.sock"
     started = time.monotonic()

@@ -26,8 +26,12 @@ FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signa
 
 
 def real_aws(path: str | None = None) -> str | None:
-    """The first `aws` on PATH that is not this one."""
-    for folder in (path if path is not None else os.environ.get("PATH", "")).split(os.pathsep):
+    """The first `aws` on PATH after this one's folder (all of PATH if it is not there). Only
+    after: the launcher of `python3` may have put its own folders first (pyenv's shim runs
+    `pyenv exec`, which puts its Python's bin, with an `aws` of its own, before everything)."""
+    folders = (path if path is not None else os.environ.get("PATH", "")).split(os.pathsep)
+    mine = [i for i, folder in enumerate(folders) if os.path.realpath(folder or ".") == HERE]
+    for folder in folders[mine[0] + 1:] if mine else folders:
         candidate = os.path.join(folder or ".", "aws")
         if os.path.realpath(folder or ".") == HERE:
             continue
