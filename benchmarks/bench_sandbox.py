@@ -8,7 +8,8 @@ Prints, from the same run on the same machine:
 - bare etcd + kube-apiserver → /readyz, same binaries, flags and environment, nothing else: the ratio of the
   two is the sandbox's own overhead;
 - warm `up` (stopped sandbox, state kept) and a reused `up` (already running);
-- RSS of every sandbox process at rest;
+- RSS of every sandbox process at rest, and of the warm `aws` server (helpers/warm: not a sandbox
+  process, but resident beside it while the learner's kubectl runs, idle 10 minutes after);
 - the binaries' first build time (from the cache's stamp, or measured with --cold-build, which
   builds into an empty Go cache: many minutes) and size.
 Targets (issues #2, #16): cold up ≤ 10 s and ≤ 1.5× bare, warm up ≤ 1.2× bare; all sandbox
@@ -20,6 +21,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -97,7 +99,7 @@ def pss_mb(pid: int) -> float:
     return 0.0
 
 
-def at_rest(base: Path, settle: float) -> tuple[float, float, dict[str, float]]:
+def at_rest(base: Path, settle: float) -> tuple:
     state = Path(tempfile.mkdtemp(dir=base))
     lifecycle.up(state, progress=quiet)
     lifecycle.down(state, progress=quiet)
@@ -113,8 +115,28 @@ def at_rest(base: Path, settle: float) -> tuple[float, float, dict[str, float]]:
         p = procs.load(state / "run", c.name)
         rss[c.name] = rss_mb(p.pid) if p and p.alive() else 0.0
         pss[c.name] = pss_mb(p.pid) if p and p.alive() else 0.0
-    lifecycle.down(state, purge=True, progress=quiet)
-    return warm, reused, rss, pss
+    try:
+        warm_aws = warm_aws_server(state, base, settle)
+    finally:
+        lifecycle.down(state, purge=True, progress=quiet)
+    return warm, reused, rss, pss, warm_aws
+
+
+def warm_aws_server(state: Path, base: Path, settle: float) -> tuple[float, float] | None:
+    """RSS and PSS of the warm `aws` server after kubectl has used it (its own socket folder, so
+    this finds exactly the server it started, and stops it after); None when it is turned off."""
+    if not lifecycle.warm_aws_on():
+        return None
+    env = {**os.environ, **lifecycle.env_vars(state_dir=state), "EKS_LAB_CACHE": str(base / "warm-cache")}
+    for _ in range(3):  # the first call starts the server (and runs cold); the others go through it
+        subprocess.run(["kubectl", "get", "--raw", "/version"], env=env, check=True, capture_output=True)
+    time.sleep(settle)
+    pids = procs.processes_mentioning(str(base / "warm-cache"))
+    if len(pids) != 1:
+        raise SystemExit(f"expected one warm aws server, found {pids}")
+    figures = rss_mb(pids[0]), pss_mb(pids[0])
+    procs.kill_group(pids[0], 5)
+    return figures
 
 
 def build_figures(cold_build: bool) -> dict:
@@ -150,7 +172,7 @@ def main() -> None:
         for _ in range(args.runs):  # interleaved, so machine noise hits both alike
             cold.append(cold_up(base))
             bare.append(bare_start(base))
-        warm, reused, rss, pss = at_rest(base, args.settle)
+        warm, reused, rss, pss, warm_aws = at_rest(base, args.settle)
     b = build_figures(args.cold_build)
     c, r = statistics.median(cold), statistics.median(bare)
     control_plane = rss["etcd"] + rss["kube-apiserver"] + rss["kube-controller-manager"]
@@ -163,6 +185,12 @@ def main() -> None:
     print(f"control-plane RSS       {control_plane:5.0f} MB (etcd + apiserver + controller-manager), "
           f"{sum(rss.values()):.0f} MB all sandbox processes  target <= 600 MB")
     print(f"PSS at rest             {sum(pss.values()):5.0f} MB all sandbox processes (shared pages counted once)")
+    if warm_aws is None:
+        print("warm aws server         off (EKS_LAB_WARM_AWS=0)")
+    else:
+        print(f"warm aws server         RSS {warm_aws[0]:.0f} MB, PSS {warm_aws[1]:.0f} MB after kubectl used it "
+              f"(not a sandbox process; leaves after 10 idle minutes): with the sandbox "
+              f"{sum(rss.values()) + warm_aws[0]:.0f} MB RSS, {sum(pss.values()) + warm_aws[1]:.0f} MB PSS")
     print(f"first build             {b['seconds']:5.0f} s, {b['mb']:.0f} MB of binaries ({b['how']})")
 
 

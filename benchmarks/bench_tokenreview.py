@@ -9,7 +9,9 @@ made as `aws eks get-token` makes them. Every token is used once: the API server
 successful authentication for 10 s, and a repeated token would measure that cache, not the
 authenticators. Prints p50/p99 for both and the ratio. Then --sequential reviews from one client, one at a time:
 what a notebook's kubectl waits for (a fixed cost per answer, e.g. a delayed ACK, shows here and
-hides under 50 clients).
+hides under 50 clients). Last, the floor: the same 50 clients with the token webhook swapped for
+one that says yes without any work (floor_webhook.py, our serving stack alone), which is what the
+API server and one Python hop cost by themselves; the real webhook's checks and STS GET are the rest.
 Targets: EKS p99 <= 3x the ServiceAccount p99 (issue #3); sequential EKS p50 under 10 ms, at 50
 clients EKS p50 <= 5x the ServiceAccount p50 and >= 3x the 150 reviews/s of before (#16).
 """
@@ -110,6 +112,38 @@ def eks_token_batch(sb, n: int, key_id: str | None = None, secret: str | None = 
     return sorted(tokens)
 
 
+def _answers(healthy) -> bool:
+    try:
+        return healthy()
+    except OSError:  # not listening yet
+        return False
+
+
+def floor_clients(sb, port: int, ctx: ssl.SSLContext, clients: int, per_client: int) -> tuple[list[float], float]:
+    """The 50-client run with floor_webhook.py in the token webhook's place (this bench's own
+    sandbox: it is taken down after)."""
+    from helpers.sandbox import procs
+    from helpers.sandbox.components import authenticator, python_env
+    from helpers.sandbox.layout import load_config
+    lay = layout(sb.state_dir)
+    cfg = load_config(lay)
+    procs.stop(lay.run, authenticator.COMPONENT.name)
+    procs.start(lay.run, lay.logs, authenticator.COMPONENT.name,
+                [sys.executable, str(Path(__file__).with_name("floor_webhook.py")), f"--state={sb.state_dir}"],
+                env=python_env())
+    deadline = time.monotonic() + 30
+    while not _answers(lambda: authenticator.healthy(lay, cfg)):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"floor_webhook.py did not start: see {lay.logs}/{authenticator.COMPONENT.name}.log")
+        time.sleep(0.1)
+    # never checked, but distinct as every other token here
+    tokens = [f"k8s-aws-v1.floor-{i:06d}" for i in range(clients * per_client + 25)]
+    run_clients(port, ctx, tokens[-25:], 5, 5)
+    t0 = time.perf_counter()
+    lat = run_clients(port, ctx, tokens[:clients * per_client], clients, per_client)
+    return lat, time.perf_counter() - t0
+
+
 def pct(values: list[float], p: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))] * 1000
@@ -159,6 +193,15 @@ def main() -> None:
                 print(f"sequential p50 ratio EKS / ServiceAccount: "
                       f"{eks50 / pct(one['ServiceAccount'], 50):.2f}x  (target: EKS p50 < 10 ms: "
                       f"{'met' if eks50 < 10 else 'NOT met'})")
+            # last: the sandbox's token webhook is gone after it
+            floor, floor_wall = floor_clients(sb, port, ctx, args.clients, args.per_client)
+            floor_rate = len(floor) / floor_wall
+            sa50, eks50_all, floor50 = (pct(x, 50) for x in (results["ServiceAccount"], results["EKS (webhook)"], floor))
+            print(f"{'floor webhook':15} n={len(floor)}  p50 {floor50:7.1f} ms  p99 {pct(floor, 99):7.1f} ms  "
+                  f"mean {statistics.mean(floor) * 1000:7.1f} ms  {floor_rate:6.0f} reviews/s  "
+                  "(says yes to every token without any work)")
+            print(f"p50 ratio floor / ServiceAccount: {floor50 / sa50:.2f}x: the API server and one Python hop "
+                  f"alone; the token checks and the STS GET add {eks50_all - floor50:.0f} ms at p50")
         finally:
             lifecycle.down(sb.state_dir, purge=True, progress=lambda m: None)
 
