@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from helpers.sandbox import kubeconfigs
+from helpers.sandbox import kubeapi, kubeconfigs
 from helpers.sandbox.aws import sigv4
 from helpers.sandbox.eks import awsauth, bootstrap, token
 from tests import eks_tokens
@@ -137,6 +137,69 @@ def test_the_node_role_mapping_eks_creates_parses():
     cfg = awsauth.parse(bootstrap.aws_auth_configmap()["data"])
     assert cfg.errors == [] and cfg.roles[0].groups == ["system:bootstrappers", "system:nodes"]
 
+
+
+class RecordingApi:
+    """Answers as the API server would: ANSWERS[(method, path)] is a list of statuses to raise
+    before success, one per call."""
+
+    def __init__(self, answers=None):
+        self.calls, self.answers = [], answers or {}
+
+    def request(self, method, path, query=None, body=None, **kw):
+        self.calls.append((method, path, query, body, kw.get("content_type")))
+        pending = self.answers.get((method, path))
+        if pending:
+            raise kubeapi.ApiException(pending.pop(0), "test")
+        return body
+
+
+def test_eks_objects_are_applied_server_side_each_at_its_own_path():
+    api = RecordingApi()
+    bootstrap.apply(api, 9443, b"CA", aws_auth=True)
+    applied = {path: (query, kind) for method, path, query, _, kind in api.calls if method == "PATCH"}
+    assert applied == {
+        p: ({"field_manager": "eks", "force": True}, "application/apply-patch+yaml")
+        for p in (
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/kube-system/roles/eks%3Aauthenticator",
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/kube-system/rolebindings/eks%3Aauthenticator",
+            "/apis/rbac.authorization.k8s.io/v1/clusterroles/eks%3Anode-bootstrapper",
+            "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/eks%3Anode-bootstrapper",
+            "/apis/rbac.authorization.k8s.io/v1/clusterroles/eks%3Apod-identity-mutating-webhook",
+            "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/eks%3Apod-identity-mutating-webhook",
+            "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/"
+            "eks-aws-auth-configmap-validation-webhook",
+            "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/pod-identity-webhook",
+        )
+    }  # a name's colon quoted, as in every path the sandbox's clients build
+    webhook = next(b for m, p, _, b, _ in api.calls if p.endswith("/pod-identity-webhook"))
+    assert webhook["webhooks"][0]["clientConfig"]["url"] == "https://127.0.0.1:9443/mutate"
+    assert api.calls[-1][:2] == ("POST", "/api/v1/namespaces/kube-system/configmaps")
+    assert api.calls[-1][3]["metadata"]["name"] == "aws-auth"
+
+
+def test_an_aws_auth_that_exists_is_kept_and_none_is_made_without_config_map_mode():
+    posted = ("POST", "/api/v1/namespaces/kube-system/configmaps")
+    api = RecordingApi({posted: [409]})
+    bootstrap.apply(api, 9443, b"CA", aws_auth=True)  # the learner's aws-auth: no error, no change
+    assert sum(c[0] == "PATCH" for c in api.calls) == 8 and api.calls[-1][:2] == posted
+    api = RecordingApi()
+    bootstrap.apply(api, 9443, b"CA", aws_auth=False)
+    assert all(c[0] == "PATCH" for c in api.calls)
+    api = RecordingApi({posted: [403]})
+    with pytest.raises(kubeapi.ApiException):
+        bootstrap.apply(api, 9443, b"CA", aws_auth=True)
+
+
+def test_a_kube_system_not_made_yet_is_waited_for_then_an_error():
+    role = "/apis/rbac.authorization.k8s.io/v1/namespaces/kube-system/roles/eks%3Aauthenticator"
+    api = RecordingApi({("PATCH", role): [404, 404]})
+    bootstrap.apply(api, 9443, b"CA", aws_auth=False, wait=5)
+    assert [c[1] for c in api.calls].count(role) == 3
+    api = RecordingApi({("PATCH", role): [404] * 1000})
+    with pytest.raises(kubeapi.ApiException) as e:
+        bootstrap.apply(api, 9443, b"CA", aws_auth=False, wait=0.2)
+    assert e.value.status == 404
 
 def test_kubeconfig_merge_keeps_the_learners_entries():
     fresh = kubeconfigs.update_kubeconfig_dict("https://127.0.0.1:1", b"CA")

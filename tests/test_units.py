@@ -128,6 +128,27 @@ def test_certificates_name_who_they_are(tmp_path):
     sans = load(keys.apiserver).extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert "kubernetes.default.svc" in sans.get_values_for_type(x509.DNSName)
     assert {str(i) for i in sans.get_values_for_type(x509.IPAddress)} == {"127.0.0.1", pki.KUBERNETES_SERVICE_IP}
+
+
+def test_every_leaf_is_signed_by_its_own_ca_and_a_missing_one_by_the_ca_on_disk(tmp_path):
+    d = tmp_path / "pki"
+    keys = pki.ensure(d, "node-a")
+
+    def load(pair):
+        return x509.load_pem_x509_certificate(pair.cert.read_bytes())
+
+    cluster_ca, etcd_ca = load(keys.ca), load(keys.etcd_ca)
+    for name in ("etcd_server", "apiserver_etcd_client"):
+        load(getattr(keys, name)).verify_directly_issued_by(etcd_ca)
+    for name in ("apiserver", "admin", "node", "aws", "authenticator", "kubelet_server",
+                 "apiserver_webhook_client", "pod_identity_webhook"):
+        load(getattr(keys, name)).verify_directly_issued_by(cluster_ca)
+    # a leaf made again later (its files lost) is signed by the CA kept on disk
+    keys.admin.cert.unlink()
+    pki.ensure(d, "node-a")
+    load(keys.admin).verify_directly_issued_by(cluster_ca)
+    with pytest.raises(ValueError, match="does not match certificate issuer"):
+        load(keys.admin).verify_directly_issued_by(etcd_ca)
     assert load(keys.etcd_server).issuer != load(keys.apiserver).issuer  # etcd has a CA of its own
 
 

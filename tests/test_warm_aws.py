@@ -205,7 +205,11 @@ def real_cli_folder() -> Path:
 def test_the_real_cli_says_the_same_warm_and_cold(cache):
     cli = real_cli_folder()
     warm_up(cache, cli)
-    for args in (["--version"], ["no-such-command"], ["eks", "get-token"]):
+    for args in (["--version"], ["no-such-command"], ["eks", "get-token"],
+                 # models the server keeps parsed (keep_cli_data), as each command finds them
+                 ["sts", "get-caller-identity", "--generate-cli-skeleton", "output"],
+                 ["eks", "describe-cluster", "--generate-cli-skeleton"],
+                 ["eks", "wait", "cluster-active", "help"]):
         warm = call(cache, cli, *args)
         cold = call(cache, cli, *args, EKS_LAB_WARM_AWS="0")
         assert (warm.returncode, warm.stdout, warm.stderr) == (cold.returncode, cold.stdout, cold.stderr)
@@ -255,3 +259,45 @@ def test_an_aws_script_of_another_kind_still_runs_warm(cache):
     warm_up(cache, cli)
     r = call(cache, cli, "a", FAKE_EXIT="4")
     assert r.returncode == 4 and "server.py" in json.loads(r.stdout)["parent"]
+
+
+KEEP_PROBE = """
+import json, os, sys
+from collections import OrderedDict
+import awscli.clidriver
+sys.path.insert(0, sys.argv[1])
+from server import keep_cli_data
+kept = keep_cli_data()
+loaders = sys.modules["botocore.loaders"]
+own = os.path.join(os.path.dirname(loaders.__file__), "data")
+fresh = {p: json.loads(open(p, "rb").read().decode(), object_pairs_hook=OrderedDict) for p in kept}
+sts = loaders.create_loader().load_service_model("sts", "service-2")
+mine = loaders.create_loader(sys.argv[2]).load_service_model("sts", "service-2")
+print(json.dumps({
+    "kept": sorted(os.path.relpath(p, own) for p in kept),
+    "outside": [p for p in kept if not p.startswith(own + os.sep)],
+    "as_parsed": all(kept[p] == fresh[p] for p in kept),
+    "sts_from_kept": any(sts is v for v in kept.values()),
+    "mine": mine["metadata"].get("serviceId"),
+}))
+"""
+
+
+def test_the_server_keeps_the_clis_own_data_parsed_and_a_users_model_still_wins(tmp_path):
+    # a user's own STS model on AWS_DATA_PATH, as the CLI lets one override a service
+    cli_python = (real_cli_folder() / "aws").read_text().splitlines()[0].removeprefix("#!").strip()
+    model = tmp_path / "models" / "sts" / "2011-06-15" / "service-2.json"
+    model.parent.mkdir(parents=True)
+    model.write_text(json.dumps({"version": "2.0", "metadata": {
+        "apiVersion": "2011-06-15", "serviceId": "MINE", "protocol": "query",
+        "endpointPrefix": "sts", "signatureVersion": "v4"}, "operations": {}, "shapes": {}}))
+    r = subprocess.run([cli_python, "-c", KEEP_PROBE, str(WARM), str(tmp_path / "models")],
+                       capture_output=True, text=True, timeout=120, check=False)
+    assert r.returncode == 0, r.stderr
+    found = json.loads(r.stdout)
+    assert {"endpoints.json", "partitions.json", "sts/2011-06-15/service-2.json",
+            "eks/2017-11-01/service-2.json"} <= set(found["kept"])
+    assert found["outside"] == []  # only the CLI's own files
+    assert found["as_parsed"]  # what the files say, not what a loader made of them (extras merged)
+    assert found["sts_from_kept"]  # a command gets the kept model…
+    assert found["mine"] == "MINE"  # …unless the user's own comes first, as the CLI would read it

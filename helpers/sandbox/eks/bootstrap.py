@@ -9,8 +9,11 @@
 from __future__ import annotations
 
 import base64
+import time
 
-from .. import common
+import yaml
+
+from .. import common, kubeapi
 
 AWS_AUTH_MAP_ROLES = f"""- groups:
   - system:bootstrappers
@@ -185,3 +188,83 @@ def aws_auth_configmap() -> dict:
         "metadata": {"name": "aws-auth", "namespace": "kube-system"},
         "data": {"mapRoles": AWS_AUTH_MAP_ROLES},
     }
+
+
+# Who the API server records as having written these objects (managedFields): EKS writes them,
+# not a learner's kubectl.
+FIELD_MANAGER = "eks"
+# Where each kind above lives in the API: group, version, resource, namespaced.
+_WHERE = {
+    "Role": ("rbac.authorization.k8s.io", "v1", "roles", True),
+    "RoleBinding": ("rbac.authorization.k8s.io", "v1", "rolebindings", True),
+    "ClusterRole": ("rbac.authorization.k8s.io", "v1", "clusterroles", False),
+    "ClusterRoleBinding": ("rbac.authorization.k8s.io", "v1", "clusterrolebindings", False),
+    "ValidatingWebhookConfiguration": (
+        "admissionregistration.k8s.io",
+        "v1",
+        "validatingwebhookconfigurations",
+        False,
+    ),
+    "MutatingWebhookConfiguration": (
+        "admissionregistration.k8s.io",
+        "v1",
+        "mutatingwebhookconfigurations",
+        False,
+    ),
+}
+
+
+def objects(port: int, ca_pem: bytes) -> list[dict]:
+    """EKS's RBAC objects and webhook registrations, re-applied on every start."""
+    docs = [
+        doc
+        for text in (RBAC_AUTHENTICATOR, POD_IDENTITY_RBAC, NODE_BOOTSTRAPPER)
+        for doc in yaml.safe_load_all(text)
+        if doc
+    ]
+    return docs + [validation_webhook(port, ca_pem), pod_identity_webhook(port, ca_pem)]
+
+
+def object_path(obj: dict) -> str:
+    group, version, resource, namespaced = _WHERE[obj["kind"]]
+    meta = obj["metadata"]
+    where = ["namespaces", meta["namespace"]] if namespaced else []
+    return kubeapi.path(version, *where, resource, meta["name"], group=group)
+
+
+def apply(api: kubeapi.Api, port: int, ca_pem: bytes, aws_auth: bool, wait: float = 10.0) -> None:
+    """Server-side apply of `objects` (what `kubectl apply --server-side --force-conflicts` sends,
+    without kubectl's start and discovery: 0.4-0.8 s of every `up`), then, if AWS_AUTH, create
+    kube-system/aws-auth unless it exists (the learner's edits survive restarts).
+    kube-system can be a moment younger than the API server's readiness: a 404 for it is waited
+    out for WAIT seconds."""
+    deadline = time.monotonic() + wait
+    pending = objects(port, ca_pem)
+    while pending:
+        obj = pending[0]
+        try:
+            api.request(
+                "PATCH",
+                object_path(obj),
+                {"field_manager": FIELD_MANAGER, "force": True},
+                obj,
+                content_type="application/apply-patch+yaml",
+            )
+        except kubeapi.ApiException as e:
+            if e.status == 404 and time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
+            raise
+        pending.pop(0)
+    if not aws_auth:
+        return  # a cluster created with access entries has no aws-auth until someone makes one
+    try:
+        api.request(
+            "POST",
+            kubeapi.path("namespaces", "kube-system", "configmaps"),
+            {"field_manager": FIELD_MANAGER},
+            aws_auth_configmap(),
+        )
+    except kubeapi.ApiException as e:
+        if e.status != 409:  # AlreadyExists: the learner's, kept
+            raise
