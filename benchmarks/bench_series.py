@@ -27,8 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 TIMING_AWS = """#!/bin/sh
 # bench_series: times `aws eks get-token` (kubectl's exec plugin), runs every aws call unchanged
-# (through the lab's warm `aws` unless EKS_LAB_WARM_AWS=0, which finds the real one first on PATH)
-PATH="{real_dir}:$PATH"; export PATH
+# (through the lab's warm `aws` unless EKS_LAB_WARM_AWS=0). The warm `aws` runs the next `aws` on
+# PATH after its own folder, and the sandbox's PATH has that folder before this one: so the real
+# CLI's folder goes right after it here, or the warm `aws` would run this script again, and so on.
+PATH="{front}:$PATH"; export PATH
 case " $* " in
   *" eks get-token "*)
     start=$(date +%s%N); "{target}" "$@"; rc=$?
@@ -52,7 +54,12 @@ def timing_aws(folder: Path) -> Path:
     bin_dir = folder / "bin"
     bin_dir.mkdir(parents=True)
     (bin_dir / "aws").write_text(
-        TIMING_AWS.format(real_dir=Path(real).parent, target=target, log=log))
+        TIMING_AWS.format(
+            front=os.pathsep.join([str(WARM_AWS)] * warm_aws_on() + [str(Path(real).parent)]),
+            target=target,
+            log=log,
+        )
+    )
     (bin_dir / "aws").chmod(0o755)
     os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
     return log
