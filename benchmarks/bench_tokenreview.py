@@ -6,8 +6,10 @@ server's own ServiceAccount tokens, measured in the same run against the same AP
 Each of --clients threads keeps one connection to the API server and posts --per-client
 TokenReviews (a bounded loop on loopback), first with ServiceAccount tokens, then with EKS tokens
 made as `aws eks get-token` makes them. Every token is used once, so every review is a whole
-check (the sandbox's API server keeps no webhook answers, --authentication-token-webhook-cache-ttl=0s,
-but a repeated token would measure a cache wherever one is on). Prints p50/p99 for both and the ratio. Then --sequential reviews from one client, one at a time:
+check (the sandbox's API server keeps no webhook answers,
+--authentication-token-webhook-cache-ttl=0s, but a repeated token would measure a cache wherever
+one is on). Prints p50/p99 for both and the ratio. Then --sequential reviews from one client, one
+at a time:
 what a notebook's kubectl waits for (a fixed cost per answer, e.g. a delayed ACK, shows here and
 hides under 50 clients). Last, the floor: the same 50 clients with the token webhook swapped for
 one that says yes without any work (floor_webhook.py, our serving stack alone), which is what the
