@@ -8,12 +8,13 @@ TokenReviews (a bounded loop on loopback), first with ServiceAccount tokens, the
 made as `aws eks get-token` makes them. Every token is used once, so every review is a whole
 check (the sandbox's API server keeps no webhook answers,
 --authentication-token-webhook-cache-ttl=0s, but a repeated token would measure a cache wherever
-one is on). Prints p50/p99 for both and the ratio. Then --sequential reviews from one client, one
-at a time:
-what a notebook's kubectl waits for (a fixed cost per answer, e.g. a delayed ACK, shows here and
-hides under 50 clients). Last, the floor: the same 50 clients with the token webhook swapped for
-one that says yes without any work (floor_webhook.py, our serving stack alone), which is what the
-API server and one Python hop cost by themselves; the real webhook's checks and STS GET are the rest.
+one is on). Prints p50/p99 for both and the ratio, and the same for a user aws-auth maps (EKS
+maps the creator itself: only a mapped user's review looks aws-auth up). Then --sequential reviews
+from one client, one at a time: what a notebook's kubectl waits for (a fixed cost per answer,
+e.g. a delayed ACK, shows here and hides under 50 clients). Last, the floor: the same 50 clients
+with the token webhook swapped for one that says yes without any work (floor_webhook.py, our
+serving stack alone), which is what the API server and one Python hop cost by themselves; the
+real webhook's checks and STS GET are the rest.
 Targets: EKS p99 <= 3x the ServiceAccount p99 (issue #3); sequential EKS p50 under 10 ms, at 50
 clients EKS p50 <= 5x the ServiceAccount p50 and >= 3x the 150 reviews/s of before (#16), also
 taken as a share of the ServiceAccount rate in the same run (150 of 890 then).
@@ -118,6 +119,30 @@ def eks_token_batch(sb, n: int, key_id: str | None = None, secret: str | None = 
     return sorted(tokens)
 
 
+def mapped_user_tokens(sb, port: int, ctx: ssl.SSLContext, n: int) -> list[str]:
+    """Tokens of an IAM user that aws-auth maps (mapUsers): each of its reviews looks aws-auth up,
+    where the creator's (mapped by EKS itself) does not."""
+    import boto3
+    from helpers.sandbox.aws import account
+    cfg = json.loads((sb.state_dir / "sandbox.json").read_text())
+    keys = account.admin_keys(sb.state_dir / "aws")
+    iam = boto3.client("iam", region_name=sb.region, endpoint_url=f"https://127.0.0.1:{cfg['ports']['aws']}",
+                       aws_access_key_id=keys.access_key_id, aws_secret_access_key=keys.secret_access_key,
+                       verify=str(sb.state_dir / "pki" / "ca.crt"))
+    iam.create_user(UserName="bench-mapped")
+    key = iam.create_access_key(UserName="bench-mapped")["AccessKey"]
+    users = [{"userarn": account.arn("user", "bench-mapped"), "username": "bench-mapped", "groups": ["bench"]}]
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=30)
+    conn.request("PATCH", "/api/v1/namespaces/kube-system/configmaps/aws-auth",
+                 json.dumps({"data": {"mapUsers": json.dumps(users)}}),
+                 {"Content-Type": "application/merge-patch+json"})
+    resp = conn.getresponse()
+    if resp.status != 200:
+        raise SystemExit(f"could not map bench-mapped in aws-auth: {resp.status} {resp.read()[:300]!r}")
+    conn.close()
+    return eks_token_batch(sb, n, key["AccessKeyId"], key["SecretAccessKey"])
+
+
 def _answers(healthy) -> bool:
     try:
         return healthy()
@@ -170,11 +195,14 @@ def main() -> None:
             n = args.clients * args.per_client + 25 + args.sequential
             sa_tokens = service_account_tokens(port, ctx, n)
             eks_tokens = eks_token_batch(sb, n)
-            run_clients(port, ctx, sa_tokens[-25:], 5, 5)  # warm both paths up
+            mapped_tokens = mapped_user_tokens(sb, port, ctx, n)
+            run_clients(port, ctx, sa_tokens[-25:], 5, 5)  # warm the paths up
             run_clients(port, ctx, eks_tokens[-25:], 5, 5)
+            run_clients(port, ctx, mapped_tokens[-25:], 5, 5)
             results, walls = {}, {}
             seq = args.sequential
-            for name, toks in (("ServiceAccount", sa_tokens), ("EKS (webhook)", eks_tokens)):
+            runs = (("ServiceAccount", sa_tokens), ("EKS (webhook)", eks_tokens), ("EKS, aws-auth", mapped_tokens))
+            for name, toks in runs:
                 t0 = time.perf_counter()
                 lat = run_clients(port, ctx, toks[seq:], args.clients, args.per_client)
                 wall = time.perf_counter() - t0
@@ -186,6 +214,10 @@ def main() -> None:
             p50_ratio = pct(results["EKS (webhook)"], 50) / pct(results["ServiceAccount"], 50)
             print(f"p50 ratio EKS / ServiceAccount: {p50_ratio:.2f}x  (#16 target <= 5x: "
                   f"{'met' if p50_ratio <= 5 else 'NOT met'})")
+            mapped50 = pct(results["EKS, aws-auth"], 50)
+            print(f"p50 ratio EKS for a user aws-auth maps / ServiceAccount: "
+                  f"{mapped50 / pct(results['ServiceAccount'], 50):.2f}x  (the aws-auth lookup: "
+                  f"{mapped50 - pct(results['EKS (webhook)'], 50):+.1f} ms at p50 beside the creator's)")
             eks_rate = len(results["EKS (webhook)"]) / walls["EKS (webhook)"]
             print(f"EKS reviews/s: {eks_rate:.0f} = {eks_rate / BEFORE_16_RATE:.1f}x the {BEFORE_16_RATE}/s "
                   f"before #16  (target >= 3x: {'met' if eks_rate >= 3 * BEFORE_16_RATE else 'NOT met'})")
@@ -195,8 +227,7 @@ def main() -> None:
                   f"the {before:.2f} before #16  (the same target on any day's machine: "
                   f"{'met' if share >= 3 * before else 'NOT met'})")
             if seq:
-                one = {name: run_clients(port, ctx, toks[:seq], 1, seq)
-                       for name, toks in (("ServiceAccount", sa_tokens), ("EKS (webhook)", eks_tokens))}
+                one = {name: run_clients(port, ctx, toks[:seq], 1, seq) for name, toks in runs}
                 for name, lat in one.items():
                     print(f"{name:15} one client, {seq} in a row: p50 {pct(lat, 50):6.1f} ms  "
                           f"p99 {pct(lat, 99):6.1f} ms")
