@@ -119,10 +119,11 @@ def eks_token_batch(sb, n: int, key_id: str | None = None, secret: str | None = 
     return sorted(tokens)
 
 
-def mapped_user_tokens(sb, port: int, ctx: ssl.SSLContext, n: int) -> list[str]:
+def mapped_user_tokens(sb, n: int) -> list[str]:
     """Tokens of an IAM user that aws-auth maps (mapUsers): each of its reviews looks aws-auth up,
     where the creator's (mapped by EKS itself) does not."""
     import boto3
+    from helpers.sandbox import kubeapi
     from helpers.sandbox.aws import account
     cfg = json.loads((sb.state_dir / "sandbox.json").read_text())
     keys = account.admin_keys(sb.state_dir / "aws")
@@ -132,14 +133,9 @@ def mapped_user_tokens(sb, port: int, ctx: ssl.SSLContext, n: int) -> list[str]:
     iam.create_user(UserName="bench-mapped")
     key = iam.create_access_key(UserName="bench-mapped")["AccessKey"]
     users = [{"userarn": account.arn("user", "bench-mapped"), "username": "bench-mapped", "groups": ["bench"]}]
-    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=30)
-    conn.request("PATCH", "/api/v1/namespaces/kube-system/configmaps/aws-auth",
-                 json.dumps({"data": {"mapUsers": json.dumps(users)}}),
-                 {"Content-Type": "application/merge-patch+json"})
-    resp = conn.getresponse()
-    if resp.status != 200:
-        raise SystemExit(f"could not map bench-mapped in aws-auth: {resp.status} {resp.read()[:300]!r}")
-    conn.close()
+    kubeapi.Api(sb.admin_kubeconfig).request(
+        "PATCH", kubeapi.path("namespaces", "kube-system", "configmaps", "aws-auth"),
+        body={"data": {"mapUsers": json.dumps(users)}}, content_type="application/merge-patch+json")
     return eks_token_batch(sb, n, key["AccessKeyId"], key["SecretAccessKey"])
 
 
@@ -195,7 +191,7 @@ def main() -> None:
             n = args.clients * args.per_client + 25 + args.sequential
             sa_tokens = service_account_tokens(port, ctx, n)
             eks_tokens = eks_token_batch(sb, n)
-            mapped_tokens = mapped_user_tokens(sb, port, ctx, n)
+            mapped_tokens = mapped_user_tokens(sb, n)
             run_clients(port, ctx, sa_tokens[-25:], 5, 5)  # warm the paths up
             run_clients(port, ctx, eks_tokens[-25:], 5, 5)
             run_clients(port, ctx, mapped_tokens[-25:], 5, 5)
