@@ -148,20 +148,21 @@ def _answers(healthy) -> bool:
 
 def floor_clients(sb, port: int, ctx: ssl.SSLContext, clients: int, per_client: int) -> tuple[list[float], float]:
     """The 50-client run with floor_webhook.py in the token webhook's place (this bench's own
-    sandbox: it is taken down after)."""
+    sandbox: it is taken down after). The webhooks run in the AWS process: that process is
+    stopped, and the floor runs under its name (so that `down` stops it)."""
     from helpers.sandbox import procs
-    from helpers.sandbox.components import authenticator, python_env
+    from helpers.sandbox.components import aws, python_env
     from helpers.sandbox.layout import load_config
     lay = layout(sb.state_dir)
     cfg = load_config(lay)
-    procs.stop(lay.run, authenticator.COMPONENT.name)
-    procs.start(lay.run, lay.logs, authenticator.COMPONENT.name,
+    procs.stop(lay.run, aws.COMPONENT.name)
+    procs.start(lay.run, lay.logs, aws.COMPONENT.name,
                 [sys.executable, str(Path(__file__).with_name("floor_webhook.py")), f"--state={sb.state_dir}"],
                 env=python_env())
     deadline = time.monotonic() + 30
-    while not _answers(lambda: authenticator.healthy(lay, cfg)):
+    while not _answers(lambda: aws.webhooks_healthy(lay, cfg)):
         if time.monotonic() > deadline:
-            raise SystemExit(f"floor_webhook.py did not start: see {lay.logs}/{authenticator.COMPONENT.name}.log")
+            raise SystemExit(f"floor_webhook.py did not start: see {lay.logs}/{aws.COMPONENT.name}.log")
         time.sleep(0.1)
     # never checked, but distinct as every other token here
     tokens = [f"k8s-aws-v1.floor-{i:06d}" for i in range(clients * per_client + 25)]

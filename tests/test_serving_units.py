@@ -406,3 +406,55 @@ def test_turns_let_n_work_at_once_and_no_one_wait_past_its_limit():
         assert (first, second) == (True, False)
     with short() as again:  # the turn came back, and only once (a BoundedSemaphore would raise)
         assert again is True
+
+
+def _what_the_app_saw(environ, start_response):
+    from werkzeug.wrappers import Request
+
+    req = Request(environ)
+    seen = {
+        "method": req.method,
+        "url": req.url,  # what the gateway's pre-signed check recomputes the signature over
+        "path": environ["PATH_INFO"],
+        "query": environ["QUERY_STRING"],
+        "raw": environ.get("RAW_URI"),
+        "host": req.host,
+        "cluster": req.headers.get("x-k8s-aws-id"),
+        "scheme": environ["wsgi.url_scheme"],
+    }
+    out = json.dumps(seen).encode()
+    start_response("403 Forbidden", [("Content-Type", "application/json"), ("Content-Length", str(len(out)))])
+    return [out]
+
+
+def test_the_in_process_sts_get_is_the_same_request_the_endpoint_gets_over_https(tls, pki_dir):
+    """The token webhook's GET of its own STS, handed to the AWS endpoint's app in-process, is
+    what that app sees when the same URL comes over HTTPS; another host's URL goes to the
+    fallback (a real GET)."""
+    from helpers.sandbox.eks.webhook import StsGet
+    from helpers.sandbox.services import InProcessSts
+
+    server_ctx, _ = tls
+    server = make_server("127.0.0.1", 0, _what_the_app_saw, threaded=True, request_handler=Handler)
+    common.tls_listen(server, server_ctx)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host = f"127.0.0.1:{server.server_address[1]}"
+    over_https = StsGet(pki_dir / "ca.crt")
+    elsewhere = []
+    in_process = InProcessSts(_what_the_app_saw, host, lambda u, h: elsewhere.append(u) or (599, b""))
+    try:
+        query = ("Action=GetCallerIdentity&Version=2011-06-15&X-Amz-Credential=AKIAEXAMPLE%2F20261201"
+                 "%2Fus-east-1%2Fsts%2Faws4_request&X-Amz-SignedHeaders=host%3Bx-k8s-aws-id"
+                 "&X-Amz-Signature=0a%2B1")
+        url = f"https://{host}/?{query}"
+        status, body = in_process(url, {"x-k8s-aws-id": "myeks"})
+        assert (status, json.loads(body)) == (
+            lambda s, b: (s, json.loads(b)))(*over_https(url, {"x-k8s-aws-id": "myeks"}))
+        assert status == 403 and json.loads(body)["raw"] == f"/?{query}"
+        assert elsewhere == []
+        assert in_process("https://sts.amazonaws.com/?" + query, {})[0] == 599
+        assert in_process(f"http://{host}/?{query}", {})[0] == 599  # not the endpoint's scheme
+        assert len(elsewhere) == 2
+    finally:
+        over_https.close()
+        server.shutdown()

@@ -465,3 +465,31 @@ def test_each_spread_prefix_names_a_test_that_exists():
         path, name = prefix.split("::")
         module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
         assert [n for n in vars(module) if n.startswith(name) and callable(vars(module)[n])], prefix
+
+
+def test_down_stops_what_an_earlier_version_ran_and_up_does_not_reuse_it(tmp_path):
+    """The token webhook ran as a process of its own before it joined the AWS process: a
+    sandbox still running that way is started again, not reused, and `down` stops its webhook."""
+    from helpers.sandbox import lifecycle
+    from helpers.sandbox.components import all_components
+    from helpers.sandbox.layout import layout
+
+    lay = layout(tmp_path / "sbx")
+    lay.run.mkdir(parents=True)
+    lay.logs.mkdir()
+    older = procs.start(lay.run, lay.logs, "authenticator", [
+        sys.executable, "-c", "import time; time.sleep(60)", "helpers.sandbox.eks.webhook", "--state",
+        str(lay.root)])
+    try:
+        assert older.pid in lifecycle.owned_processes(lay.root)
+        # every component "alive", but the AWS one runs the program of before
+        for c in all_components():
+            program = "helpers.sandbox.aws.gateway" if c.name == "aws" else c.program
+            procs.start(lay.run, lay.logs, c.name, [sys.executable, "-c", "import time; time.sleep(60)",
+                                                    program, "--state", str(lay.root)])
+        assert not lifecycle._all_alive(lay)
+        lifecycle.down(lay.root)
+        assert not older.alive()
+        assert lifecycle.owned_processes(lay.root) == []
+    finally:
+        lifecycle.down(lay.root)

@@ -154,9 +154,18 @@ def _sandbox(
     )
 
 
+# Processes an earlier version of the lab ran (program -> its PID file's name): a sandbox they
+# belong to is not reused but started again, and `down` stops them as ours.
+FORMER = {"helpers.sandbox.eks.webhook": "authenticator", "helpers.sandbox.aws.gateway": "aws"}
+
+
 def _all_alive(lay: Layout) -> bool:
+    """Whether every component runs, each the program this version runs for it."""
     return all(
-        (p := procs.load(lay.run, c.name)) is not None and p.alive() for c in all_components()
+        (p := procs.load(lay.run, c.name)) is not None
+        and p.alive()
+        and c.program in " ".join(p.argv)
+        for c in all_components()
     )
 
 
@@ -172,16 +181,17 @@ def _is_ours(pid: int, lay: Layout) -> bool:
     except OSError:
         return False
     text = b" ".join(argv).decode(errors="replace")
-    return any(c.program in text for c in all_components()) and str(lay.root) in text
+    programs = [c.program for c in all_components()] + list(FORMER)
+    return any(p in text for p in programs) and str(lay.root) in text
 
 
 def _stop_all(lay: Layout) -> tuple[list[str], list[int]]:
     """Stop this sandbox's processes: PID-file ones first, then any stray naming our state dir."""
     # etcd last: an API server that loses etcd first hangs until it is killed.
     comps = all_components()
-    stopped = procs.stop_many(
-        lay.run, {c.name: c.grace for c in reversed(comps) if c.name != "etcd"}
-    )
+    graces = {name: 2.0 for name in FORMER.values()}
+    graces.update({c.name: c.grace for c in reversed(comps) if c.name != "etcd"})
+    stopped = procs.stop_many(lay.run, graces)
     stopped += procs.stop_many(lay.run, {"etcd": by_name("etcd").grace})
     strays = owned_processes(lay.root)
     for pid in strays:
@@ -288,12 +298,12 @@ def _start_all(
     progress: Progress,
 ) -> None:
     ctx = Context(bins, lay, cfg, keys)
-    etcd, apiserver, controller_manager, kubelet, aws, authenticator = all_components()
+    etcd, apiserver, controller_manager, kubelet, aws = all_components()
     if etcd_component.prepare_data(lay):
         progress("[sandbox] etcd's first start had not finished last time: started its data afresh")
     # The API server and the Python services wait for what they need by themselves: start them
     # at once so they warm up together. The controller manager exits if RBAC is not bootstrapped.
-    for c in (etcd, apiserver, kubelet, aws, authenticator):
+    for c in (etcd, apiserver, kubelet, aws):
         _start(c, ctx)
     _wait_for(etcd, ctx, timeout)
     etcd_component.mark_bootstrapped(lay)
@@ -314,7 +324,7 @@ def _start_all(
             controller_manager.name,
         )
         applied.result()
-    for c in (kubelet, controller_manager, aws, authenticator):
+    for c in (kubelet, controller_manager, aws):
         _wait_for(c, ctx, timeout)
 
 

@@ -6,7 +6,8 @@ EKS). A request goes through `checks` first (what moto does not check); what pas
 moto, and an access denial comes back worded as AWS words it (`responses`). The account is
 laid out by `account.bootstrap`; what is changed in moto itself is in `motopatches`.
 
-Run by the sandbox as `python -m helpers.sandbox.aws.gateway --state DIR`.
+The sandbox runs it in one process with EKS's webhooks (helpers.sandbox.services); alone:
+`python -m helpers.sandbox.aws.gateway --state DIR`.
 """
 
 from __future__ import annotations
@@ -135,8 +136,11 @@ def _serve_in_thread(server) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
 
-def main() -> None:
-    state, cfg = common.service_start("The sandbox's AWS endpoint")
+def build(state, cfg: dict):
+    """Everything of the AWS endpoint but its serving loop: the account restored from the
+    journal, the OIDC issuer, instance metadata and the Pod Identity agent serving in threads,
+    and the AWS port's server made. Returns that server and its WSGI app (the app also answers
+    the token webhook's STS GETs in-process: helpers.sandbox.services)."""
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
         MotoRequestHandler,
@@ -212,6 +216,13 @@ def main() -> None:
         "AWS endpoint on https://127.0.0.1:%s (account %s)", cfg["ports"]["aws"], account.ACCOUNT_ID
     )
     common.same_user_only(server)
+    return server, app
+
+
+def main() -> None:
+    """The AWS endpoint alone (the sandbox runs it with EKS's webhooks: sandbox.services)."""
+    state, cfg = common.service_start("The sandbox's AWS endpoint")
+    server, _ = build(state, cfg)
     print("ready", flush=True, file=sys.stderr)
     server.serve_forever()
 

@@ -84,7 +84,7 @@ def process_env(c: Component) -> dict[str, str] | None:
 
 def all_components() -> tuple[Component, ...]:
     """In start order (stopped in reverse, etcd last)."""
-    from . import apiserver, authenticator, aws, controller_manager, etcd, kubelet
+    from . import apiserver, aws, controller_manager, etcd, kubelet
 
     return (
         etcd.COMPONENT,
@@ -92,7 +92,6 @@ def all_components() -> tuple[Component, ...]:
         controller_manager.COMPONENT,
         kubelet.COMPONENT,
         aws.COMPONENT,
-        authenticator.COMPONENT,
     )
 
 

@@ -36,6 +36,7 @@ ALLOWED_PARAMETERS = {
     "x-amz-signedheaders",
 }
 _NOT_B64URL = re.compile(r"[^A-Za-z0-9_-]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # what Go's url.Parse refuses as control characters
 
 
 class TokenError(Exception):
@@ -239,7 +240,7 @@ def parse(token: str, valid_hosts, now: dt.datetime) -> tuple[str, dict[str, str
     url = raw.decode("utf-8", errors="replace")
     if url.startswith(":"):  # Go's url.Parse finds no scheme before the first ':'
         raise FormatError(f'parse "{url}": missing protocol scheme')
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+    if _CONTROL.search(url):
         raise FormatError(f'parse "{url}": net/url: invalid control character in URL')
     parts = urlsplit(url)
     if parts.scheme != "https":

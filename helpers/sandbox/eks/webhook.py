@@ -12,12 +12,15 @@ Every decision is appended to logs/authenticator.jsonl (who, which mapping, or w
 never the token itself) for the notebooks to show, and written as aws-iam-authenticator's own
 log lines to CloudWatch Logs (cwlogs.py), where EKS's control-plane logging puts them.
 
-Run by the sandbox as `python -m helpers.sandbox.eks.webhook --state DIR`.
+The sandbox runs it in one process with its AWS endpoint (helpers.sandbox.services), where the
+STS GET is answered by the endpoint's own app without a socket; alone, GETting over HTTPS:
+`python -m helpers.sandbox.eks.webhook --state DIR`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import hashlib
 import http.client
 import json
@@ -155,7 +158,10 @@ DENY = json.dumps(
 
 
 class Authenticator:
-    def __init__(self, state: Path):
+    """STS: what GETs a token's pre-signed URL, (status, body) = STS(url, headers); a StsGet
+    unless given (the sandbox gives one that answers its own STS in-process)."""
+
+    def __init__(self, state: Path, sts=None):
         cfg = json.loads((state / "sandbox.json").read_text())
         self.state = state
         self.cluster_id = cfg["cluster_name"]
@@ -164,7 +170,7 @@ class Authenticator:
         self.valid_hosts = token.HostVerifier(
             "aws", common.REGION, also={self.aws_endpoint.split("://", 1)[1]}
         )
-        self.sts = StsGet(state / "pki" / "ca.crt")
+        self.sts = sts or StsGet(state / "pki" / "ca.crt")
         self.turn = Turns()
         # The cluster creator is mapped by EKS itself, outside aws-auth (config-map mode).
         self.static = [
@@ -244,8 +250,8 @@ class Authenticator:
             str(self.state / "pki" / "ca.crt"),
         )
 
-    def _cw(self, level: str, msg: str, fields: dict) -> None:
-        now = clock.now()
+    def _cw(self, level: str, msg: str, fields: dict, now: dt.datetime | None = None) -> None:
+        now = now or clock.now()
         self.cloudwatch.put(now, cwlogs.logrus_line(now, level, msg, fields))
 
     def _private_dns(self, instance_id: str) -> str:
@@ -261,11 +267,13 @@ class Authenticator:
         tok = (body.get("spec") or {}).get("token") or ""
         entry: dict = {"token_sha256": hashlib.sha256(tok.encode()).hexdigest()[:12]}
         req = {"client": client_addr, "method": "POST", "path": "/authenticate"}
+        # one reading of the sandbox's clock per review (each is a stat of its offset file)
+        now = clock.now()
         try:
-            ident = token.verify(tok, self.cluster_id, self.valid_hosts, self.sts, clock.now())
+            ident = token.verify(tok, self.cluster_id, self.valid_hosts, self.sts, now)
         except token.TokenError as e:
-            self._record({**entry, "decision": "denied", "stage": "token", "error": str(e)})
-            self._cw("warning", "access denied", {**req, "error": str(e)})
+            self._record({**entry, "decision": "denied", "stage": "token", "error": str(e)}, now)
+            self._cw("warning", "access denied", {**req, "error": str(e)}, now)
             return 403, None
         entry.update(
             arn=ident.arn,
@@ -286,13 +294,14 @@ class Authenticator:
                 "userid": ident.user_id,
                 "session": ident.session_name,
             },
+            now,
         )
         req["arn"] = ident.canonical_arn
         try:
-            username, groups, source = self._map(ident)
+            username, groups, source = self._map(ident, now)
         except (awsauth.NotMapped, ValueError) as e:
-            self._record({**entry, "decision": "denied", "stage": "mapping", "error": str(e)})
-            self._cw("warning", "access denied", {**req, "error": str(e)})
+            self._record({**entry, "decision": "denied", "stage": "mapping", "error": str(e)}, now)
+            self._cw("warning", "access denied", {**req, "error": str(e)}, now)
             return 403, None
         user = awsauth.token_review_user(ident, username, groups)
         uid = user["uid"]
@@ -304,29 +313,32 @@ class Authenticator:
                 "username": username,
                 "uid": uid,
                 "groups": groups,
-            }
+            },
+            now,
         )
         self._cw(
-            "info", "access granted", {**req, "username": username, "uid": uid, "groups": groups}
+            "info",
+            "access granted",
+            {**req, "username": username, "uid": uid, "groups": groups},
+            now,
         )
         return 200, user
 
-    def mode(self) -> tuple[str, dict]:
-        """The authentication mode now, and the record it came from."""
+    def mode(self, now: dt.datetime | None = None) -> tuple[str, dict]:
+        """The authentication mode at NOW (default: now), and the record it came from."""
+        now = now or clock.now()
         rec = (
-            self.access.read()
-            if self.access.exists()
-            else access.new_record("CONFIG_MAP", clock.now())
+            self.access.read() if self.access.exists() else access.new_record("CONFIG_MAP", now)
         )
-        return access.effective_mode(rec, clock.now()), rec
+        return access.effective_mode(rec, now), rec
 
-    def _map(self, ident) -> tuple[str, list[str], str]:
+    def _map(self, ident, now: dt.datetime) -> tuple[str, list[str], str]:
         """The authenticator's mappers in EKS's order for the mode: access entries (the dynamic
         file) first, then aws-auth; aws-auth alone in CONFIG_MAP (with the creator EKS maps
         itself there); access entries alone in API."""
-        mode, rec = self.mode()
+        mode, rec = self.mode(now)
         if mode in access.API_MODES:
-            m = awsauth.map_dynamic(ident, access.dynamic_file(rec, self.cluster_id, clock.now()))
+            m = awsauth.map_dynamic(ident, access.dynamic_file(rec, self.cluster_id, now))
             if m is not None:
                 try:
                     username = awsauth.render(m.username, ident, self._private_dns)
@@ -405,8 +417,8 @@ class Authenticator:
             "response": response,
         }
 
-    def _record(self, entry: dict) -> None:
-        entry = {"time": clock.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ"), **entry}
+    def _record(self, entry: dict, now: dt.datetime | None = None) -> None:
+        entry = {"time": (now or clock.now()).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), **entry}
         level = logging.INFO if entry.get("decision") == "granted" else logging.WARNING
         log.log(
             level,
@@ -559,9 +571,10 @@ def make_handler(auth: Authenticator, pods: PodIdentity):
     return Handler
 
 
-def main() -> None:
-    state, cfg = common.service_start("aws-iam-authenticator-compatible token webhook")
-    auth = Authenticator(state)
+def serve(state: Path, cfg: dict, sts=None) -> Authenticator:
+    """EKS's webhooks on their port, served from threads of this process; STS: see
+    Authenticator."""
+    auth = Authenticator(state, sts)
     stop = threading.Event()
     threading.Thread(target=auth.watch_aws_auth, args=(stop,), daemon=True).start()
     # the API server's client certificate is asked for and checked per request (a caller without
@@ -579,6 +592,14 @@ def main() -> None:
         cfg["ports"]["authenticator"],
         auth.cluster_id,
     )
+    return auth
+
+
+def main() -> None:
+    """The webhooks alone (the sandbox runs them with its AWS endpoint: helpers.sandbox.services),
+    GETting STS over HTTPS as aws-iam-authenticator does."""
+    state, cfg = common.service_start("aws-iam-authenticator-compatible token webhook")
+    serve(state, cfg)
     threading.Event().wait()  # serve until stopped
 
 

@@ -1,0 +1,68 @@
+"""The sandbox's AWS endpoint (aws/gateway.py, with the OIDC issuer, instance metadata and the
+Pod Identity agent) and EKS's control-plane webhooks (eks/webhook.py: tokens, aws-auth
+validation, pod identity, the EKS authorizer), in one process (the stand-in kubelet runs apart).
+
+Why one process (issue #16): the token webhook's GET of a token's pre-signed URL, when the URL
+names the sandbox's own STS, is handed to the AWS endpoint's app here, as the same GET (method,
+host, path, query, headers) through the same checks, without TLS and HTTP on both sides: that
+was a quarter of the Python CPU of each token review, and one interpreter fewer at rest and at
+start. A URL naming another host is GET over HTTPS as before (webhook.StsGet).
+
+Run by the sandbox as `python -m helpers.sandbox.services --state DIR`.
+"""
+
+from __future__ import annotations
+
+import sys
+from urllib.parse import urlsplit
+
+from . import common
+
+
+class InProcessSts:
+    """(status, body) of a GET of a pre-signed STS URL: answered by APP (the AWS endpoint's WSGI
+    app) when its host is OWN_HOST ("127.0.0.1:<port>"), else by FALLBACK."""
+
+    def __init__(self, app, own_host: str, fallback):
+        self.app, self.own_host, self.fallback = app, own_host, fallback
+
+    def __call__(self, url: str, headers: dict[str, str]) -> tuple[int, bytes]:
+        from werkzeug.test import EnvironBuilder, run_wsgi_app
+
+        parts = urlsplit(url)
+        if parts.scheme != "https" or parts.netloc != self.own_host:
+            return self.fallback(url, headers)
+        environ = EnvironBuilder(
+            method="GET",
+            # the scheme the endpoint's own server gives its app (wsgiref's answering side sets
+            # it from HTTPS=on, which it is not given): the same environ as over the socket
+            base_url=f"http://{parts.netloc}",
+            path=parts.path or "/",
+            query_string=parts.query,
+            headers=headers,
+        ).get_environ()
+        # what the HTTP server would have put there: the request target as sent
+        environ["RAW_URI"] = environ["REQUEST_URI"] = (parts.path or "/") + (
+            "?" + parts.query if parts.query else ""
+        )
+        body, status, _ = run_wsgi_app(self.app, environ, buffered=True)
+        try:
+            return int(status.split(" ", 1)[0]), b"".join(body)
+        finally:
+            getattr(body, "close", lambda: None)()
+
+
+def main() -> None:
+    from .aws import gateway
+    from .eks import webhook
+
+    state, cfg = common.service_start("The sandbox's AWS endpoint and EKS's webhooks")
+    server, app = gateway.build(state, cfg)
+    own = f"127.0.0.1:{cfg['ports']['aws']}"
+    webhook.serve(state, cfg, InProcessSts(app, own, webhook.StsGet(state / "pki" / "ca.crt")))
+    print("ready", flush=True, file=sys.stderr)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
