@@ -53,3 +53,15 @@ def test_lab_opens_jupyterlab_as_root_and_warns(tmp_path):
             raise AssertionError(f"nothing listens at {url}:\n" + "".join(seen[-40:]))
     finally:
         stop_group(lab)
+
+
+@pytest.mark.parametrize("ask", ["--help", "-h", "help"])
+def test_help_answers_at_once_on_a_new_machine(tmp_path, ask):
+    """Asking for help sets nothing up: on a machine without the lab's environment it prints the
+    commands and creates no cache (the environment takes minutes)."""
+    cache = tmp_path / "cache"
+    r = subprocess.run([str(ROOT / "lab"), ask], cwd=ROOT, env={**os.environ, "EKS_LAB_CACHE": str(cache)},
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert "./lab test" in r.stdout and "./lab sandbox --help" in r.stdout
+    assert not cache.exists()
