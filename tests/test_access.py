@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import pytest
 
 from helpers import eksctl, sandbox, shell
+from tests.waits import eventually
 
 pytestmark = pytest.mark.sandbox
 ACCOUNT = "123456789012"
@@ -43,12 +43,7 @@ def aws_error(env, *args) -> str:
 
 
 def until(fn, timeout=15):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.3)
+    return eventually(fn, timeout=timeout, every=0.3)
 
 
 def test_a_cluster_through_its_three_authentication_modes(cluster):

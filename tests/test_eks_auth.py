@@ -14,6 +14,7 @@ from helpers import eksctl, shell
 from helpers.sandbox import clock
 from helpers.sandbox.aws import account
 from tests import eks_tokens
+from tests.waits import eventually
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("learner_environment")]
 UNAUTHORIZED = "error: You must be logged in to the server (Unauthorized)"
@@ -98,22 +99,17 @@ def test_part3_iam_admin_is_not_a_cluster_user_until_mapped(env, testuser, sb):
                                            kubeconfig=str(sb.kubeconfig))
     assert f'[!]  found existing mappings with same arn "{arn}" (which will be shadowed by your new mapping)' \
         in res.messages
-    who = json.loads(run(["kubectl", "auth", "whoami", "-o", "json"], bastion2, check=False).stdout or "{}")
-    deadline = time.monotonic() + 10
-    while who.get("status", {}).get("userInfo", {}).get("username") != "testuser-2" and time.monotonic() < deadline:
-        time.sleep(0.2)
-        who = json.loads(run(["kubectl", "auth", "whoami", "-o", "json"], bastion2, check=False).stdout or "{}")
+    who = eventually(
+        lambda: json.loads(run(["kubectl", "auth", "whoami", "-o", "json"], bastion2, check=False).stdout or "{}"),
+        lambda w: w.get("status", {}).get("userInfo", {}).get("username") == "testuser-2")
     assert who["status"]["userInfo"]["username"] == "testuser-2"
 
     eksctl.delete_iamidentitymapping("myeks", arn, kubeconfig=str(sb.kubeconfig), all_matches=True)
     # the token whoami used a moment ago is kept 10 s (kube-apiserver's own cache of successful
     # authentications) and `aws eks get-token` makes the same token within a second: the next
     # second's token is refused
-    r = run(["kubectl", "get", "node"], bastion2, check=False)
-    deadline = time.monotonic() + 10
-    while not r.stderr.rstrip().endswith(LOGGED_OUT) and time.monotonic() < deadline:  # (testuser-2: 403)
-        time.sleep(0.2)
-        r = run(["kubectl", "get", "node"], bastion2, check=False)
+    r = eventually(lambda: run(["kubectl", "get", "node"], bastion2, check=False),
+                   lambda r: r.stderr.rstrip().endswith(LOGGED_OUT))  # (testuser-2 meanwhile: 403)
     assert r.returncode == 1 and r.stderr.rstrip().endswith(LOGGED_OUT), r.stderr
 
 
@@ -350,14 +346,11 @@ def test_malformed_aws_auth_denies_and_the_webhook_survives(env, sb):
     try:
         run(["kubectl", "patch", "cm", "-n", "kube-system", "aws-auth", "--type", "merge", "-p", json.dumps(patch)],
             env)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            log = [json.loads(x) for x in (sb.state_dir / "logs" / "authenticator.jsonl").read_text().splitlines()]
-            if any(e.get("decision") == "config" and "mapUsers" in e.get("error", "") for e in log):
-                break
-            time.sleep(0.1)
-        else:
-            pytest.fail("the authenticator did not report the broken aws-auth")
+        log = eventually(
+            lambda: [json.loads(x) for x in (sb.state_dir / "logs" / "authenticator.jsonl").read_text().splitlines()],
+            lambda log: any(e.get("decision") == "config" and "mapUsers" in e.get("error", "") for e in log))
+        assert any(e.get("decision") == "config" and "mapUsers" in e.get("error", "") for e in log), \
+            "the authenticator did not report the broken aws-auth"
         # the creator's access does not depend on aws-auth, and the webhook still answers
         assert run(["kubectl", "get", "nodes"], env).returncode == 0
     finally:
