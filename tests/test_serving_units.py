@@ -458,3 +458,16 @@ def test_the_in_process_sts_get_is_the_same_request_the_endpoint_gets_over_https
     finally:
         over_https.close()
         server.shutdown()
+
+
+def test_an_in_process_sts_get_the_app_fails_is_a_500_as_over_the_socket():
+    """The token webhook then refuses the token with STS's 500, as when the endpoint's server
+    answers a failed app with one (wsgiref's words)."""
+    from helpers.sandbox.services import InProcessSts
+
+    def broken(environ, start_response):
+        raise RuntimeError("the app failed")
+
+    sts = InProcessSts(broken, "127.0.0.1:1", None)
+    assert sts("https://127.0.0.1:1/?Action=GetCallerIdentity", {}) == (
+        500, b"A server error occurred.  Please contact the administrator.")

@@ -4,8 +4,8 @@ validation, pod identity, the EKS authorizer), in one process (the stand-in kube
 
 Why one process (issue #16): the token webhook's GET of a token's pre-signed URL, when the URL
 names the sandbox's own STS, is handed to the AWS endpoint's app here, as the same GET (method,
-host, path, query, headers) through the same checks, without TLS and HTTP on both sides: that
-was a quarter of the Python CPU of each token review, and one interpreter fewer at rest and at
+host, path, query, headers) through the same checks, without TLS and HTTP on both sides:
+about a fifth of the Python CPU of each token review, and one interpreter fewer at rest and at
 start. A URL naming another host is GET over HTTPS as before (webhook.StsGet).
 
 Run by the sandbox as `python -m helpers.sandbox.services --state DIR`.
@@ -13,10 +13,14 @@ Run by the sandbox as `python -m helpers.sandbox.services --state DIR`.
 
 from __future__ import annotations
 
+import logging
 import sys
+import wsgiref.handlers
 from urllib.parse import urlsplit
 
 from . import common
+
+log = logging.getLogger("aws-gateway")
 
 
 class InProcessSts:
@@ -45,7 +49,11 @@ class InProcessSts:
         environ["RAW_URI"] = environ["REQUEST_URI"] = (parts.path or "/") + (
             "?" + parts.query if parts.query else ""
         )
-        body, status, _ = run_wsgi_app(self.app, environ, buffered=True)
+        try:
+            body, status, _ = run_wsgi_app(self.app, environ, buffered=True)
+        except Exception:  # what the endpoint's server answers when its app fails: a 500
+            log.exception("the STS GET failed in the AWS endpoint's app")
+            return 500, wsgiref.handlers.BaseHandler.error_body
         try:
             return int(status.split(" ", 1)[0]), b"".join(body)
         finally:
