@@ -141,21 +141,27 @@ def wait_for_pods(namespace: str, *names: str, timeout: float = 30) -> None:
         ).check()
 
 
+def eventually(fn, holds=bool, timeout: float = 20, interval: float = 0.5):
+    """FN() again until `holds(its result)` or TIMEOUT seconds have passed: the last result either
+    way, for the caller to assert (a failure then shows what was seen last)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if holds(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
 def until(
     command: str, holds, timeout: float = 20, interval: float = 0.5, input: str | None = None
 ):
     """Run COMMAND until `holds(result)` (for what the API server applies a moment after it is
     written, e.g. a new admission policy); the last Result either way, so the cell can assert it."""
-    import time
-
     from . import commands
 
-    deadline = time.monotonic() + timeout
-    while True:
-        r = commands.run(command, input=input)
-        if holds(r) or time.monotonic() > deadline:
-            return r
-        time.sleep(interval)
+    return eventually(lambda: commands.run(command, input=input), holds, timeout, interval)
 
 
 def expect_decision(d, timeout: float = 120, **fields):

@@ -56,16 +56,10 @@ def until(command: str, holds, timeout: float = 20):
     """Run COMMAND (kubectl or aws, as this kernel) until `holds(result)`: for a change the API
     server sees a moment later (a successful token review is kept for 10 s, and `aws eks get-token`
     makes the same token within a second). Returns the last result either way."""
-    import time
-
     from . import commands
+    from .checks import eventually
 
-    deadline = time.monotonic() + timeout
-    while True:
-        r = commands.run(command, timeout=60)
-        if holds(r) or time.monotonic() > deadline:
-            return r
-        time.sleep(0.5)
+    return eventually(lambda: commands.run(command, timeout=60), holds, timeout)
 
 
 class Workstation:
@@ -98,14 +92,9 @@ class Workstation:
     def until(self, command: str, holds, timeout: float = 20):
         """Run COMMAND here until `holds(result)`: for a change the API server sees a moment later
         (it keeps a successful token review for 10 s, and a token is the same within a second)."""
-        import time
+        from .checks import eventually
 
-        deadline = time.monotonic() + timeout
-        while True:
-            r = self.run(command)
-            if holds(r) or time.monotonic() > deadline:
-                return r
-            time.sleep(0.5)
+        return eventually(lambda: self.run(command), holds, timeout)
 
 
 def remove_iam_user(name: str) -> None:

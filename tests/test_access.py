@@ -10,7 +10,7 @@ import os
 import pytest
 
 from helpers import eksctl, sandbox, shell
-from tests.waits import eventually
+from helpers.checks import eventually
 
 pytestmark = pytest.mark.sandbox
 ACCOUNT = "123456789012"
@@ -43,7 +43,7 @@ def aws_error(env, *args) -> str:
 
 
 def until(fn, timeout=15):
-    return eventually(fn, timeout=timeout, every=0.3)
+    return eventually(fn, timeout=timeout, interval=0.3)
 
 
 def test_a_cluster_through_its_three_authentication_modes(cluster):

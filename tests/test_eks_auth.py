@@ -11,10 +11,10 @@ import pytest
 import yaml
 
 from helpers import eksctl, shell
+from helpers.checks import eventually
 from helpers.sandbox import clock
 from helpers.sandbox.aws import account
 from tests import eks_tokens
-from tests.waits import eventually
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("learner_environment")]
 UNAUTHORIZED = "error: You must be logged in to the server (Unauthorized)"
@@ -101,7 +101,8 @@ def test_part3_iam_admin_is_not_a_cluster_user_until_mapped(env, testuser, sb):
         in res.messages
     who = eventually(
         lambda: json.loads(run(["kubectl", "auth", "whoami", "-o", "json"], bastion2, check=False).stdout or "{}"),
-        lambda w: w.get("status", {}).get("userInfo", {}).get("username") == "testuser-2")
+        lambda w: w.get("status", {}).get("userInfo", {}).get("username") == "testuser-2",
+        timeout=10, interval=0.2)
     assert who["status"]["userInfo"]["username"] == "testuser-2"
 
     eksctl.delete_iamidentitymapping("myeks", arn, kubeconfig=str(sb.kubeconfig), all_matches=True)
@@ -109,7 +110,8 @@ def test_part3_iam_admin_is_not_a_cluster_user_until_mapped(env, testuser, sb):
     # authentications) and `aws eks get-token` makes the same token within a second: the next
     # second's token is refused
     r = eventually(lambda: run(["kubectl", "get", "node"], bastion2, check=False),
-                   lambda r: r.stderr.rstrip().endswith(LOGGED_OUT))  # (testuser-2 meanwhile: 403)
+                   lambda r: r.stderr.rstrip().endswith(LOGGED_OUT),  # (testuser-2 meanwhile: 403)
+                   timeout=10, interval=0.2)
     assert r.returncode == 1 and r.stderr.rstrip().endswith(LOGGED_OUT), r.stderr
 
 
@@ -348,7 +350,8 @@ def test_malformed_aws_auth_denies_and_the_webhook_survives(env, sb):
             env)
         log = eventually(
             lambda: [json.loads(x) for x in (sb.state_dir / "logs" / "authenticator.jsonl").read_text().splitlines()],
-            lambda log: any(e.get("decision") == "config" and "mapUsers" in e.get("error", "") for e in log))
+            lambda log: any(e.get("decision") == "config" and "mapUsers" in e.get("error", "") for e in log),
+            timeout=10, interval=0.1)
         assert any(e.get("decision") == "config" and "mapUsers" in e.get("error", "") for e in log), \
             "the authenticator did not report the broken aws-auth"
         # the creator's access does not depend on aws-auth, and the webhook still answers

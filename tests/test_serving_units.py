@@ -448,8 +448,8 @@ def test_the_in_process_sts_get_is_the_same_request_the_endpoint_gets_over_https
                  "&X-Amz-Signature=0a%2B1")
         url = f"https://{host}/?{query}"
         status, body = in_process(url, {"x-k8s-aws-id": "myeks"})
-        assert (status, json.loads(body)) == (
-            lambda s, b: (s, json.loads(b)))(*over_https(url, {"x-k8s-aws-id": "myeks"}))
+        wire_status, wire_body = over_https(url, {"x-k8s-aws-id": "myeks"})
+        assert (status, json.loads(body)) == (wire_status, json.loads(wire_body))
         assert status == 403 and json.loads(body)["raw"] == f"/?{query}"
         assert elsewhere == []
         assert in_process("https://sts.amazonaws.com/?" + query, {})[0] == 599

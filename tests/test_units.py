@@ -496,9 +496,9 @@ def test_down_stops_what_an_earlier_version_ran_and_up_does_not_reuse_it(tmp_pat
 
 
 def test_eventually_returns_the_first_good_result_or_the_last_one_seen():
-    from tests.waits import eventually
+    from helpers.checks import eventually
 
     calls = iter(range(100))
-    assert eventually(lambda: next(calls), lambda n: n == 3, timeout=5, every=0) == 3
-    seen = eventually(lambda: next(calls), lambda n: False, timeout=0.05, every=0.01)
+    assert eventually(lambda: next(calls), lambda n: n == 3, timeout=5, interval=0) == 3
+    seen = eventually(lambda: next(calls), lambda n: False, timeout=0.05, interval=0.01)
     assert 4 < seen < 100  # tried again until the time was up, then said what it saw last
