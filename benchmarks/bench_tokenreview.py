@@ -9,7 +9,9 @@ made as `aws eks get-token` makes them. Every token is used once, so every revie
 check (the sandbox's API server keeps no webhook answers,
 --authentication-token-webhook-cache-ttl=0s, but a repeated token would measure a cache wherever
 one is on). Prints p50/p99 for both and the ratio, and the same for a user aws-auth maps (EKS
-maps the creator itself: only a mapped user's review looks aws-auth up). Then --sequential reviews
+maps the creator itself: only a mapped user's review looks aws-auth up), and for each 50-client run
+the CPU each process spends per review (the API server; the AWS process, which serves the
+webhooks; this bench's clients): with every core busy, the rate is the cores over their sum. Then --sequential reviews
 from one client, one at a time: what a notebook's kubectl waits for (a fixed cost per answer,
 e.g. a delayed ACK, shows here and hides under 50 clients). Last, the floor: the same 50 clients
 with the token webhook swapped for one that says yes without any work (floor_webhook.py, our
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import ssl
 import statistics
 import sys
@@ -34,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from helpers.sandbox import lifecycle  # noqa: E402
+from helpers.sandbox import lifecycle, procs  # noqa: E402
 from helpers.sandbox.components.apiserver import admin_context  # noqa: E402
 from helpers.sandbox.layout import layout  # noqa: E402
 
@@ -146,7 +149,8 @@ def _answers(healthy) -> bool:
         return False
 
 
-def floor_clients(sb, port: int, ctx: ssl.SSLContext, clients: int, per_client: int) -> tuple[list[float], float]:
+def floor_clients(sb, port: int, ctx: ssl.SSLContext, clients: int, per_client: int,
+                  meter: CpuPerReview) -> tuple[tuple[list[float], float], dict[str, float]]:
     """The 50-client run with floor_webhook.py in the token webhook's place (this bench's own
     sandbox: it is taken down after). The webhooks run in the AWS process: that process is
     stopped, and the floor runs under its name (so that `down` stops it)."""
@@ -168,8 +172,46 @@ def floor_clients(sb, port: int, ctx: ssl.SSLContext, clients: int, per_client: 
     tokens = [f"k8s-aws-v1.floor-{i:06d}" for i in range(clients * per_client + 25)]
     run_clients(port, ctx, tokens[-25:], 5, 5)
     t0 = time.perf_counter()
-    lat = run_clients(port, ctx, tokens[:clients * per_client], clients, per_client)
-    return lat, time.perf_counter() - t0
+    lat, cpu = meter.measure(lambda: run_clients(port, ctx, tokens[:clients * per_client], clients, per_client))
+    return (lat, time.perf_counter() - t0), cpu
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuPerReview:
+    """CPU each sandbox process (and this bench, the clients) spends per review over a run: on a
+    machine whose cores are all busy, what the review rate is made of."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+
+    def _now(self) -> dict[str, float]:
+        out = {"bench clients": time.process_time()}
+        for pidfile in sorted(self.run_dir.glob("*.pid")):
+            p = procs.load(self.run_dir, pidfile.stem)
+            if p and p.alive():
+                out[p.name] = cpu_seconds(p.pid)
+        return out
+
+    def measure(self, run):
+        """RUN() -> latencies; returns them and {process: CPU ms per review}."""
+        before = self._now()
+        lat = run()
+        after = self._now()
+        return lat, {k: (after[k] - before[k]) / len(lat) * 1000 for k in after
+                     if k in before and after[k] > before[k]}
+
+
+def cpu_line(name: str, per_review: dict[str, float]) -> str:
+    shown = sorted(((v, k) for k, v in per_review.items() if v >= 0.01), reverse=True)
+    total = sum(per_review.values())
+    return (f"{name:15} CPU per review {total:5.2f} ms (at most {os.cpu_count() or 1} cores / that ="
+            f" {(os.cpu_count() or 1) / total * 1000:5.0f}/s): "
+            + ", ".join(f"{k} {v:.2f}" for v, k in shown))
 
 
 def pct(values: list[float], p: float) -> float:
@@ -196,16 +238,20 @@ def main() -> None:
             run_clients(port, ctx, sa_tokens[-25:], 5, 5)  # warm the paths up
             run_clients(port, ctx, eks_tokens[-25:], 5, 5)
             run_clients(port, ctx, mapped_tokens[-25:], 5, 5)
-            results, walls = {}, {}
+            results, walls, cpu = {}, {}, {}
             seq = args.sequential
             runs = (("ServiceAccount", sa_tokens), ("EKS (webhook)", eks_tokens), ("EKS, aws-auth", mapped_tokens))
+            meter = CpuPerReview(lay.run)
             for name, toks in runs:
                 t0 = time.perf_counter()
-                lat = run_clients(port, ctx, toks[seq:], args.clients, args.per_client)
+                lat, cpu[name] = meter.measure(lambda: run_clients(port, ctx, toks[seq:], args.clients,
+                                                                   args.per_client))
                 wall = time.perf_counter() - t0
                 results[name], walls[name] = lat, wall
                 print(f"{name:15} n={len(lat)}  p50 {pct(lat, 50):7.1f} ms  p99 {pct(lat, 99):7.1f} ms  "
                       f"mean {statistics.mean(lat) * 1000:7.1f} ms  {len(lat) / wall:6.0f} reviews/s")
+            for name, per_review in cpu.items():
+                print(cpu_line(name, per_review))
             ratio = pct(results["EKS (webhook)"], 99) / pct(results["ServiceAccount"], 99)
             print(f"p99 ratio EKS / ServiceAccount: {ratio:.2f}x  (target <= 3x; {args.clients} concurrent clients)")
             p50_ratio = pct(results["EKS (webhook)"], 50) / pct(results["ServiceAccount"], 50)
@@ -233,12 +279,13 @@ def main() -> None:
                       f"{eks50 / pct(one['ServiceAccount'], 50):.2f}x  (target: EKS p50 < 10 ms: "
                       f"{'met' if eks50 < 10 else 'NOT met'})")
             # last: the sandbox's token webhook is gone after it
-            floor, floor_wall = floor_clients(sb, port, ctx, args.clients, args.per_client)
+            (floor, floor_wall), floor_cpu = floor_clients(sb, port, ctx, args.clients, args.per_client, meter)
             floor_rate = len(floor) / floor_wall
             sa50, eks50_all, floor50 = (pct(x, 50) for x in (results["ServiceAccount"], results["EKS (webhook)"], floor))
             print(f"{'floor webhook':15} n={len(floor)}  p50 {floor50:7.1f} ms  p99 {pct(floor, 99):7.1f} ms  "
                   f"mean {statistics.mean(floor) * 1000:7.1f} ms  {floor_rate:6.0f} reviews/s  "
                   "(says yes to every token without any work)")
+            print(cpu_line("floor webhook", floor_cpu))
             print(f"p50 ratio floor / ServiceAccount: {floor50 / sa50:.2f}x: the API server and one Python hop "
                   f"alone; the token checks and the STS GET add {eks50_all - floor50:.0f} ms at p50")
         finally:

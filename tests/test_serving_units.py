@@ -471,3 +471,75 @@ def test_an_in_process_sts_get_the_app_fails_is_a_500_as_over_the_socket():
     sts = InProcessSts(broken, "127.0.0.1:1", None)
     assert sts("https://127.0.0.1:1/?Action=GetCallerIdentity", {}) == (
         500, b"A server error occurred.  Please contact the administrator.")
+
+
+class _YesToEveryToken:
+    """What the webhook's handler asks of the authenticator, answering yes without any check."""
+
+    def __init__(self):
+        import contextlib
+
+        self.turn = contextlib.nullcontext
+
+    def review(self, review, client):
+        return 200, {"username": "kubernetes-admin", "uid": "aws-iam-authenticator:x", "groups": []}
+
+
+@pytest.fixture()
+def webhook_port(pki_dir):
+    """The token webhook's handler on a port of its own, counting the writes of each connection."""
+    from helpers.sandbox.eks.webhook import make_handler
+
+    writes: list[int] = []
+
+    class Counted(make_handler(_YesToEveryToken(), None)):
+        def setup(self):
+            super().setup()
+            raw = self.wfile.raw
+            write = raw.write
+            raw.write = lambda b: writes.append(len(b)) or write(b)
+
+    ctx = common.server_context(pki_dir / "authenticator.crt", pki_dir / "authenticator.key",
+                                client_ca=pki_dir / "ca.crt")
+    server = common.serve_https(0, Counted, ctx)
+    client = common.client_context(pki_dir / "ca.crt", pki_dir / "apiserver-webhook-client.crt",
+                                   pki_dir / "apiserver-webhook-client.key")
+    yield server.server_address[1], client, writes
+    server.shutdown()
+
+
+def test_a_webhook_answer_leaves_in_one_write(webhook_port):
+    port, client, writes = webhook_port
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=client, timeout=5)
+    review = json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+                         "spec": {"token": "k8s-aws-v1.x"}})
+    for _ in range(3):  # each answer of a kept connection, not only the first
+        conn.request("POST", "/authenticate", review, {"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        assert resp.status == 200 and json.loads(resp.read())["status"]["authenticated"] is True
+    conn.close()
+    assert len(writes) == 3, writes
+
+
+def test_a_webhook_says_100_continue_before_the_body_comes(webhook_port):
+    """A client that waits for `100 Continue` (curl, for a body over 1 KB) gets it at once, not
+    when the answer is flushed after a body it has not sent."""
+    import ssl
+
+    port, client, _ = webhook_port
+    body = json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+                       "spec": {"token": "k8s-aws-v1." + "a" * 2000}}).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as raw:
+        with client.wrap_socket(raw, server_hostname="localhost") as s:
+            s.sendall(b"POST /authenticate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body))
+            try:
+                interim = s.recv(4096)
+            except (socket.timeout, ssl.SSLError) as e:
+                pytest.fail(f"no 100 Continue within 3 s: {e}")
+            assert interim.startswith(b"HTTP/1.1 100 Continue\r\n"), interim
+            s.sendall(body)
+            answer = b""
+            while b"authenticated" not in answer:
+                answer += s.recv(4096)
+            assert answer.startswith(b"HTTP/1.1 200 ")

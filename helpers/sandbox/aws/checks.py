@@ -183,8 +183,9 @@ class Checks:
         return None
 
     def presigned_get_caller_identity(self, req: Request, wants_json: bool) -> Response:
+        url = req.url  # werkzeug builds it anew at each reading
         try:
-            p = sigv4.parse(req.url)
+            p = sigv4.parse(url)
         except (KeyError, ValueError, IndexError):
             return responses.sts_error(
                 "IncompleteSignature", "Request is missing Authentication Token", 403, wants_json
@@ -208,7 +209,7 @@ class Checks:
                 403,
                 wants_json,
             )
-        if not sigv4.signature_matches(req.method, req.url, dict(req.headers), cred.secret, p):
+        if not sigv4.signature_matches(req.method, url, dict(req.headers), cred.secret, p):
             return responses.sts_error(
                 "SignatureDoesNotMatch", responses.MSG_SIGNATURE, 403, wants_json
             )

@@ -492,6 +492,16 @@ ONLY_THE_API_SERVER = b"forbidden: only the API server's client certificate is a
 def make_handler(auth: Authenticator, pods: PodIdentity):
     class Handler(common.ServingRules, BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive: the API server reuses its connection
+        # an answer's headers and body leave in one write (one TLS record, one send), flushed
+        # after each request by http.server; an error answer closes the connection, which
+        # flushes it too
+        wbufsize = -1
+
+        def handle_expect_100(self):
+            # the interim answer is due before the body comes (curl waits a second for it)
+            ok = super().handle_expect_100()
+            self.wfile.flush()
+            return ok
 
         def log_message(self, fmt, *args):  # the decision log says what matters
             pass
