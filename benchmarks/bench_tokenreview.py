@@ -11,12 +11,12 @@ check (the sandbox's API server keeps no webhook answers,
 one is on). Prints p50/p99 for both and the ratio, and the same for a user aws-auth maps (EKS
 maps the creator itself: only a mapped user's review looks aws-auth up), and for each 50-client run
 the CPU each process spends per review (the API server; the AWS process, which serves the
-webhooks; this bench's clients): with every core busy, the rate is the cores over their sum. Then --sequential reviews
-from one client, one at a time: what a notebook's kubectl waits for (a fixed cost per answer,
-e.g. a delayed ACK, shows here and hides under 50 clients). Last, the floor: the same 50 clients
-with the token webhook swapped for one that says yes without any work (floor_webhook.py, our
-serving stack alone), which is what the API server and one Python hop cost by themselves; the
-real webhook's checks and STS GET are the rest.
+webhooks; this bench's clients): with every core busy, the rate is the cores over their sum.
+Then --sequential reviews from one client, one at a time: what a notebook's kubectl waits for (a
+fixed cost per answer, e.g. a delayed ACK, shows here and hides under 50 clients). Last, the
+floor: the same 50 clients with the token webhook swapped for one that says yes without any work
+(floor_webhook.py, our serving stack alone), which is what the API server and one Python hop cost
+by themselves; the real webhook's checks and STS GET are the rest.
 Targets: EKS p99 <= 3x the ServiceAccount p99 (issue #3); sequential EKS p50 under 10 ms, at 50
 clients EKS p50 <= 5x the ServiceAccount p50 and >= 3x the 150 reviews/s of before (#16), also
 taken as a share of the ServiceAccount rate in the same run (150 of 890 then).
@@ -209,9 +209,9 @@ class CpuPerReview:
 def cpu_line(name: str, per_review: dict[str, float]) -> str:
     shown = sorted(((v, k) for k, v in per_review.items() if v >= 0.01), reverse=True)
     total = sum(per_review.values())
-    return (f"{name:15} CPU per review {total:5.2f} ms (at most {os.cpu_count() or 1} cores / that ="
-            f" {(os.cpu_count() or 1) / total * 1000:5.0f}/s): "
-            + ", ".join(f"{k} {v:.2f}" for v, k in shown))
+    cores = len(os.sched_getaffinity(0))
+    return (f"{name:15} CPU per review {total:5.2f} ms (at most {cores} cores / that ="
+            f" {cores / total * 1000:5.0f}/s): " + ", ".join(f"{k} {v:.2f}" for v, k in shown))
 
 
 def pct(values: list[float], p: float) -> float:
