@@ -167,3 +167,21 @@ def test_a_services_backend_draws_the_same_ids_whichever_request_makes_it():
     with motopatches.replayable(7, dt.datetime(2026, 11, 29)):
         # the backend made inside the change drew nothing from the change's generator
         assert mock_random.get_random_hex(8) == after
+
+
+def test_a_bucket_is_dated_by_its_change_so_a_replay_keeps_its_creation_date():
+    """moto dates an S3 bucket from the wall clock itself: replayed after a restart, a bucket would
+    show the restart's time as its CreationDate."""
+    import datetime as dt
+
+    from moto.s3.models import s3_backends
+
+    from helpers.sandbox.aws import motopatches
+
+    motopatches.randomness_and_clock_per_thread()
+    backend = s3_backends["000000000042"]["aws"]
+    first = dt.datetime(2026, 11, 29, 8, 30, 15)
+    with motopatches.replayable(7, first):
+        bucket = backend.create_bucket("dated-by-its-change", "us-east-1")
+    assert bucket.creation_date == first.replace(tzinfo=dt.timezone.utc)
+    assert bucket.creation_date_ISO8601 == "2026-11-29T08:30:15.000Z"

@@ -106,6 +106,8 @@ def _what_aws_shows(made: dict) -> dict:
             p["Arn"] for p in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]
         ],
         "object": s3.get_object(Bucket="learner-bucket", Key="notes.txt")["Body"].read(),
+        # replayed, a bucket keeps the date it was made (moto's own would be the restart's)
+        "buckets": [(b["Name"], str(b["CreationDate"])) for b in s3.list_buckets()["Buckets"]],
         # the keys and the session still sign in, as who they were
         "dev": _client("sts", made["key"]).get_caller_identity()["Arn"],
         "session": _client("sts", made["session"]).get_caller_identity()["Arn"],

@@ -116,6 +116,17 @@ def randomness_and_clock_per_thread() -> None:
     for name, module in list(sys.modules.items()):
         if name.startswith("moto.") and getattr(module, "utcnow", None) is original:
             module.utcnow = utcnow
+    # S3 dates a bucket from the wall clock, not utcnow: from the change's time instead, so that
+    # a bucket keeps its CreationDate across a restart, as it does on AWS
+    from moto.s3.models import FakeBucket
+
+    make_bucket = FakeBucket.__init__
+
+    def bucket_dated_by_its_change(self, *args, **kwargs):
+        make_bucket(self, *args, **kwargs)
+        self.creation_date = utcnow().replace(tzinfo=dt.timezone.utc)
+
+    FakeBucket.__init__ = bucket_dated_by_its_change
     # A service's backend is made the first time anything touches it (EC2's draws its default
     # VPC's ids), by a read or by a change, live or replayed: it draws from a generator of its own,
     # seeded by what it is, so that its ids are the same whichever request came first.
