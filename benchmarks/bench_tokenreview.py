@@ -176,12 +176,6 @@ def floor_clients(sb, port: int, ctx: ssl.SSLContext, clients: int, per_client: 
     return (lat, time.perf_counter() - t0), cpu
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 class CpuPerReview:
     """CPU each sandbox process (and this bench, the clients) spends per review over a run: on a
     machine whose cores are all busy, what the review rate is made of."""
@@ -190,11 +184,14 @@ class CpuPerReview:
         self.run_dir = run_dir
 
     def _now(self) -> dict[str, float]:
+        import psutil
+
         out = {"bench clients": time.process_time()}
         for pidfile in sorted(self.run_dir.glob("*.pid")):
             p = procs.load(self.run_dir, pidfile.stem)
             if p and p.alive():
-                out[p.name] = cpu_seconds(p.pid)
+                cpu = psutil.Process(p.pid).cpu_times()
+                out[p.name] = cpu.user + cpu.system
         return out
 
     def measure(self, run):

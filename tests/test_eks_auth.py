@@ -348,12 +348,13 @@ def test_malformed_aws_auth_denies_and_the_webhook_survives(env, sb):
     try:
         run(["kubectl", "patch", "cm", "-n", "kube-system", "aws-auth", "--type", "merge", "-p", json.dumps(patch)],
             env)
+        def reported(log) -> bool:
+            return any(e.get("decision") == "config" and "mapUsers" in e.get("error", "") for e in log)
+
         log = eventually(
             lambda: [json.loads(x) for x in (sb.state_dir / "logs" / "authenticator.jsonl").read_text().splitlines()],
-            lambda log: any(e.get("decision") == "config" and "mapUsers" in e.get("error", "") for e in log),
-            timeout=10, interval=0.1)
-        assert any(e.get("decision") == "config" and "mapUsers" in e.get("error", "") for e in log), \
-            "the authenticator did not report the broken aws-auth"
+            reported, timeout=10, interval=0.1)
+        assert reported(log), "the authenticator did not report the broken aws-auth"
         # the creator's access does not depend on aws-auth, and the webhook still answers
         assert run(["kubectl", "get", "nodes"], env).returncode == 0
     finally:
