@@ -221,6 +221,10 @@ def test_presigned_signature_check():
     assert not sigv4.signature_matches("GET", url, headers, "wrong", p)
     assert not sigv4.signature_matches("GET", eks_tokens.edit_query(url, set_={"Version": "2011-06-16"}),
                                        headers, "s3cr3t", p)
+    # a signed value with characters SigV4 encodes (a session token's + / =, a space, é) checks out
+    for session_token in ("AQo+b/c=", "a b", "~&%;\u00e9"):
+        url = good_url(session_token=session_token)
+        assert sigv4.signature_matches("GET", url, headers, "s3cr3t", sigv4.parse(url)), session_token
 
 
 def test_header_signature_check_over_the_exact_bytes():

@@ -473,6 +473,149 @@ def test_an_in_process_sts_get_the_app_fails_is_a_500_as_over_the_socket():
         500, b"A server error occurred.  Please contact the administrator.")
 
 
+class _Keys:
+    """What `credentials.lookup` finds: a user's key; role sessions' keys, one whose session token
+    has characters SigV4 encodes and one whose session has expired."""
+
+    def __init__(self, now):
+        import datetime as dt
+
+        from helpers.sandbox.aws.credentials import Credential
+
+        self.table = {
+            "AKIAUSER000000000001": Credential("user-secret", None, None, "AIDAUSER", ARN_USER, "111122223333"),
+            "ASIASESSION000000001": Credential("session-secret", "the-session-token",
+                                               now + dt.timedelta(hours=1), "AROAROLE:me", ARN_ROLE,
+                                               "111122223333"),
+            "ASIAODDTOKEN00000001": Credential("odd-secret", ODD_TOKEN, now + dt.timedelta(hours=1),
+                                               "AROAROLE:odd", ARN_ROLE, "111122223333"),
+            "ASIASPENT0000000001X": Credential("spent-secret", "spent-token", now - dt.timedelta(minutes=1),
+                                               "AROAROLE:old", ARN_ROLE, "111122223333"),
+        }
+
+    def __call__(self, key_id):
+        return self.table.get(key_id)
+
+
+ARN_USER = "arn:aws:iam::111122223333:user/alice"
+ARN_ROLE = "arn:aws:sts::111122223333:assumed-role/reader/me"
+ODD_TOKEN = "a~b/c&d=e%f+g h\u00e9;i"  # signed, so each of its characters' quoting must agree
+
+
+def _presigned_cases(host: str, now) -> list[tuple[str, str, dict[str, str]]]:
+    """(what, query, headers) of GETs of the sandbox's STS as EKS tokens name it, good and bad."""
+    import datetime as dt
+    from urllib.parse import quote, unquote, urlsplit
+
+    from tests import eks_tokens
+
+    def url(key="AKIAUSER000000000001", secret="user-secret", token=None, at=None, cluster="myeks"):
+        return eks_tokens.presigned_url(f"https://{host}", key, secret, token, cluster=cluster, at=at or now)
+
+    def q(u: str) -> str:
+        return urlsplit(u).query
+
+    good = url()
+    mine = {"x-k8s-aws-id": "myeks", "accept": "application/json"}
+    requoted = "&".join(  # every byte of each value percent-encoded, hex in lower case
+        k + "=" + "".join("%%%02x" % b for b in unquote(v).encode())
+        for k, v in (pair.split("=", 1) for pair in q(good).split("&")))
+    return [
+        ("a user's good token", q(good), mine),
+        ("the same, as XML (no Accept)", q(good), {"x-k8s-aws-id": "myeks"}),
+        ("another cluster's header", q(good), {**mine, "x-k8s-aws-id": "other"}),
+        ("every value re-encoded", requoted, mine),
+        ("a signature changed", q(eks_tokens.edit_query(good, set_={"X-Amz-Signature": "0" * 64})), mine),
+        ("a parameter added", q(eks_tokens.edit_query(good, add=[("Version", "2011-06-16")])), mine),
+        ("an unknown key", q(url(key="AKIANOBODY0000000000")), mine),
+        ("a role session's key", q(url("ASIASESSION000000001", "session-secret", "the-session-token")), mine),
+        ("its session token not given", q(url("ASIASESSION000000001", "session-secret")), mine),
+        ("a session since expired", q(url("ASIASPENT0000000001X", "spent-secret", "spent-token")), mine),
+        ("signed 20 minutes ago", q(url(at=now - dt.timedelta(minutes=20))), mine),
+        ("signed 20 minutes ahead", q(url(at=now + dt.timedelta(minutes=20))), mine),
+        ("no credential", q(eks_tokens.edit_query(good, drop=("X-Amz-Credential",))), mine),
+        ("a date that is no date", q(eks_tokens.edit_query(good, set_={"X-Amz-Date": "yesterday"})), mine),
+        ("a value of bytes that are not UTF-8", q(good) + "&X-Amz-Security-Token=%ff%fe", mine),
+        ("'+' and a space", q(eks_tokens.edit_query(good, set_={"Version": "a b+c"})), mine),
+        ("the action in other letters (not STS's)", q(good).replace("Action=", "action="), mine),
+        ("no signature (not pre-signed)", q(eks_tokens.edit_query(good, drop=("X-Amz-Signature",))), mine),
+        ("another action", q(eks_tokens.edit_query(good, set_={"Action": "GetSessionToken"})), mine),
+        ("a session token of ~/&=%+, a space, é and ;",
+         q(url("ASIAODDTOKEN00000001", "odd-secret", ODD_TOKEN)), mine),
+    ] + [(f"{c!r} unsigned in a value", q(good) + "&X-Amz-Security-Token=" + quote(c, safe=""), mine)
+         for c in ("~", "/", "&", "=", "%", "\u00e9")]
+
+
+def test_a_pre_signed_get_answered_without_wsgi_is_answered_as_through_the_app(monkeypatch):
+    """The token webhook's GET of its own STS skips the WSGI environ for a pre-signed
+    GetCallerIdentity (the gateway's presigned_get): for good and bad tokens alike, status and
+    body (but the request id) are what the gateway's checks answer the same GET made into a
+    request, and whatever the checks leave to moto still goes to the app."""
+    import datetime as dt
+    import re
+
+    from werkzeug.wrappers import Request
+
+    from helpers.sandbox.aws import checks as checks_module
+    from helpers.sandbox.aws.gateway import Gateway
+    from helpers.sandbox.services import InProcessSts
+
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    monkeypatch.setattr(checks_module, "lookup", _Keys(now))
+    monkeypatch.setattr(checks_module.clock, "now", lambda: now)
+    checks = checks_module.Checks("unused-ca.crt")
+    host = "127.0.0.1:4443"
+    to_moto = b"moto answers this one"
+
+    def whole_app(environ, start_response):  # the gateway's checks, then (here) moto
+        answer = checks.check(Request(environ))
+        if answer is None:
+            start_response("418 I'm a teapot", [("Content-Length", str(len(to_moto)))])
+            return [to_moto]
+        return answer(environ, start_response)
+
+    class GatewayLike:  # the gateway's in-process answer over the same checks
+        presigned_get = Gateway.presigned_get
+        __call__ = staticmethod(whole_app)
+
+        def __init__(self):
+            self.checks = checks
+
+    through_app = InProcessSts(whole_app, host, None)
+    without_wsgi = InProcessSts(GatewayLike(), host, None)
+    request_id = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+    said = {}
+    for what, query, headers in _presigned_cases(host, now):
+        url = f"https://{host}/?{query}"
+        want = through_app(url, headers)
+        got = without_wsgi(url, headers)
+        assert (got[0], request_id.sub(b"<id>", got[1])) == (want[0], request_id.sub(b"<id>", want[1])), what
+        said[what] = want[0]
+    assert {200, 403, 418} <= set(said.values())  # granted, refused, and left to moto were all among them
+    # the cases say what they mean: the good ones are granted
+    assert [what for what, status in said.items() if status == 200] == [
+        "a user's good token", "the same, as XML (no Accept)", "every value re-encoded", "a role session's key",
+        "a session token of ~/&=%+, a space, é and ;"]
+
+
+def test_a_pre_signed_check_that_fails_without_wsgi_is_the_gateways_400():
+    """A check that raises is answered as the gateway answers it through WSGI; a path other than
+    / is left to the app."""
+    from helpers.sandbox.aws.gateway import Gateway
+
+    class Broken:
+        def presigned_get(self, host, query, headers):
+            raise RuntimeError("a check failed")
+
+    class App:
+        presigned_get = Gateway.presigned_get
+        checks = Broken()
+
+    answer = App().presigned_get("127.0.0.1:1", "/", "Action=GetCallerIdentity", {})
+    assert answer.status_code == 400 and b"malformed request: a check failed" in answer.get_data()
+    assert App().presigned_get("127.0.0.1:1", "/other", "Action=GetCallerIdentity", {}) is None
+
+
 class _YesToEveryToken:
     """What the webhook's handler asks of the authenticator, answering yes without any check."""
 

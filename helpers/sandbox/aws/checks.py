@@ -21,6 +21,7 @@ import io
 import logging
 from urllib.parse import parse_qsl
 
+from werkzeug.datastructures import Headers, MultiDict
 from werkzeug.wrappers import Request, Response
 
 from .. import clock
@@ -51,8 +52,10 @@ class Checks:
         ):
             return self.assume_role_with_web_identity(dict(req.args))
         if "X-Amz-Signature" in req.args:
-            if req.args.get("Action") == "GetCallerIdentity":
-                return self.presigned_get_caller_identity(req, wants_json)
+            if is_presigned_caller_identity(req.args):
+                return self.presigned_get_caller_identity(
+                    req.method, req.url, dict(req.headers), wants_json
+                )
             return None
         auth = req.headers.get("Authorization", "")
         if not auth:
@@ -182,8 +185,27 @@ class Checks:
             )
         return None
 
-    def presigned_get_caller_identity(self, req: Request, wants_json: bool) -> Response:
-        url = req.url  # werkzeug builds it anew at each reading
+    def presigned_get(self, host: str, query: str, headers: dict[str, str]) -> Response | None:
+        """`check`'s answer to GET https://HOST/?QUERY with HEADERS when that is a pre-signed
+        GetCallerIdentity, from the same method, URL and headers, with no WSGI environ made and
+        parsed (the token webhook's in-process GET: services.py); None for any other request,
+        which only the whole app can answer."""
+        args = MultiDict(parse_qsl(query, keep_blank_values=True, errors="werkzeug.url_quote"))
+        if not is_presigned_caller_identity(args):
+            return None
+        given = Headers([("Host", host), *headers.items()])
+        return self.presigned_get_caller_identity(
+            "GET",
+            # werkzeug's request.url re-quotes the query, keeping every value's decoding, and the
+            # checks read decoded values only (the signature's canonical query is re-encoded)
+            f"http://{host}/?{query}",
+            dict(given),
+            "application/json" in given.get("Accept", ""),
+        )
+
+    def presigned_get_caller_identity(
+        self, method: str, url: str, headers: dict[str, str], wants_json: bool
+    ) -> Response:
         try:
             p = sigv4.parse(url)
         except (KeyError, ValueError, IndexError):
@@ -209,7 +231,7 @@ class Checks:
                 403,
                 wants_json,
             )
-        if not sigv4.signature_matches(req.method, url, dict(req.headers), cred.secret, p):
+        if not sigv4.signature_matches(method, url, headers, cred.secret, p):
             return responses.sts_error(
                 "SignatureDoesNotMatch", responses.MSG_SIGNATURE, 403, wants_json
             )
@@ -221,6 +243,12 @@ class Checks:
                 wants_json,
             )
         return responses.caller_identity(cred, wants_json)
+
+
+def is_presigned_caller_identity(args) -> bool:
+    """Whether a request's query parameters (a MultiDict) make it a pre-signed GetCallerIdentity,
+    which the gateway answers itself (STS's signature and age checks) and moto never sees."""
+    return "X-Amz-Signature" in args and args.get("Action") == "GetCallerIdentity"
 
 
 def _amz(t: dt.datetime) -> str:

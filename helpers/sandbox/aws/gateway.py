@@ -71,6 +71,21 @@ class Gateway:
             answer = responses.aws_style_denial(answer, service, req)
         return answer(environ, start_response)
 
+    def presigned_get(
+        self, host: str, path: str, query: str, headers: dict[str, str]
+    ) -> Response | None:
+        """What this app answers a GET of https://HOST/PATH?QUERY with HEADERS, handed over
+        in-process (services.InProcessSts), when it is a pre-signed GetCallerIdentity: the same
+        checks on the same method, URL and headers, without the WSGI environ; None for any
+        other request (call the app)."""
+        if path != "/":
+            return None
+        try:
+            return self.checks.presigned_get(host, query, headers)
+        except Exception as e:  # as __call__ answers a check that failed
+            log.exception("gateway check failed")
+            return responses.sts_error("InvalidRequest", f"malformed request: {e}", 400, False)
+
 
 def permit(req: Request, action: str, resource: str) -> Response | None:
     """IAM's decision on an EKS call answered here (moto decides the ones it answers itself):

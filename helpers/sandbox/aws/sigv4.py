@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from botocore.auth import SigV4Auth, SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
@@ -54,7 +54,11 @@ def expected_signature(
     query = [
         (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "X-Amz-Signature"
     ]
-    unsigned = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
+    # botocore's canonical query keeps the URL's encoding: give it SigV4's own (every byte but
+    # A-Z a-z 0-9 - _ . ~ percent-encoded, a space %20 where urlencode's default writes '+')
+    unsigned = urlunsplit(
+        (parts.scheme, parts.netloc, parts.path, urlencode(query, quote_via=quote, safe=""), "")
+    )
     lower = {k.lower(): v for k, v in headers.items()}
     signed = {h: lower.get(h, "") for h in p.signed_headers}
     signed["host"] = lower.get("host", parts.netloc)
