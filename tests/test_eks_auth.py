@@ -348,6 +348,7 @@ def test_malformed_aws_auth_denies_and_the_webhook_survives(env, sb):
     try:
         run(["kubectl", "patch", "cm", "-n", "kube-system", "aws-auth", "--type", "merge", "-p", json.dumps(patch)],
             env)
+
         def reported(log) -> bool:
             return any(e.get("decision") == "config" and "mapUsers" in e.get("error", "") for e in log)
 

@@ -56,8 +56,7 @@ class Gateway:
         try:
             resp = self.checks.check(req)
         except Exception as e:  # a malformed request must never take the endpoint down
-            log.exception("gateway check failed")
-            resp = responses.sts_error("InvalidRequest", f"malformed request: {e}", 400, False)
+            resp = _check_failed(e)
         if resp is not None:
             return resp(environ, start_response)
         service = responses.service_of(req)
@@ -83,8 +82,13 @@ class Gateway:
         try:
             return self.checks.presigned_get(host, query, headers)
         except Exception as e:  # as __call__ answers a check that failed
-            log.exception("gateway check failed")
-            return responses.sts_error("InvalidRequest", f"malformed request: {e}", 400, False)
+            return _check_failed(e)
+
+
+def _check_failed(e: Exception) -> Response:
+    """The answer to a request one of our checks failed on (logged with its traceback)."""
+    log.exception("gateway check failed")
+    return responses.sts_error("InvalidRequest", f"malformed request: {e}", 400, False)
 
 
 def permit(req: Request, action: str, resource: str) -> Response | None:
