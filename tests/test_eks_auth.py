@@ -254,6 +254,22 @@ def test_a_good_hand_made_token_is_accepted(sb, bare_kubeconfig, signer):
     assert r.returncode == 0, r.stderr  # the corpus below fails for its one defect, not for the method
 
 
+def test_the_process_log_says_why_a_token_was_refused_and_not_every_grant(sb, bare_kubeconfig, signer):
+    """Every decision is in authenticator.jsonl; logs/aws.log keeps the refusals (what someone
+    troubleshooting reads) but no line per granted kubectl."""
+    good, bad = eks_tokens.token_of(signer()), eks_tokens.token_of(signer(secret="not-the-secret"))
+    r = shell.run([str(sb.kubectl), "--kubeconfig", str(bare_kubeconfig), "--token", good, "get", "ns"],
+                  timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert _last_decision(sb, good)["decision"] == "granted"
+    assert _refused(sb, bare_kubeconfig, bad)["decision"] == "denied"
+    log = (sb.state_dir / "logs" / "aws.log").read_text()
+    sha = {t: hashlib.sha256(t.encode()).hexdigest()[:12] for t in (good, bad)}
+    assert [line for line in log.splitlines() if sha[bad] in line and "access denied" in line
+            and "SignatureDoesNotMatch" in line]
+    assert sha[good] not in log
+
+
 CORPUS = {
     "no prefix": (lambda s: "k8s-aws-v2." + eks_tokens.token_of(s())[11:],
                   'input token was not properly formatted: token is missing expected "k8s-aws-v1." prefix'),

@@ -225,6 +225,18 @@ def test_presigned_signature_check():
     for session_token in ("AQo+b/c=", "a b", "~&%;\u00e9"):
         url = good_url(session_token=session_token)
         assert sigv4.signature_matches("GET", url, headers, "s3cr3t", sigv4.parse(url)), session_token
+    # the query parsed once by the caller (the gateway's in-process GET) reads as the URL's own
+    from urllib.parse import parse_qsl, urlsplit
+
+    def pairs(u):
+        return parse_qsl(urlsplit(u).query, keep_blank_values=True)
+
+    url = good_url(session_token="a b")
+    p = sigv4.parse(url, pairs(url))
+    assert p == sigv4.parse(url)
+    assert sigv4.signature_matches("GET", url, headers, "s3cr3t", p, pairs(url))
+    edited = eks_tokens.edit_query(url, set_={"Version": "2011-06-16"})
+    assert not sigv4.signature_matches("GET", url, headers, "s3cr3t", p, pairs(edited))
 
 
 def test_header_signature_check_over_the_exact_bytes():

@@ -190,8 +190,11 @@ class Checks:
         GetCallerIdentity, from the same method, URL and headers, with no WSGI environ made and
         parsed (the token webhook's in-process GET: services.py); None for any other request,
         which only the whole app can answer."""
-        args = MultiDict(parse_qsl(query, keep_blank_values=True, errors="werkzeug.url_quote"))
-        if not is_presigned_caller_identity(args):
+        # parsed once, as sigv4 would parse the URL below (whose query is QUERY); a byte that is
+        # not UTF-8 decodes otherwise than in werkzeug's args, but no such name or value is
+        # "X-Amz-Signature" or "GetCallerIdentity": the routing is the same
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if not is_presigned_caller_identity(MultiDict(pairs)):
             return None
         given = Headers([("Host", host), *headers.items()])
         return self.presigned_get_caller_identity(
@@ -201,13 +204,19 @@ class Checks:
             f"http://{host}/?{query}",
             dict(given),
             "application/json" in given.get("Accept", ""),
+            pairs,
         )
 
     def presigned_get_caller_identity(
-        self, method: str, url: str, headers: dict[str, str], wants_json: bool
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        wants_json: bool,
+        pairs: sigv4.Pairs = None,
     ) -> Response:
         try:
-            p = sigv4.parse(url)
+            p = sigv4.parse(url, pairs)
         except (KeyError, ValueError, IndexError):
             return responses.sts_error(
                 "IncompleteSignature", "Request is missing Authentication Token", 403, wants_json
@@ -231,7 +240,7 @@ class Checks:
                 403,
                 wants_json,
             )
-        if not sigv4.signature_matches(method, url, headers, cred.secret, p):
+        if not sigv4.signature_matches(method, url, headers, cred.secret, p, pairs):
             return responses.sts_error(
                 "SignatureDoesNotMatch", responses.MSG_SIGNATURE, 403, wants_json
             )

@@ -32,8 +32,13 @@ class Presigned:
     security_token: str | None
 
 
-def parse(url: str) -> Presigned:
-    q = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+# PAIRS, where a function takes it: the URL's query as parse_qsl(query, keep_blank_values=True)
+# gives it, when the caller has parsed it already (a token review parsed it three times)
+Pairs = list[tuple[str, str]] | None
+
+
+def parse(url: str, pairs: Pairs = None) -> Presigned:
+    q = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True) if pairs is None else pairs)
     cred = q["X-Amz-Credential"].split("/")
     return Presigned(
         access_key_id=cred[0],
@@ -48,12 +53,12 @@ def parse(url: str) -> Presigned:
 
 
 def expected_signature(
-    method: str, url: str, headers: dict[str, str], secret: str, p: Presigned
+    method: str, url: str, headers: dict[str, str], secret: str, p: Presigned, pairs: Pairs = None
 ) -> str:
     parts = urlsplit(url)
-    query = [
-        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "X-Amz-Signature"
-    ]
+    if pairs is None:
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+    query = [(k, v) for k, v in pairs if k != "X-Amz-Signature"]
     # botocore's canonical query keeps the URL's encoding: give it SigV4's own (every byte but
     # A-Z a-z 0-9 - _ . ~ percent-encoded, a space %20 where urlencode's default writes '+')
     unsigned = urlunsplit(
@@ -75,9 +80,10 @@ def expected_signature(
 
 
 def signature_matches(
-    method: str, url: str, headers: dict[str, str], secret: str, p: Presigned
+    method: str, url: str, headers: dict[str, str], secret: str, p: Presigned, pairs: Pairs = None
 ) -> bool:
-    return hmac.compare_digest(expected_signature(method, url, headers, secret, p), p.signature)
+    expected = expected_signature(method, url, headers, secret, p, pairs)
+    return hmac.compare_digest(expected, p.signature)
 
 
 class _GivenPayload(SigV4Auth):

@@ -329,9 +329,10 @@ class Authenticator:
     def mode(self, now: dt.datetime | None = None) -> tuple[str, dict]:
         """The authentication mode at NOW (default: now), and the record it came from."""
         now = now or clock.now()
-        rec = (
-            self.access.read() if self.access.exists() else access.new_record("CONFIG_MAP", now)
-        )
+        try:  # one stat when it is there (exists() then read() were two on every review)
+            rec = self.access.read()
+        except FileNotFoundError:
+            rec = access.new_record("CONFIG_MAP", now)
         return access.effective_mode(rec, now), rec
 
     def _map(self, ident, now: dt.datetime) -> tuple[str, list[str], str]:
@@ -421,13 +422,18 @@ class Authenticator:
 
     def _record(self, entry: dict, now: dt.datetime | None = None) -> None:
         entry = {"time": (now or clock.now()).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), **entry}
-        level = logging.INFO if entry.get("decision") == "granted" else logging.WARNING
-        log.log(
-            level,
-            "%s %s",
-            "access granted" if level == logging.INFO else "access denied",
-            json.dumps({k: v for k, v in entry.items() if k != "time"}),
-        )
+        # the decisions are the jsonl's and CloudWatch's; the process log (logs/aws.log) says
+        # why a token was refused, and a grant only when debugging: a line per grant there was a
+        # twentieth of a review's CPU and grew the log with every kubectl
+        granted = entry.get("decision") == "granted"
+        level = logging.DEBUG if granted else logging.WARNING
+        if log.isEnabledFor(level):
+            log.log(
+                level,
+                "%s %s",
+                "access granted" if granted else "access denied",
+                json.dumps({k: v for k, v in entry.items() if k != "time"}),
+            )
         with self._log_lock, open(self.decisions, "a") as fh:
             fh.write(json.dumps(entry) + "\n")
 
