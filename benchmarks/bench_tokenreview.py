@@ -17,7 +17,8 @@ Then --sequential reviews from one client, one at a time: what a notebook's kube
 fixed cost per answer, e.g. a delayed ACK, shows here and hides under 50 clients). Last, the
 floor: the same 50 clients with the token webhook swapped for one that says yes without any work
 (floor_webhook.py, our serving stack alone), which is what the API server and one Python hop cost
-by themselves; the real webhook's checks and STS GET are the rest.
+by themselves; the real webhook's checks and STS GET are the rest. And the CPU our review itself
+takes, run in-process on one thread (--in-process reviews): the steady figure to judge a change by.
 Targets: EKS p99 <= 3x the ServiceAccount p99 (issue #3); sequential EKS p50 under 10 ms, at 50
 clients EKS p50 <= 5x the ServiceAccount p50 and >= 3x the 150 reviews/s of before (#16), also
 taken as a share of the ServiceAccount rate in the same run (150 of 890 then).
@@ -143,6 +144,52 @@ def mapped_user_tokens(sb, n: int) -> list[str]:
     return eks_token_batch(sb, n, key["AccessKeyId"], key["SecretAccessKey"])
 
 
+def review_cpu_in_process(sb, tokens: list[str], runs: int = 3) -> list[float]:
+    """Our token webhook's own work per review, in microseconds of CPU: the token checks, the STS
+    check, the mapping and the decision's log lines, run on one thread of this process beside the
+    sandbox's AWS endpoint app (in place of the AWS process, stopped first), with no HTTP on
+    either side and no other process. Shipping the log lines to CloudWatch runs on other threads
+    and is not in it. The 50-client rates move by a fifth between runs on a shared machine; this
+    moves by a few percent, so a change to the review is judged by it."""
+    from helpers.sandbox import clock, services
+    from helpers.sandbox.aws import gateway
+    from helpers.sandbox.components import aws
+    from helpers.sandbox.eks import webhook
+    lay = layout(sb.state_dir)
+    cfg = json.loads((sb.state_dir / "sandbox.json").read_text())
+    procs.stop(lay.run, aws.COMPONENT.name)
+    clock.configure(sb.state_dir)
+    server, app = gateway.build(sb.state_dir, cfg)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    own = f"127.0.0.1:{cfg['ports']['aws']}"
+    auth = webhook.Authenticator(
+        sb.state_dir, services.InProcessSts(app, own, webhook.StsGet(sb.state_dir / "pki" / "ca.crt")))
+    stop = threading.Event()
+    threading.Thread(target=auth.watch_aws_auth, args=(stop,), daemon=True).start()
+    try:
+        each = (len(tokens) - 50) // runs
+        for token in tokens[-50:]:  # warm up: the first reviews load modules and caches
+            assert auth.review({"spec": {"token": token}})[0] == 200
+        out = []
+        for r in range(runs):
+            t0 = time.thread_time()
+            for token in tokens[r * each:(r + 1) * each]:
+                status, _ = auth.review({"spec": {"token": token}})
+                if status != 200:
+                    raise SystemExit(f"an in-process review was refused: {_last_line(lay)}")
+            out.append((time.thread_time() - t0) / each * 1e6)
+        return out
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()
+
+
+def _last_line(lay) -> str:
+    lines = (lay.logs / "authenticator.jsonl").read_text().splitlines()
+    return lines[-1] if lines else "no decision logged"
+
+
 def _answers(healthy) -> bool:
     try:
         return healthy()
@@ -226,6 +273,7 @@ def main() -> None:
     # between back-to-back runs of one build (the API server serves unfairly under load), so
     # one run's ratio flips: the runs alternate, and the figures are over all of them
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--in-process", type=int, default=3000, help="reviews for the in-process figure (0: none)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-tokenreview-") as tmp:
         sb = lifecycle.up(Path(tmp) / "sbx", progress=lambda m: None)
@@ -305,6 +353,11 @@ def main() -> None:
             print(cpu_line("floor webhook", floor_cpu))
             print(f"p50 ratio floor / ServiceAccount: {floor50 / sa50:.2f}x: the API server and one Python hop "
                   f"alone; the token checks and the STS GET add {eks50_all - floor50:.0f} ms at p50")
+            if args.in_process:  # last: the floor's process is stopped for it
+                cpu_us = review_cpu_in_process(sb, eks_token_batch(sb, args.in_process + 50))
+                print(f"our review in-process, one thread, no HTTP: {statistics.median(cpu_us):.0f} us CPU "
+                      f"per review (median of {len(cpu_us)} runs of {args.in_process // len(cpu_us)}: "
+                      + ", ".join(f"{x:.0f}" for x in cpu_us) + ")")
         finally:
             lifecycle.down(sb.state_dir, purge=True, progress=lambda m: None)
 
