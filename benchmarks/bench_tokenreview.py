@@ -275,6 +275,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--in-process", type=int, default=3000, help="reviews for the in-process figure (0: none)")
     args = ap.parse_args()
+    if args.rounds < 1 or args.clients < 1 or args.per_client < 1:
+        ap.error("--rounds, --clients and --per-client: at least 1")
+    if 0 < args.in_process < 3:
+        ap.error("--in-process: at least 3 reviews (3 runs of at least one), or 0 for none")
     with tempfile.TemporaryDirectory(prefix="bench-tokenreview-") as tmp:
         sb = lifecycle.up(Path(tmp) / "sbx", progress=lambda m: None)
         try:
