@@ -152,20 +152,13 @@ def review_cpu_in_process(sb, tokens: list[str], runs: int = 3) -> list[float]:
     and is not in it. The 50-client rates move by a fifth between runs on a shared machine; this
     moves by a few percent, so a change to the review is judged by it."""
     from helpers.sandbox import clock, services
-    from helpers.sandbox.aws import gateway
     from helpers.sandbox.components import aws
-    from helpers.sandbox.eks import webhook
     lay = layout(sb.state_dir)
-    cfg = json.loads((sb.state_dir / "sandbox.json").read_text())
     procs.stop(lay.run, aws.COMPONENT.name)
     clock.configure(sb.state_dir)
-    server, app = gateway.build(sb.state_dir, cfg)
+    # wired as the AWS process wires them; the webhooks' HTTPS port is served too, but unused
+    server, auth = services.build(sb.state_dir, json.loads((sb.state_dir / "sandbox.json").read_text()))
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    own = f"127.0.0.1:{cfg['ports']['aws']}"
-    auth = webhook.Authenticator(
-        sb.state_dir, services.InProcessSts(app, own, webhook.StsGet(sb.state_dir / "pki" / "ca.crt")))
-    stop = threading.Event()
-    threading.Thread(target=auth.watch_aws_auth, args=(stop,), daemon=True).start()
     try:
         each = (len(tokens) - 50) // runs
         for token in tokens[-50:]:  # warm up: the first reviews load modules and caches
@@ -180,7 +173,6 @@ def review_cpu_in_process(sb, tokens: list[str], runs: int = 3) -> list[float]:
             out.append((time.thread_time() - t0) / each * 1e6)
         return out
     finally:
-        stop.set()
         server.shutdown()
         server.server_close()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
@@ -226,8 +227,6 @@ def test_presigned_signature_check():
         url = good_url(session_token=session_token)
         assert sigv4.signature_matches("GET", url, headers, "s3cr3t", sigv4.parse(url)), session_token
     # the query parsed once by the caller (the gateway's in-process GET) reads as the URL's own
-    from urllib.parse import parse_qsl, urlsplit
-
     def pairs(u):
         return parse_qsl(urlsplit(u).query, keep_blank_values=True)
 

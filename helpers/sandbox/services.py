@@ -71,14 +71,23 @@ class InProcessSts:
             getattr(body, "close", lambda: None)()
 
 
-def main() -> None:
+def build(state, cfg: dict):
+    """The AWS endpoint's server (not serving yet) and the webhooks (serving), wired as this
+    process runs them: (server, the token webhook's Authenticator)."""
     from .aws import gateway
     from .eks import webhook
 
-    state, cfg = common.service_start("The sandbox's AWS endpoint and EKS's webhooks")
     server, app = gateway.build(state, cfg)
     own = f"127.0.0.1:{cfg['ports']['aws']}"
-    webhook.serve(state, cfg, InProcessSts(app, own, webhook.StsGet(state / "pki" / "ca.crt")))
+    auth = webhook.serve(
+        state, cfg, InProcessSts(app, own, webhook.StsGet(state / "pki" / "ca.crt"))
+    )
+    return server, auth
+
+
+def main() -> None:
+    state, cfg = common.service_start("The sandbox's AWS endpoint and EKS's webhooks")
+    server, _ = build(state, cfg)
     print("ready", flush=True, file=sys.stderr)
     server.serve_forever()
 

@@ -213,7 +213,7 @@ class Checks:
         url: str,
         headers: dict[str, str],
         wants_json: bool,
-        pairs: sigv4.Pairs = None,
+        pairs: sigv4.Pairs | None = None,
     ) -> Response:
         try:
             p = sigv4.parse(url, pairs)

@@ -34,10 +34,10 @@ class Presigned:
 
 # PAIRS, where a function takes it: the URL's query as parse_qsl(query, keep_blank_values=True)
 # gives it, when the caller has parsed it already (a token review parsed it three times)
-Pairs = list[tuple[str, str]] | None
+Pairs = list[tuple[str, str]]
 
 
-def parse(url: str, pairs: Pairs = None) -> Presigned:
+def parse(url: str, pairs: Pairs | None = None) -> Presigned:
     q = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True) if pairs is None else pairs)
     cred = q["X-Amz-Credential"].split("/")
     return Presigned(
@@ -53,7 +53,12 @@ def parse(url: str, pairs: Pairs = None) -> Presigned:
 
 
 def expected_signature(
-    method: str, url: str, headers: dict[str, str], secret: str, p: Presigned, pairs: Pairs = None
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    secret: str,
+    p: Presigned,
+    pairs: Pairs | None = None,
 ) -> str:
     parts = urlsplit(url)
     if pairs is None:
@@ -80,7 +85,12 @@ def expected_signature(
 
 
 def signature_matches(
-    method: str, url: str, headers: dict[str, str], secret: str, p: Presigned, pairs: Pairs = None
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    secret: str,
+    p: Presigned,
+    pairs: Pairs | None = None,
 ) -> bool:
     expected = expected_signature(method, url, headers, secret, p, pairs)
     return hmac.compare_digest(expected, p.signature)
