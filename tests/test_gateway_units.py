@@ -210,3 +210,20 @@ def test_managed_policies_read_one_by_one_are_moto_s_own_in_the_same_order():
     assert list(motopatches.managed_policy_entries("{}")) == []
     with pytest.raises(ValueError):
         list(motopatches.managed_policy_entries('{"a" {}}'))
+
+
+def test_a_request_s_account_is_found_without_making_an_iam_in_every_partition():
+    from helpers.sandbox.aws import motopatches
+
+    motopatches.apply()
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.iam import models
+
+    account = "210987654321"  # an account no other test makes
+    iam = models.iam_backends[account]["global"]
+    iam.create_user("us-east-1", "alice")
+    key = iam.create_access_key("alice").access_key_id
+    assert models.get_account_id_from(key) == account
+    assert models.get_account_id_from("AKIANOSUCHKEY0000000") == DEFAULT_ACCOUNT_ID
+    made = {p for p in models.iam_backends[account] if dict.__contains__(models.iam_backends[account], p)}
+    assert made == {"aws"}, f"IAMs made in partitions {made}"
