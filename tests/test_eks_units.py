@@ -268,3 +268,15 @@ def test_control_plane_log_lines_are_logrus_text():
     assert 'groups="[system:masters]"' in granted
     assert decisions.parse_logrus(granted) == {"time": "2026-11-28T13:00:00Z", "level": "info", "msg": "access granted",
                                             "groups": "[system:masters]", "username": 'a"b'}
+
+
+def test_the_process_log_calls_a_decision_what_it_is():
+    import logging
+
+    from helpers.sandbox.eks.webhook import process_log_line
+
+    assert process_log_line("granted") == (logging.DEBUG, "access granted")
+    assert process_log_line("denied") == (logging.WARNING, "access denied")
+    # an aws-auth that half-parsed is logged once, by the watch that read it, and is no refusal
+    assert process_log_line("config") is None
+    assert process_log_line("rejected aws-auth edit") == (logging.WARNING, "rejected aws-auth edit")

@@ -422,20 +422,28 @@ class Authenticator:
 
     def _record(self, entry: dict, now: dt.datetime | None = None) -> None:
         entry = {"time": (now or clock.now()).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), **entry}
-        # the decisions are the jsonl's and CloudWatch's; the process log (logs/aws.log) says
-        # why a token was refused, and a grant only when debugging: a line per grant there was a
-        # twentieth of a review's CPU and grew the log with every kubectl
-        granted = entry.get("decision") == "granted"
-        level = logging.DEBUG if granted else logging.WARNING
-        if log.isEnabledFor(level):
-            log.log(
-                level,
-                "%s %s",
-                "access granted" if granted else "access denied",
-                json.dumps({k: v for k, v in entry.items() if k != "time"}),
-            )
+        said = process_log_line(entry.get("decision"))
+        if said is not None and log.isEnabledFor(said[0]):
+            fields = {k: v for k, v in entry.items() if k != "time"}
+            log.log(said[0], "%s %s", said[1], json.dumps(fields))
         with self._log_lock, open(self.decisions, "a") as fh:
             fh.write(json.dumps(entry) + "\n")
+
+
+def process_log_line(decision: str | None) -> tuple[int, str] | None:
+    """How the process log (logs/aws.log) says a decision the jsonl records: (level, words), or
+    None when it says it otherwise. The decisions are the jsonl's and CloudWatch's; the process
+    log says why a token was refused, and a grant only when debugging (a line per grant there
+    was a twentieth of a review's CPU and grew the log with every kubectl). An aws-auth that
+    half-parsed has its own error line (Authenticator._apply), as the authenticator logs it; a
+    refused aws-auth edit is not a token's verdict, and says what it is."""
+    if decision == "granted":
+        return logging.DEBUG, "access granted"
+    if decision == "denied":
+        return logging.WARNING, "access denied"
+    if decision == "config":
+        return None
+    return logging.WARNING, str(decision)
 
 
 class PodIdentity:
