@@ -72,7 +72,7 @@ def account_of_a_key_looked_up_where_it_can_be() -> None:
     every partition (aws, aws-cn, aws-us-gov, aws-iso, aws-iso-b, aws-eusc), and looking makes
     that partition's IAM, with its 1,582 managed policies: at the AWS process's first request
     (the journal's replay, at every start), five IAMs the sandbox never uses, ~0.5 s of CPU
-    beside the starting API server and ~30 MB kept for good. A key can only be in an IAM that
+    beside the starting API server and ~24 MB kept for good. A key can only be in an IAM that
     exists: look there only. The same account is found."""
     from moto.iam import models
     from moto.utilities.utils import PARTITION_NAMES
