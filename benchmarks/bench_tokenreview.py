@@ -208,9 +208,9 @@ def compiled_floor(sb) -> tuple[list[str] | None, str]:
     except gobuild.BuildError as e:
         return None, str(e)
     out = paths.cache_root() / "bench" / "floor-webhook-go"
+    # the environment the sandbox's own binaries are built in
     done = subprocess.run([go, "build", "-o", str(out), "."], cwd=Path(__file__).with_name("floor_webhook_go"),
-                          env={**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-buildvcs=false -mod=readonly"},
-                          capture_output=True, text=True)
+                          env=gobuild._go_env(go), capture_output=True, text=True)
     if done.returncode:
         return None, f"`go build` of floor_webhook_go failed: {done.stderr.strip()}"
     port = json.loads((sb.state_dir / "sandbox.json").read_text())["ports"]["authenticator"]
@@ -337,9 +337,8 @@ def main() -> None:
                     print(f"round {r + 1}: " + line(name, lat, wall))
                 # the ratio one round alone would have given: it flips between rounds with the
                 # ServiceAccount p50 (the verdict below is taken over all of them)
-                these = {name: results[name][-each:] for name, _ in runs}
                 print(f"round {r + 1}: p50 ratio EKS / ServiceAccount "
-                      f"{pct(these['EKS (webhook)'], 50) / pct(these['ServiceAccount'], 50):.2f}x")
+                      f"{pct(results['EKS (webhook)'][-each:], 50) / pct(results['ServiceAccount'][-each:], 50):.2f}x")
             print(f"all {args.rounds} rounds:")
             for name, lat in results.items():
                 print(line(name, lat, walls[name]))
