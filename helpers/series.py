@@ -41,7 +41,7 @@ def run(
     from nbclient.exceptions import CellExecutionError
     import os
 
-    from . import handout, target
+    from . import handout, kernels, target
 
     # The kernels import `helpers` from this checkout, however this process was started.
     root = str(NOTEBOOKS.parent)
@@ -62,12 +62,14 @@ def run(
         started = time.monotonic()
         error = None
         try:
-            NotebookClient(
-                nb,
-                timeout=300,
-                kernel_name="python3",
-                resources={"metadata": {"path": str(dest.parent)}},
-            ).execute(env={**os.environ, "JPY_SESSION_NAME": str(path)})  # as Jupyter names it
+            with kernels.private_sockets() as cfg:
+                NotebookClient(
+                    nb,
+                    timeout=300,
+                    kernel_name="python3",
+                    resources={"metadata": {"path": str(dest.parent)}},
+                    config=cfg,
+                ).execute(env={**os.environ, "JPY_SESSION_NAME": str(path)})  # as Jupyter names it
         except CellExecutionError as e:
             error = str(e).splitlines()[0] if str(e) else "a cell failed"
         seconds = time.monotonic() - started

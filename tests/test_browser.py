@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import kernels
+
 from .conftest import stop_group
 
 pytestmark = pytest.mark.sandbox
@@ -45,7 +47,8 @@ def jupyterlab(sb, tmp_path_factory):
            "JUPYTER_CONFIG_DIR": str(work / "config")}
     argv = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
             "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={work / 'notebooks'}"] + (["--allow-root"] if os.getuid() == 0 else [])
+            f"--ServerApp.root_dir={work / 'notebooks'}", *kernels.jupyter_flags(work / "runtime")] + \
+        (["--allow-root"] if os.getuid() == 0 else [])
     log = open(work / "jupyterlab.log", "w")
     server = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"

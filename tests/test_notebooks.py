@@ -17,6 +17,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from helpers import kernels
+
 from .conftest import own_sandbox, using
 
 pytestmark = pytest.mark.sandbox
@@ -39,9 +41,11 @@ def run_in_a_row(path: Path, tmp_path: Path, runs: int = 2) -> None:
     """Run PATH RUNS times in a row (a Korean notebook once)."""
     for attempt in range(1, 2 if "ko" in path.relative_to(HERE).parts else runs + 1):
         nb = nbformat.read(path, as_version=4)
-        client = NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
-        # the kernel learns which notebook it runs as JupyterLab tells it: a notebooks/ko/ one speaks Korean
-        client.execute(env={**os.environ, "JPY_SESSION_NAME": str(path)})
+        with kernels.private_sockets() as cfg:  # as `./lab series run` and JupyterLab start kernels
+            client = NotebookClient(nb, timeout=120, kernel_name="python3", config=cfg,
+                                    resources={"metadata": {"path": str(tmp_path)}})
+            # the kernel learns which notebook it runs as JupyterLab tells it: a notebooks/ko/ one speaks Korean
+            client.execute(env={**os.environ, "JPY_SESSION_NAME": str(path)})
         outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
         assert not [o for o in outputs if o.get("output_type") == "error"], f"run {attempt}"
         for cell in [c for c in nb.cells if c.cell_type == "code" and "lab.preflight(" in c.source]:

@@ -10,6 +10,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from .. import kernels
 from .hubconfig import NOTEBOOK_DIR
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,7 +49,8 @@ def main() -> None:
     if sys.argv[1:] == ["--prepare-only"]:  # repo2docker's `start` runs the server itself
         return
     singleuser = Path(sys.executable).parent / "jupyterhub-singleuser"
-    os.execv(singleuser, [str(singleuser), *sys.argv[1:]])
+    # kernels on Unix sockets: the learners are users of one machine (helpers/kernels.py)
+    os.execv(singleuser, [str(singleuser), *kernels.jupyter_flags(), *sys.argv[1:]])
 
 
 if __name__ == "__main__":
