@@ -24,19 +24,15 @@ SOCKET_PATH_MAX = 103 if sys.platform == "darwin" else 107
 _KERNEL_SOCKET = len("/kernel-") + 36 + len("-ipc-") + 5
 
 
-def runtime_dir() -> Path:
-    from jupyter_core.paths import jupyter_runtime_dir
-
-    return Path(jupyter_runtime_dir())
-
-
 def jupyter_flags(runtime: Path | None = None) -> list[str]:
     """The flags JupyterLab (or a hub's single-user server) is started with so that its kernels
     talk over Unix sockets in RUNTIME (the Jupyter runtime folder, private to its user); none
     where those paths would not fit."""
+    from jupyter_core.paths import jupyter_runtime_dir
+
     if os.name != "posix":
         return []
-    room = len(str(runtime or runtime_dir())) + _KERNEL_SOCKET <= SOCKET_PATH_MAX
+    room = len(str(runtime or jupyter_runtime_dir())) + _KERNEL_SOCKET <= SOCKET_PATH_MAX
     return [IPC] if room else []
 
 

@@ -50,3 +50,15 @@ def test_the_lab_starts_jupyterlab_with_the_kernel_flags():
     starts = [line for line in lab.splitlines() if "exec jupyter lab" in line]
     assert starts and all('"${jupyter_kernels[@]}"' in line for line in starts)
     assert lab.count("  kernel_flags\n") == len(starts) and "kernel_flags() {" in lab  # called before each
+
+
+def test_a_class_hubs_single_user_server_starts_with_the_kernel_flags(monkeypatch):
+    from helpers.classroom import singleuser
+
+    started = []
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", tempfile.gettempdir())
+    monkeypatch.setattr(singleuser, "prepare", lambda home: [])
+    monkeypatch.setattr(singleuser.sys, "argv", ["singleuser", "--port=1"])
+    monkeypatch.setattr(singleuser.os, "execv", lambda path, argv: started.append(argv))
+    singleuser.main()
+    assert started[0][1:] == ["--KernelManager.transport=ipc", "--port=1"]
