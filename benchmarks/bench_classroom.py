@@ -30,13 +30,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def rss_mb(state: Path) -> float:
+    """Every sandbox process's RSS, with their helper programs' (the AWS process's webhooks front)."""
+    import psutil
+
     total = 0.0
     for c in all_components():
         p = procs.load(state / "run", c.name)
         if p and p.alive():
-            for line in Path(f"/proc/{p.pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) / 1024
+            try:
+                proc = psutil.Process(p.pid)
+                total += sum(x.memory_info().rss for x in [proc, *proc.children(recursive=True)]) / 2**20
+            except psutil.NoSuchProcess:
+                pass
     return total
 
 

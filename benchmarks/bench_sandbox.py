@@ -81,10 +81,23 @@ def bare_start(base: Path) -> float:
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:  # gone meanwhile
+        pass
     return 0.0
+
+
+def process_tree(pid: int) -> list[int]:
+    """PID and its helper programs' (the AWS process's webhooks front): a component's memory."""
+    import psutil
+
+    try:
+        return [pid] + [c.pid for c in psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
 
 
 def pss_mb(pid: int) -> float:
@@ -113,8 +126,9 @@ def at_rest(base: Path, settle: float) -> tuple:
     rss, pss = {}, {}
     for c in all_components():
         p = procs.load(state / "run", c.name)
-        rss[c.name] = rss_mb(p.pid) if p and p.alive() else 0.0
-        pss[c.name] = pss_mb(p.pid) if p and p.alive() else 0.0
+        tree = process_tree(p.pid) if p and p.alive() else []
+        rss[c.name] = sum(rss_mb(pid) for pid in tree)
+        pss[c.name] = sum(pss_mb(pid) for pid in tree)
     try:
         warm_aws = warm_aws_server(state, base, settle)
     finally:

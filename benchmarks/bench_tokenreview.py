@@ -11,8 +11,8 @@ check (the sandbox's API server keeps no webhook answers,
 --authentication-token-webhook-cache-ttl=0s, but a repeated token would measure a cache wherever
 one is on). Prints p50/p99 for both and the ratio, and the same for a user aws-auth maps (EKS
 maps the creator itself: only a mapped user's review looks aws-auth up), and for each 50-client run
-the CPU each process spends per review (the API server; the AWS process, which serves the
-webhooks; this bench's clients): with every core busy, the rate is the cores over their sum.
+the CPU each process spends per review (the API server; the AWS process, which answers the
+webhooks, and apart its webhooks front, which serves their HTTPS; this bench's clients): with every core busy, the rate is the cores over their sum.
 Then --sequential reviews from one client, one at a time: what a notebook's kubectl waits for (a
 fixed cost per answer, e.g. a delayed ACK, shows here and hides under 50 clients). Last, the
 floors: the same 50 clients with the token webhook swapped for one that says yes without any work,
@@ -257,8 +257,16 @@ class CpuPerReview:
         for pidfile in sorted(self.run_dir.glob("*.pid")):
             p = procs.load(self.run_dir, pidfile.stem)
             if p and p.alive():
-                cpu = psutil.Process(p.pid).cpu_times()
+                proc = psutil.Process(p.pid)
+                cpu = proc.cpu_times()
                 out[p.name] = cpu.user + cpu.system
+                # a component's helper programs (the AWS process's webhooks front) count apart
+                for child in proc.children(recursive=True):
+                    try:
+                        cpu = child.cpu_times()
+                        out[f"{p.name}/{child.name()}"] = cpu.user + cpu.system
+                    except psutil.NoSuchProcess:
+                        pass
         return out
 
     def measure(self, run):

@@ -185,3 +185,51 @@ def test_a_notebook_killed_under_runs_green_after_up(sbx, tmp_path):
         errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
                   if o.get("output_type") == "error"]
         assert errors == []
+
+
+def _front(state: Path):
+    """The AWS process's webhooks front (psutil.Process)."""
+    import psutil
+
+    aws = procs.load(state / "run", "aws")
+    fronts = [c for c in psutil.Process(aws.pid).children() if c.name().startswith("webhooks-front")]
+    assert len(fronts) == 1, fronts
+    return fronts[0]
+
+
+def test_the_webhooks_front_and_the_aws_process_leave_together_and_up_brings_both_back(sbx):
+    """The webhooks' compiled front is the AWS process's child. Killed with -9, the front takes the
+    AWS process with it (the port would be served by no one) and `status` shows it; the AWS
+    process killed with -9, the front leaves by itself (its input closes). Each time `up` starts
+    both again, and the learner's kubectl (an EKS token, through the front) is answered."""
+    import psutil
+
+    def learner_kubectl() -> subprocess.CompletedProcess:
+        return subprocess.run([str(sbx.kubectl), "--kubeconfig", str(sbx.kubeconfig), "get", "ns", "default"],
+                              capture_output=True, text=True, env=dict(os.environ))
+
+    log = sbx.state_dir / "logs" / "aws.log"
+    with using(sbx):
+        assert learner_kubectl().returncode == 0
+        front = _front(sbx.state_dir)
+        aws = procs.load(sbx.state_dir / "run", "aws")
+        front.kill()
+        deadline = time.monotonic() + 10
+        while aws.alive():
+            assert time.monotonic() < deadline, "the AWS process outlived its webhooks' front"
+            time.sleep(0.05)
+        assert "the webhooks' front exited" in log.read_text()
+        assert not sandbox.status(sbx.state_dir)["healthy"]
+        assert sandbox.up(sbx.state_dir) and sandbox.status(sbx.state_dir)["healthy"]
+        assert learner_kubectl().returncode == 0
+
+        front = _front(sbx.state_dir)
+        _kill_9(sbx.state_dir, "aws")
+        try:
+            front.wait(timeout=10)
+        except psutil.TimeoutExpired:
+            pytest.fail("the webhooks' front outlived the AWS process")
+        assert sandbox.up(sbx.state_dir) and sandbox.status(sbx.state_dir)["healthy"]
+        done = learner_kubectl()
+        assert done.returncode == 0, done.stderr
+        _only_what_up_started(sbx.state_dir)

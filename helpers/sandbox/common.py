@@ -301,26 +301,28 @@ def peer_uid(client_address, server_address) -> int | None:
     return uid if uid is not None else _proc_net_tcp_uid(client_address, server_address)
 
 
+def same_user(client_address, server_address) -> bool:
+    """Whether a loopback connection may be served: the sandbox is one learner's, and loopback is
+    shared by every user of the machine (a classmate on a classroom server). A connection from a
+    process of another user is logged and refused; where its user cannot be told, it is served."""
+    uid = peer_uid(client_address, server_address)
+    if uid is not None and uid != os.getuid():
+        import logging
+
+        logging.getLogger("sandbox").warning(
+            "refused a connection from uid %s on port %s: the sandbox serves its user only",
+            uid,
+            server_address[1],
+        )
+        return False
+    return True
+
+
 def same_user_only(server) -> None:
-    """Make SERVER (any socketserver) close, unanswered, a connection from a process of another
-    local user: loopback is shared by every user of the machine (a classmate on a classroom
-    server), the sandbox is one learner's. Where the peer's user cannot be told, it is served."""
-    me = os.getuid()
-
-    def verify_request(request, client_address) -> bool:
-        uid = peer_uid(client_address, request.getsockname())
-        if uid is not None and uid != me:
-            import logging
-
-            logging.getLogger("sandbox").warning(
-                "refused a connection from uid %s on port %s: the sandbox serves its user only",
-                uid,
-                request.getsockname()[1],
-            )
-            return False
-        return True
-
-    server.verify_request = verify_request
+    """Make SERVER (any socketserver) close, unanswered, a connection same_user refuses."""
+    server.verify_request = lambda request, client_address: same_user(
+        client_address, request.getsockname()
+    )
 
 
 def serve_https(

@@ -8,6 +8,7 @@ Ready-made binaries in $KUBEBUILDER_ASSETS (envtest's layout) are used where pre
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -224,6 +225,55 @@ def _go_build(
     progress(f"[build] {label}: done in {time.monotonic() - started:.0f}s")
 
 
+# The webhooks' compiled HTTPS front (eks/front.py): standard library only, built in seconds once
+# Go has compiled its standard library, cached by a digest of its source.
+FRONT_SOURCE = Path(__file__).resolve().parent / "eks" / "front_go"
+
+
+def front_path() -> Path:
+    digest = hashlib.sha256()
+    for name in ("go.mod", "main.go"):
+        digest.update((FRONT_SOURCE / name).read_bytes())
+    return paths.cache_root() / "bin" / f"webhooks-front-{digest.hexdigest()[:16]}"
+
+
+def front_binary() -> Path | None:
+    """The built front, or None (not built: the webhooks serve HTTPS in Python)."""
+    path = front_path()
+    return path if os.access(path, os.X_OK) else None
+
+
+def build_front(progress: Progress | None = None) -> Path | None:
+    """Build the webhooks' front if it is not built; None where there is no Go to build it with
+    (ready-made binaries in KUBEBUILDER_ASSETS): the webhooks then serve HTTPS in Python."""
+    progress = progress or _stderr_progress
+    if (built := front_binary()) is not None:
+        return built
+    try:
+        go = check_go(pins())
+    except BuildError as e:
+        progress(f"[build] the webhooks' compiled front is not built ({e}); Python serves them")
+        return None
+    out = front_path()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}")
+    progress("[build] the webhooks' compiled HTTPS front (standard library only)…")
+    done = subprocess.run(
+        [go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(tmp), "."],
+        cwd=FRONT_SOURCE,
+        env=_go_env(go),
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode:
+        tmp.unlink(missing_ok=True)
+        raise BuildError(
+            f"`go build` failed for the webhooks' front:\n{done.stderr.strip()[-2000:]}"
+        )
+    tmp.rename(out)  # whole or not at all: a build cut short leaves no binary behind
+    return out
+
+
 def build(progress: Progress | None = None, force: bool = False) -> Binaries:
     """Make sure every pinned binary exists; build what is missing. A fast no-op when built."""
     progress = progress or _stderr_progress
@@ -231,6 +281,7 @@ def build(progress: Progress | None = None, force: bool = False) -> Binaries:
     target = bin_dir(p)
     have = resolve(p)
     if not force and all(n in have for n in ALL_BINARIES):
+        build_front(progress)
         return _binaries(have)
 
     assets = _assets_dir()
@@ -288,6 +339,7 @@ def build(progress: Progress | None = None, force: bool = False) -> Binaries:
     missing = [n for n in ALL_BINARIES if n not in have]
     if missing:
         raise BuildError(f"after the build these are still missing: {', '.join(missing)}")
+    build_front(progress)
     size = sum(f.stat().st_size for f in target.iterdir() if f.is_file())
     progress(
         f"[build] ready: {len(stamp['built'])} binaries, {size / 1e6:.0f} MB, "

@@ -93,6 +93,14 @@ def start(
     return proc
 
 
+def child(argv: list[str], pass_fds: tuple[int, ...] = ()) -> subprocess.Popen:
+    """A helper program that lives and dies with this process, in its process group (so `down`
+    stops it with its parent): its standard input is a pipe this process never writes, which
+    closes when this process ends, however it ends; the program leaves when it reads that end.
+    Its output goes where this process's goes (the component's log)."""
+    return subprocess.Popen(argv, stdin=subprocess.PIPE, pass_fds=pass_fds)
+
+
 def load(run_dir: Path, name: str) -> Proc | None:
     try:
         return Proc(**json.loads(_pidfile(run_dir, name).read_text()))

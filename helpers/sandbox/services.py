@@ -9,13 +9,18 @@ about a fifth of the Python CPU of each token review, and one interpreter fewer 
 start. A pre-signed GetCallerIdentity, every EKS token's GET, skips the WSGI environ too
 (InProcessSts). A URL naming another host is GET over HTTPS as before (webhook.StsGet).
 
+The webhooks' port is served by their compiled front (eks/front.py), a child of this process:
+when it exits, this process exits too.
+
 Run by the sandbox as `python -m helpers.sandbox.services --state DIR`.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import threading
 import wsgiref.handlers
 from urllib.parse import urlsplit
 
@@ -74,20 +79,31 @@ class InProcessSts:
 def build(state, cfg: dict):
     """The AWS endpoint's server (not serving yet) and the webhooks (serving), wired as this
     process runs them: (server, the token webhook's Authenticator)."""
+    from . import gobuild
     from .aws import gateway
     from .eks import webhook
 
     server, app = gateway.build(state, cfg)
     own = f"127.0.0.1:{cfg['ports']['aws']}"
-    auth = webhook.serve(
-        state, cfg, InProcessSts(app, own, webhook.StsGet(state / "pki" / "ca.crt"))
-    )
+    sts = InProcessSts(app, own, webhook.StsGet(state / "pki" / "ca.crt"))
+    auth = webhook.serve(state, cfg, sts, gobuild.front_binary())
     return server, auth
+
+
+def _exit_with(front) -> None:
+    """Exit when the webhooks' front does: their port would be served by no one, and a process
+    that is gone is what `status` shows and `up` starts again."""
+    code = front.wait()
+    log.error("the webhooks' front exited (%s): the webhooks' port is not served; exiting", code)
+    logging.shutdown()
+    os._exit(1)
 
 
 def main() -> None:
     state, cfg = common.service_start("The sandbox's AWS endpoint and EKS's webhooks")
-    server, _ = build(state, cfg)
+    server, auth = build(state, cfg)
+    if auth.front is not None:
+        threading.Thread(target=_exit_with, args=(auth.front,), daemon=True).start()
     print("ready", flush=True, file=sys.stderr)
     server.serve_forever()
 

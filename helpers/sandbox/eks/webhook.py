@@ -26,6 +26,7 @@ import http.client
 import json
 import logging
 import threading
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -36,7 +37,8 @@ from . import awsauth, cwlogs, podidentity, token
 
 log = logging.getLogger("aws-iam-authenticator")
 NOT_A_REVIEW = b"expected a request body to be a TokenReview\n"
-# Answers (token, admission and authorization reviews) worked on at once. The API server keeps
+# Where the webhooks serve HTTPS themselves (no compiled front: front.py keeps its own count):
+# answers (token, admission and authorization reviews) worked on at once. The API server keeps
 # a connection, so a handler thread, per request in flight: at 50 concurrent clients, 50 threads;
 # letting all of them work at once spends the CPU on handing the GIL back and forth
 # (bench_tokenreview: 1.2 -> 0.8 ms of the webhook's CPU per token review with 4). With the STS
@@ -199,6 +201,7 @@ class Authenticator:
             self._logs_client, f"/aws/eks/{self.cluster_id}/cluster", stream
         )
         self.api = kubeapi.Api(state / "authenticator.kubeconfig")
+        self.front = None  # the compiled front's process, where it serves the port (serve)
 
     # --- aws-auth -----------------------------------------------------------------------------
     def _apply(self, cm: dict | None) -> None:
@@ -501,9 +504,100 @@ class PodIdentity:
 
 
 ONLY_THE_API_SERVER = b"forbidden: only the API server's client certificate is answered here\n"
+JSON = "application/json; charset=UTF-8"
+TEXT = "text/plain; charset=utf-8"
+PATHS = ("/authenticate", "/validate", "/mutate", "/authorize")
+
+
+@dataclass(frozen=True)
+class Call:
+    """One HTTP request to the webhooks, as it came: all their answer depends on. Made by the
+    compiled front (front.py) or by this module's own HTTPS handler."""
+
+    method: str
+    target: str  # path and query, as sent
+    caller: str = ""  # the verified client certificate's common name ("": none)
+    client: str = ""  # host:port
+    content_type: str | None = None
+    body: bytes = b""
+
+    @classmethod
+    def from_frame(cls, head: dict, body: bytes) -> "Call":
+        """The call a frame from the compiled front describes (front.py; absent: not sent)."""
+        return cls(
+            str(head.get("method", "")),
+            str(head.get("target", "")),
+            str(head.get("caller", "")),
+            str(head.get("client", "")),
+            head.get("content_type"),
+            body,
+        )
+
+
+def respond(auth: Authenticator, pods: PodIdentity, call: Call) -> tuple[int, str, bytes]:
+    """(status, content type, body): the webhooks' answer to CALL, whoever serves their port."""
+    path = call.target.split("?")[0].rstrip("/")
+    if call.method != "POST":
+        if path == "/authenticate":
+            return 405, JSON, b'"expected POST"'
+        if call.method == "GET" and call.target == "/healthz":
+            return 200, JSON, b"ok"
+        return 404, JSON, b"not found"
+    if call.caller != common.WEBHOOK_CLIENT:
+        # only the API server calls the webhooks: another local process (a classmate on a shared
+        # machine) learns nothing from them
+        return 403, TEXT, ONLY_THE_API_SERVER
+    if path not in PATHS:
+        log.warning("POST to unknown path %s", call.target)
+        return 404, JSON, b"not found"
+    if path == "/mutate" and call.content_type != "application/json":
+        return 415, TEXT, podidentity.UNSUPPORTED_MEDIA
+    try:
+        review = json.loads(call.body or b"null")
+        if not isinstance(review, dict):
+            raise ValueError("not a review")
+    except ValueError as e:
+        if path == "/mutate":  # the webhook answers, and the pod is not admitted
+            return 200, JSON, json.dumps(pods.mutate(None, e, call.body)).encode()
+        return 400, TEXT, NOT_A_REVIEW
+    if path == "/authenticate" and not token_review_shape(review):
+        # Go's decoder refuses a field of the wrong JSON type the same way
+        return 400, TEXT, NOT_A_REVIEW
+    try:
+        return 200, JSON, json.dumps(_answer(auth, pods, path, review, call.client)).encode()
+    except _Denied:
+        return 403, JSON, DENY
+    except Exception:  # never drop the API server's connection without an answer
+        log.exception("could not answer %s", path)
+        return 500, TEXT, b"internal error\n"
+
+
+class _Denied(Exception):
+    """The token webhook's 403."""
+
+
+def _answer(auth: Authenticator, pods: PodIdentity, path: str, review: dict, client: str) -> dict:
+    if path == "/validate":
+        return auth.validate(review)
+    if path == "/authorize":
+        return auth.authorize(review)
+    if path == "/mutate":
+        return pods.mutate(review)
+    _, user = auth.review(review, client)
+    if user is None:
+        raise _Denied
+    return {
+        "apiVersion": review.get("apiVersion", "authentication.k8s.io/v1beta1"),
+        "kind": "TokenReview",
+        "metadata": {"creationTimestamp": None},
+        "spec": {},
+        "status": {"authenticated": True, "user": user},
+    }
 
 
 def make_handler(auth: Authenticator, pods: PodIdentity):
+    """The webhooks' own HTTPS handler, where the compiled front is not built (front.py)."""
+
     class Handler(common.ServingRules, BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive: the API server reuses its connection
         # an answer's headers and body leave in one write (one TLS record, one send), flushed
@@ -528,95 +622,61 @@ def make_handler(auth: Authenticator, pods: PodIdentity):
                 self._caller = common.peer_common_name(self.connection) or ""
             return self._caller
 
-        def _send(self, status: int, body: bytes, ctype="application/json; charset=UTF-8"):
+        def _serve(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            call = Call(
+                self.command,
+                self.path,
+                self.caller(),
+                "%s:%s" % self.client_address[:2],
+                self.headers.get("Content-Type"),
+                self.rfile.read(length) if length > 0 else b"",
+            )
+            with auth.turn() if call.method == "POST" else contextlib.nullcontext():
+                status, ctype, body = respond(auth, pods, call)
             self.send_response(status)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
 
-        def do_GET(self):
-            self._send(405, b'"expected POST"') if self.path == "/authenticate" else self._send(
-                200 if self.path == "/healthz" else 404,
-                b"ok" if self.path == "/healthz" else b"not found",
-            )
-
-        def do_POST(self):
-            with auth.turn():
-                self._post()
-
-        def _post(self):
-            if self.caller() != common.WEBHOOK_CLIENT:
-                # only the API server calls the webhooks: another local process (a classmate on
-                # a shared machine) learns nothing from them
-                return self._send(403, ONLY_THE_API_SERVER, "text/plain; charset=utf-8")
-            path = self.path.split("?")[0].rstrip("/")
-            if path not in ("/authenticate", "/validate", "/mutate", "/authorize"):
-                log.warning("POST to unknown path %s", self.path)
-                return self._send(404, b"not found")
-            if path == "/mutate" and self.headers.get("Content-Type") != "application/json":
-                return self._send(415, podidentity.UNSUPPORTED_MEDIA, "text/plain; charset=utf-8")
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length > 0 else b""
-            try:
-                review = json.loads(body or b"null")
-                if not isinstance(review, dict):
-                    raise ValueError("not a review")
-            except ValueError as e:
-                if path == "/mutate":  # the webhook answers, and the pod is not admitted
-                    return self._send(200, json.dumps(pods.mutate(None, e, body)).encode())
-                return self._send(400, NOT_A_REVIEW, "text/plain; charset=utf-8")
-            if path == "/authenticate" and not token_review_shape(review):
-                # Go's decoder refuses a field of the wrong JSON type the same way
-                return self._send(400, NOT_A_REVIEW, "text/plain; charset=utf-8")
-            try:
-                self._answer(path, review)
-            except Exception:  # never drop the API server's connection without an answer
-                log.exception("could not answer %s", path)
-                self._send(500, b"internal error\n", "text/plain; charset=utf-8")
-
-        def _answer(self, path: str, review: dict) -> None:
-            if path == "/validate":
-                return self._send(200, json.dumps(auth.validate(review)).encode())
-            if path == "/authorize":
-                return self._send(200, json.dumps(auth.authorize(review)).encode())
-            if path == "/mutate":
-                return self._send(200, json.dumps(pods.mutate(review)).encode())
-            status, user = auth.review(review, "%s:%s" % self.client_address[:2])
-            if user is None:
-                return self._send(status, DENY)
-            out = {
-                "apiVersion": review.get("apiVersion", "authentication.k8s.io/v1beta1"),
-                "kind": "TokenReview",
-                "metadata": {"creationTimestamp": None},
-                "spec": {},
-                "status": {"authenticated": True, "user": user},
-            }
-            self._send(200, json.dumps(out).encode())
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _serve
 
     return Handler
 
 
-def serve(state: Path, cfg: dict, sts=None) -> Authenticator:
-    """EKS's webhooks on their port, served from threads of this process; STS: see
+def serve(state: Path, cfg: dict, sts=None, front_binary: Path | None = None) -> Authenticator:
+    """EKS's webhooks on their port, answered from threads of this process, through the compiled
+    front at FRONT_BINARY (front.py) when there is one, else served here; STS: see
     Authenticator."""
     auth = Authenticator(state, sts)
+    pods = PodIdentity(state)
     stop = threading.Event()
     threading.Thread(target=auth.watch_aws_auth, args=(stop,), daemon=True).start()
-    # the API server's client certificate is asked for and checked per request (a caller without
-    # one gets a 403 in words, not a TLS error)
-    ctx = common.server_context(
-        state / "pki" / "authenticator.crt",
-        state / "pki" / "authenticator.key",
-        client_ca=state / "pki" / "ca.crt",
-    )
-    common.serve_https(
-        cfg["ports"]["authenticator"], make_handler(auth, PodIdentity(state)), ctx, name="webhook"
-    )
+    port = cfg["ports"]["authenticator"]
+    if front_binary is not None:
+        from . import front
+
+        def answer(head: dict, body: bytes) -> tuple[int, str, bytes]:
+            return respond(auth, pods, Call.from_frame(head, body))
+
+        auth.front = front.serve(front_binary, port, state / "pki", state / "run", answer)
+        served_by = "compiled front"
+    else:
+        # the API server's client certificate is asked for and checked per request (a caller
+        # without one gets a 403 in words, not a TLS error)
+        ctx = common.server_context(
+            state / "pki" / "authenticator.crt",
+            state / "pki" / "authenticator.key",
+            client_ca=state / "pki" / "ca.crt",
+        )
+        common.serve_https(port, make_handler(auth, pods), ctx, name="webhook")
+        served_by = "Python"
     log.info(
-        "listening on https://127.0.0.1:%s/authenticate for cluster %s",
-        cfg["ports"]["authenticator"],
+        "listening on https://127.0.0.1:%s/authenticate for cluster %s (HTTPS: %s)",
+        port,
         auth.cluster_id,
+        served_by,
     )
     return auth
 

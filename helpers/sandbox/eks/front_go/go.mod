@@ -1,0 +1,3 @@
+module webhooksfront
+
+go 1.21

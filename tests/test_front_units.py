@@ -1,0 +1,277 @@
+"""The webhooks' compiled HTTPS front (helpers/sandbox/eks/front_go) and its Unix socket
+(helpers/sandbox/eks/front.py), without a sandbox: the front is built with the Go that builds the
+sandbox, and answers from a stand-in for the webhooks' Python."""
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import socket
+import ssl
+import time
+
+import pytest
+
+from helpers.sandbox import common, gobuild, procs
+from helpers.sandbox.eks import front
+
+
+def test_a_frame_reads_back_as_written():
+    data = front.frame({"status": 200, "content_type": "application/json"}, b'{"x": 1}')
+    data += front.frame({"peer": "127.0.0.1:1"})
+    stream = io.BytesIO(data)
+    assert front.read_frame(stream) == ({"status": 200, "content_type": "application/json"}, b'{"x": 1}')
+    assert front.read_frame(stream) == ({"peer": "127.0.0.1:1"}, b"")
+    assert front.read_frame(stream) is None  # the connection's end between frames
+
+
+@pytest.mark.parametrize("data, says", [
+    (front.frame({"a": 1}, b"body")[:-2], "inside a frame"),  # cut short
+    (front.FRAME.pack(1, 0)[:5], "inside a frame"),
+    (front.FRAME.pack(front.MAX_HEAD + 1, 0), "bytes"),
+    (front.FRAME.pack(0, front.MAX_BODY + 1), "bytes"),
+    (front.FRAME.pack(2, 0) + b"[]", "not an object"),
+])
+def test_a_broken_frame_is_refused_in_words(data, says):
+    with pytest.raises(front.FrameError, match=says):
+        front.read_frame(io.BytesIO(data))
+
+
+def test_the_socket_goes_to_a_private_folder_where_the_run_folder_is_too_deep(tmp_path):
+    assert front.socket_path(tmp_path) == tmp_path / front.SOCKET_NAME
+    deep = tmp_path / ("d" * 120)
+    path = front.socket_path(deep)
+    try:
+        assert len(str(path)) <= front.MAX_SOCKET_PATH
+        assert path.parent.stat().st_mode & 0o777 == 0o700
+    finally:
+        path.parent.rmdir()
+
+
+@pytest.fixture(scope="module")
+def pki_dir(tmp_path_factory):
+    from helpers.sandbox import pki
+
+    d = tmp_path_factory.mktemp("pki")
+    pki.ensure(d, "node-a")
+    return d
+
+
+@pytest.fixture(scope="module")
+def binary():
+    built = gobuild.build_front(progress=lambda m: None)
+    if built is None:
+        pytest.skip("no Go to build the front with")
+    return built
+
+
+class Webhooks:
+    """A stand-in for the webhooks' Python: records what it is asked, answers what it is told."""
+
+    def __init__(self):
+        self.calls: list[tuple[dict, bytes]] = []
+        self.raises = False
+
+    def __call__(self, head: dict, body: bytes) -> tuple[int, str, bytes]:
+        self.calls.append((head, body))
+        if self.raises:
+            raise RuntimeError("a bug in a webhook")
+        return 201, "application/json; charset=UTF-8", json.dumps({"echo": body.decode()}).encode()
+
+
+@pytest.fixture()
+def served(binary, pki_dir, tmp_path):
+    hooks = Webhooks()
+    port = procs.free_port()
+    proc = front.serve(binary, port, pki_dir, tmp_path, hooks)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    yield port, hooks, proc
+    proc.stdin.close()
+    proc.wait(timeout=10)
+
+
+def _client(pki_dir, cert: bool = True, alpn: list[str] | None = None) -> ssl.SSLContext:
+    ctx = common.client_context(pki_dir / "ca.crt")
+    if cert:
+        ctx.load_cert_chain(pki_dir / "apiserver-webhook-client.crt", pki_dir / "apiserver-webhook-client.key")
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
+    return ctx
+
+
+def test_every_request_reaches_the_webhooks_as_it_came(served, pki_dir):
+    port, hooks, _ = served
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=_client(pki_dir), timeout=5)
+    for i in range(3):  # a kept connection's every request
+        conn.request("POST", f"/authenticate?x={i}", b'{"kind": "TokenReview"}', {"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        assert (resp.status, resp.getheader("Content-Type")) == (201, "application/json; charset=UTF-8")
+        assert json.loads(resp.read()) == {"echo": '{"kind": "TokenReview"}'}
+    local = conn.sock.getsockname()
+    conn.close()
+    head, body = hooks.calls[-1]
+    assert body == b'{"kind": "TokenReview"}'
+    assert head == {"method": "POST", "target": "/authenticate?x=2", "content_type": "application/json",
+                    "caller": common.WEBHOOK_CLIENT, "client": f"{local[0]}:{local[1]}"}
+
+
+def test_a_caller_without_a_client_certificate_is_named_by_no_one(served, pki_dir):
+    port, hooks, _ = served
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=_client(pki_dir, cert=False), timeout=5)
+    conn.request("GET", "/healthz")
+    assert conn.getresponse().status == 201
+    conn.close()
+    assert "caller" not in hooks.calls[-1][0] and hooks.calls[-1][0]["method"] == "GET"
+
+
+def test_the_api_server_is_offered_http2_as_by_aws_iam_authenticator(served, pki_dir):
+    """A Go server: an HTTP/2 client (the API server's) keeps one connection for every review."""
+    port, _, _ = served
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with _client(pki_dir, alpn=["h2", "http/1.1"]).wrap_socket(raw, server_hostname="localhost") as s:
+            assert s.selected_alpn_protocol() == "h2"
+
+
+def test_a_webhook_that_fails_is_a_500_and_the_next_request_is_answered(served, pki_dir):
+    port, hooks, _ = served
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=_client(pki_dir), timeout=5)
+    hooks.raises = True
+    conn.request("POST", "/authenticate", b"{}")
+    resp = conn.getresponse()
+    assert (resp.status, resp.read()) == (500, b"internal error\n")
+    hooks.raises = False
+    conn.request("POST", "/authenticate", b"{}")
+    assert conn.getresponse().status == 201
+    conn.close()
+
+
+def test_100_continue_comes_before_the_body(served, pki_dir):
+    port, _, _ = served
+    body = b'{"spec": {"token": "' + b"a" * 2000 + b'"}}'
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as raw:
+        with _client(pki_dir).wrap_socket(raw, server_hostname="localhost") as s:
+            s.sendall(b"POST /authenticate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body))
+            assert s.recv(4096).startswith(b"HTTP/1.1 100 Continue\r\n")
+            s.sendall(body)
+            answer = b""
+            while b"echo" not in answer:
+                answer += s.recv(4096)
+            assert answer.startswith(b"HTTP/1.1 201 ")
+
+
+def test_a_process_of_another_user_gets_its_connection_closed_unanswered(served, pki_dir, monkeypatch):
+    """The front asks the webhooks' Python (common.same_user) before it reads a connection's
+    first byte; refused, the connection closes with nothing sent."""
+    port, hooks, _ = served
+    asked = []
+    monkeypatch.setattr(common, "same_user", lambda peer, local: asked.append((peer, local)) or False)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+            _client(pki_dir).wrap_socket(raw, server_hostname="localhost")
+    assert asked and asked[0][1] == ("127.0.0.1", port)
+    assert not [c for c in hooks.calls if "method" in c[0] and c[0]["method"] == "POST"]
+
+
+def test_a_silent_connection_stops_no_one(served, pki_dir):
+    port, _, _ = served
+    silent = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+    try:
+        conn = http.client.HTTPSConnection("127.0.0.1", port, context=_client(pki_dir), timeout=5)
+        conn.request("GET", "/healthz")
+        assert conn.getresponse().status == 201
+        conn.close()
+    finally:
+        for s in silent:
+            s.close()
+
+
+def test_the_front_leaves_with_its_parent_and_frees_the_port(binary, pki_dir, tmp_path):
+    """Its standard input closes when the process that started it ends (even killed with -9)."""
+    port = procs.free_port()
+    proc = front.serve(binary, port, pki_dir, tmp_path, Webhooks())
+    proc.stdin.close()
+    assert proc.wait(timeout=10) == 0
+    deadline = time.monotonic() + 5
+    while (sock := _bind(port)) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sock is not None, "the port is still taken"
+    sock.close()
+    deadline = time.monotonic() + 5
+    while (tmp_path / front.SOCKET_NAME).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not (tmp_path / front.SOCKET_NAME).exists()
+
+
+def _bind(port: int) -> socket.socket | None:
+    try:
+        return socket.create_server(("127.0.0.1", port))
+    except OSError:
+        return None
+
+
+def test_the_backend_answers_only_its_own_user(tmp_path):
+    """The Unix socket is the user's (0600, in the user's folder); the peer's uid is checked too."""
+    backend = front.Backend(tmp_path / "s.sock", Webhooks())
+    try:
+        assert (tmp_path / "s.sock").stat().st_mode & 0o777 == 0o600
+        with socket.socket(socket.AF_UNIX) as c:
+            c.connect(str(tmp_path / "s.sock"))
+            c.sendall(front.frame({"method": "GET", "target": "/"}, b"hi"))
+            with c.makefile("rb") as stream:
+                head, body = front.read_frame(stream)
+        assert head["status"] == 201 and json.loads(body) == {"echo": "hi"}
+    finally:
+        backend.close()
+    assert not (tmp_path / "s.sock").exists()
+
+
+def test_the_webhooks_answer_through_the_front_as_through_their_own_server(binary, pki_dir, tmp_path):
+    """webhook.respond behind the front: the API server's token review is answered, anyone else's
+    is the 403 in words, GET /authenticate the authenticator's 405; what the Python server says."""
+    from helpers.sandbox.eks import webhook
+
+    class Yes:
+        def review(self, review, client):
+            return 200, {"username": "kubernetes-admin", "uid": "aws-iam-authenticator:x", "groups": []}
+
+    port = procs.free_port()
+    proc = front.serve(binary, port, pki_dir, tmp_path,
+                       lambda head, body: webhook.respond(Yes(), None, webhook.Call.from_frame(head, body)))
+    try:
+        review = json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+                             "spec": {"token": "k8s-aws-v1.x"}})
+
+        def call(method, path, cert=True, body=None):
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    conn = http.client.HTTPSConnection("127.0.0.1", port, context=_client(pki_dir, cert), timeout=5)
+                    conn.request(method, path, body, {"Content-Type": "application/json"})
+                    break
+                except ConnectionRefusedError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+            resp = conn.getresponse()
+            out = resp.status, resp.read()
+            conn.close()
+            return out
+
+        status, body = call("POST", "/authenticate", body=review)
+        assert status == 200 and json.loads(body)["status"]["user"]["username"] == "kubernetes-admin"
+        assert call("POST", "/authenticate", cert=False, body=review) == (403, webhook.ONLY_THE_API_SERVER)
+        assert call("GET", "/authenticate") == (405, b'"expected POST"')
+        assert call("GET", "/healthz") == (200, b"ok")
+        assert call("POST", "/authenticate", body=b"[]") == (400, webhook.NOT_A_REVIEW)
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=10)
