@@ -16,11 +16,11 @@ webhooks, and apart its webhooks front, which serves their HTTPS; this bench's c
 Then --sequential reviews from one client, one at a time: what a notebook's kubectl waits for (a
 fixed cost per answer, e.g. a delayed ACK, shows here and hides under 50 clients). Last, the
 floors: the same 50 clients with the token webhook swapped for one that says yes without any work,
-first floor_webhook.py (our serving stack alone: what the API server and one Python hop cost by
-themselves; the real webhook's checks and STS GET are the rest), then floor_webhook_go (compiled,
-built with the Go that built the sandbox: what any webhook costs the API server on this machine,
-whatever it is written in; what it leaves of the p50 target is all a review's own work can
-have). And the CPU our review itself takes, run in-process on one thread (--in-process reviews):
+first floor_webhook.py (a Python HTTPS server alone: what the API server and one Python hop cost
+by themselves, as the webhooks were served before their compiled front), then the compiled floor:
+the webhooks' front (eks/front_go, Go's net/http) answering by itself, -floor: what serving any
+webhook costs the API server on this machine before it does any work; what it leaves of the p50
+target is all a review's own work (the Python behind the front) can have). And the CPU our review itself takes, run in-process on one thread (--in-process reviews):
 the steady figure to judge a change by.
 Targets: EKS p99 <= 3x the ServiceAccount p99 (issue #3); sequential EKS p50 under 10 ms, at 50
 clients EKS p50 <= 5x the ServiceAccount p50 and >= 3x the 150 reviews/s of before (#16), also
@@ -197,24 +197,18 @@ def python_floor(sb) -> list[str]:
 
 
 def compiled_floor(sb) -> tuple[list[str] | None, str]:
-    """(the argv of floor_webhook_go, built into the cache with the Go that builds the sandbox,
-    or None, and why not). Standard library only: the build downloads nothing."""
-    import subprocess
+    """(the argv of the compiled floor: the webhooks' front (helpers/sandbox/eks/front_go) saying
+    yes by itself, with no Python behind it; or None, and why not)."""
+    from helpers.sandbox import common, gobuild
 
-    from helpers.sandbox import common, gobuild, paths
-    from helpers.sandbox.versions import pins
     try:
-        go = gobuild.check_go(pins())
+        front = gobuild.build_front(progress=lambda m: None)
     except gobuild.BuildError as e:
         return None, str(e)
-    out = paths.cache_root() / "bench" / "floor-webhook-go"
-    # the environment the sandbox's own binaries are built in
-    done = subprocess.run([go, "build", "-o", str(out), "."], cwd=Path(__file__).with_name("floor_webhook_go"),
-                          env=gobuild._go_env(go), capture_output=True, text=True)
-    if done.returncode:
-        return None, f"`go build` of floor_webhook_go failed: {done.stderr.strip()}"
+    if front is None:
+        return None, "there is no Go to build the webhooks' front with"
     port = json.loads((sb.state_dir / "sandbox.json").read_text())["ports"]["authenticator"]
-    return [str(out), f"--port={port}", f"--pki={sb.state_dir / 'pki'}", f"--client={common.WEBHOOK_CLIENT}"], ""
+    return [str(front), f"-port={port}", f"-pki={sb.state_dir / 'pki'}", f"-floor={common.WEBHOOK_CLIENT}"], ""
 
 
 def floor_clients(sb, argv: list[str], port: int, ctx: ssl.SSLContext, clients: int, per_client: int,

@@ -75,6 +75,17 @@ def pytest_xdist_make_scheduler(config, log):
     return ModuleOrClassUnlessSpread(config, log)
 
 
+@pytest.fixture(scope="module")
+def pki_dir(tmp_path_factory) -> Path:
+    """The sandbox's PKI (CA, servers' and clients' certificates) in a folder, for the unit tests
+    that serve TLS without a sandbox."""
+    from helpers.sandbox import pki
+
+    d = tmp_path_factory.mktemp("pki")
+    pki.ensure(d, "node-a")
+    return d
+
+
 @pytest.fixture(scope="session")
 def sandbox_state(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("sandbox")

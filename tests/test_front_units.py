@@ -49,15 +49,6 @@ def test_the_socket_goes_to_a_private_folder_where_the_run_folder_is_too_deep(tm
 
 
 @pytest.fixture(scope="module")
-def pki_dir(tmp_path_factory):
-    from helpers.sandbox import pki
-
-    d = tmp_path_factory.mktemp("pki")
-    pki.ensure(d, "node-a")
-    return d
-
-
-@pytest.fixture(scope="module")
 def binary():
     built = gobuild.build_front(progress=lambda m: None)
     if built is None:
@@ -275,3 +266,40 @@ def test_the_webhooks_answer_through_the_front_as_through_their_own_server(binar
     finally:
         proc.stdin.close()
         proc.wait(timeout=10)
+
+
+def test_the_floor_says_yes_by_itself_to_the_api_server_only(binary, pki_dir):
+    """-floor (bench_tokenreview's compiled floor): the front answers every token review itself."""
+    import subprocess
+
+    port = procs.free_port()
+    floor = subprocess.Popen([str(binary), f"-port={port}", f"-pki={pki_dir}", f"-floor={common.WEBHOOK_CLIENT}"])
+    try:
+        review = json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+                             "spec": {"token": "anything"}})
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                conn = http.client.HTTPSConnection("127.0.0.1", port, context=_client(pki_dir), timeout=5)
+                conn.request("POST", "/authenticate", review)
+                break
+            except ConnectionRefusedError:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        answer = json.loads(conn.getresponse().read())
+        assert answer["apiVersion"] == "authentication.k8s.io/v1" and answer["status"]["authenticated"] is True
+        conn.close()
+        conn = http.client.HTTPSConnection("127.0.0.1", port, context=_client(pki_dir, cert=False), timeout=5)
+        conn.request("POST", "/authenticate", review)
+        assert conn.getresponse().status == 403
+        conn.close()
+    finally:
+        floor.kill()
+        floor.wait()
+
+
+def test_the_front_refuses_a_command_line_that_is_neither_mode(binary, pki_dir):
+    import subprocess
+
+    done = subprocess.run([str(binary), f"-pki={pki_dir}"], capture_output=True, text=True, timeout=10)
+    assert done.returncode != 0 and "usage: webhooks-front" in done.stderr

@@ -151,15 +151,6 @@ def test_the_sandbox_clock_follows_every_change_of_its_offset(tmp_path, monkeypa
 
 
 @pytest.fixture(scope="module")
-def pki_dir(tmp_path_factory):
-    from helpers.sandbox import pki
-
-    d = tmp_path_factory.mktemp("pki")
-    pki.ensure(d, "node-a")
-    return d
-
-
-@pytest.fixture(scope="module")
 def tls(pki_dir):
     """The sandbox's CA and the AWS endpoint's certificate: (server context, client context)."""
     d = pki_dir

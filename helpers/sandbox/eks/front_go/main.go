@@ -15,6 +15,10 @@
 //
 // A frame, both ways: two big-endian uint32 (the JSON head's length, the body's length), the
 // head, the body. Only the standard library: building it downloads nothing.
+//
+// With -floor=CN it asks no one: it says yes to every token review from the client certificate
+// CN, on -port. That is benchmarks/bench_tokenreview.py's compiled floor, never part of a
+// sandbox: what serving a webhook costs the API server here before any review's work.
 package main
 
 import (
@@ -171,37 +175,90 @@ func (l peerListener) Accept() (net.Conn, error) {
 	return &peerConn{Conn: c, b: l.b}, nil
 }
 
+const text = "text/plain; charset=utf-8"
+
+func answer(w http.ResponseWriter, status int, ctype string, body []byte) {
+	w.Header().Set("Content-Type", ctype)
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+// readBody: the request's body, or false once an answer saying why not is written.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		answer(w, http.StatusBadRequest, text, []byte("could not read the body\n"))
+		return nil, false
+	}
+	if len(body) > maxBody {
+		answer(w, http.StatusRequestEntityTooLarge, text, []byte("request body too large\n"))
+		return nil, false
+	}
+	return body, true
+}
+
+func caller(r *http.Request) string {
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		return r.TLS.PeerCertificates[0].Subject.CommonName
+	}
+	return ""
+}
+
 func handler(b *backend) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		answer := func(status int, ctype string, body []byte) {
-			w.Header().Set("Content-Type", ctype)
-			w.WriteHeader(status)
-			w.Write(body)
-		}
-		body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
-		if err != nil {
-			answer(http.StatusBadRequest, "text/plain; charset=utf-8", []byte("could not read the body\n"))
+		body, ok := readBody(w, r)
+		if !ok {
 			return
 		}
-		if len(body) > maxBody {
-			answer(http.StatusRequestEntityTooLarge, "text/plain; charset=utf-8",
-				[]byte("request body too large\n"))
-			return
-		}
-		head := request{Method: r.Method, Target: r.RequestURI, Client: r.RemoteAddr}
+		head := request{Method: r.Method, Target: r.RequestURI, Client: r.RemoteAddr, Caller: caller(r)}
 		if ct, ok := r.Header["Content-Type"]; ok && len(ct) > 0 {
 			head.ContentType = ct[0]
-		}
-		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
-			head.Caller = r.TLS.PeerCertificates[0].Subject.CommonName
 		}
 		rep, out, err := b.exchange(head, body)
 		if err != nil {
 			log.Printf("could not answer %s %s: %v", r.Method, r.URL.Path, err)
-			answer(http.StatusInternalServerError, "text/plain; charset=utf-8", []byte("internal error\n"))
+			answer(w, http.StatusInternalServerError, text, []byte("internal error\n"))
 			return
 		}
-		answer(rep.Status, rep.ContentType, out)
+		answer(w, rep.Status, rep.ContentType, out)
+	})
+}
+
+// floor says yes to every token review from the client certificate CLIENT, itself (-floor).
+func floor(client string) http.Handler {
+	const ctype = "application/json"
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && r.URL.Path == "/healthz" {
+			answer(w, http.StatusOK, ctype, []byte("ok"))
+			return
+		}
+		// the webhooks' rule: the API server's client certificate, and no one else
+		if caller(r) != client {
+			answer(w, http.StatusForbidden, ctype, []byte("only the API server"))
+			return
+		}
+		if r.Method != http.MethodPost || r.URL.Path != "/authenticate" {
+			answer(w, http.StatusNotFound, ctype, []byte("not found"))
+			return
+		}
+		body, ok := readBody(w, r)
+		if !ok {
+			return
+		}
+		var rev struct {
+			APIVersion string `json:"apiVersion"`
+		}
+		if err := json.Unmarshal(body, &rev); err != nil {
+			answer(w, http.StatusBadRequest, ctype, []byte(fmt.Sprintf("not a TokenReview: %v", err)))
+			return
+		}
+		out, _ := json.Marshal(map[string]any{
+			"apiVersion": rev.APIVersion, "kind": "TokenReview",
+			"status": map[string]any{"authenticated": true, "user": map[string]any{
+				"username": "kubernetes-admin", "uid": "aws-iam-authenticator:floor",
+				"groups": []string{"system:masters"}}},
+		})
+		answer(w, http.StatusOK, ctype, out)
 	})
 }
 
@@ -218,21 +275,32 @@ func (quiet) Write(p []byte) (int, error) {
 
 func main() {
 	fd := flag.Int("listen-fd", -1, "the listening socket, inherited")
+	port := flag.Int("port", 0, "listen on 127.0.0.1:PORT itself (with -floor)")
 	path := flag.String("backend", "", "the webhooks' Unix socket")
 	pki := flag.String("pki", "", "the sandbox's pki directory")
 	atOnce := flag.Int("at-once", 1, "requests in the webhooks' Python at a time")
 	wait := flag.Duration("turn-wait", time.Second, "the longest a request waits for its turn")
+	floorClient := flag.String("floor", "", "answer yes to every token review from this client")
 	flag.Parse()
 	log.SetPrefix("webhooks-front: ")
-	if *fd < 0 || *path == "" || *pki == "" || *atOnce < 1 {
-		log.Fatal("usage: webhooks-front -listen-fd=N -backend=SOCKET -pki=DIR")
+	served := *fd >= 0 && *path != "" && *floorClient == ""
+	floored := *port > 0 && *floorClient != ""
+	if *pki == "" || *atOnce < 1 || served == floored {
+		log.Fatal("usage: webhooks-front -listen-fd=N -backend=SOCKET -pki=DIR, " +
+			"or -port=N -floor=CN -pki=DIR")
 	}
-	f := os.NewFile(uintptr(*fd), "listener")
-	ln, err := net.FileListener(f)
+	var ln net.Listener
+	var err error
+	if floored {
+		ln, err = net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", *port))
+	} else {
+		f := os.NewFile(uintptr(*fd), "listener")
+		ln, err = net.FileListener(f)
+		f.Close()
+	}
 	if err != nil {
-		log.Fatalf("no listening socket on fd %d: %v", *fd, err)
+		log.Fatalf("no listening socket: %v", err)
 	}
-	f.Close()
 	caPEM, err := os.ReadFile(*pki + "/ca.crt")
 	if err != nil {
 		log.Fatal(err)
@@ -245,13 +313,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	go func() { // the parent holds our standard input open while it lives
-		io.Copy(io.Discard, os.Stdin)
-		os.Exit(0)
-	}()
-	b := newBackend(*path, *atOnce, *wait)
 	srv := &http.Server{
-		Handler: handler(b),
 		TLSConfig: &tls.Config{
 			Certificates: []tls.Certificate{cert},
 			ClientCAs:    cas,
@@ -262,5 +324,15 @@ func main() {
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          log.New(quiet{}, "webhooks-front: ", log.LstdFlags),
 	}
+	if floored {
+		srv.Handler = floor(*floorClient)
+		log.Fatal(srv.ServeTLS(ln, "", ""))
+	}
+	go func() { // the parent holds our standard input open while it lives
+		io.Copy(io.Discard, os.Stdin)
+		os.Exit(0)
+	}()
+	b := newBackend(*path, *atOnce, *wait)
+	srv.Handler = handler(b)
 	log.Fatal(srv.ServeTLS(peerListener{ln, b}, "", ""))
 }

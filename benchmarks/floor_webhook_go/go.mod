@@ -1,3 +1,0 @@
-module floorwebhook
-
-go 1.21
