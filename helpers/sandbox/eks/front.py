@@ -4,7 +4,9 @@ to: the webhooks' port is served by the compiled front, which asks this process 
 Why (issue #16): at 50 concurrent clients Python's TLS, HTTP parsing and a thread per API server
 connection cost as much CPU as the token review itself, and served HTTP/1.1 the API server kept
 opening connections (a TLS handshake each). The front is Go's net/http, as aws-iam-authenticator's
-own server is: the API server keeps one HTTP/2 connection to it.
+own server is: the API server keeps one HTTP/2 connection to it. bench_tokenreview, 3 interleaved
+pairs at 50 clients: this process and the front spent 2.45-2.71 ms of CPU per review, the Python
+server 2.57-3.45; the EKS p50 was 4.97-5.17x the ServiceAccount p50, against 5.83-6.23x.
 
 What stays here: every answer (webhook.respond), and the rule that only this user's processes
 are served (common.same_user, asked by the front once per connection). This process binds the

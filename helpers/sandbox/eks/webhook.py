@@ -13,8 +13,9 @@ never the token itself) for the notebooks to show, and written as aws-iam-authen
 log lines to CloudWatch Logs (cwlogs.py), where EKS's control-plane logging puts them.
 
 The sandbox runs it in one process with its AWS endpoint (helpers.sandbox.services), where the
-STS GET is answered by the endpoint's own app without a socket; alone, GETting over HTTPS:
-`python -m helpers.sandbox.eks.webhook --state DIR`.
+STS GET is answered by the endpoint's own app without a socket, and its port is served by the
+compiled front (front.py), which hands each request to `respond` here; alone, GETting over HTTPS
+and serving HTTPS itself: `python -m helpers.sandbox.eks.webhook --state DIR`.
 """
 
 from __future__ import annotations
