@@ -177,3 +177,18 @@ def test_store_is_shared_through_the_file(tmp_path):
         a.change(lambda rec: access.create_entry(rec, "myeks", "r", USER, "AIDAUSER", NOW))
     assert len(b.read()["entries"]) == 1
     assert (tmp_path / "eks" / "access.json").stat().st_mode & 0o077 == 0
+
+
+def test_a_reader_that_changes_nothing_shares_the_kept_record(tmp_path):
+    """A token review reads the record without a copy of it; a pending update that has finished
+    applies to a copy, never to the record every reader shares."""
+    store = access.Store(tmp_path / "eks" / "access.json")
+    store.write(access.new_record("CONFIG_MAP", NOW))
+    shared = store.read_shared()
+    assert store.read_shared() is shared and store.read() == shared and store.read() is not shared
+    store.change(lambda rec: access.update_mode(rec, "API_AND_CONFIG_MAP", NOW))
+    assert store.effective(NOW)[0] == "CONFIG_MAP"
+    mode, rec = store.effective(NOW + access.MODE_DELAY)
+    assert (mode, rec["authenticationMode"], rec["pending"]) == ("API_AND_CONFIG_MAP", "API_AND_CONFIG_MAP", None)
+    assert store.read_shared()["pending"] is not None  # kept: a clock set back reads the mode before
+    assert store.effective(NOW)[0] == "CONFIG_MAP"

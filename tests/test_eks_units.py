@@ -238,6 +238,74 @@ def test_presigned_signature_check():
     assert not sigv4.signature_matches("GET", url, headers, "s3cr3t", p, pairs(edited))
 
 
+def test_amz_dates_read_as_strptime_reads_them():
+    """common.amz_date reads the digits itself where they are all there; whatever it is given, it
+    gives what strptime gives, or strptime's ValueError."""
+    import random
+
+    from helpers.facts import SIGV4_DATE
+    from helpers.sandbox import common
+
+    def strptime(text):
+        try:
+            return dt.datetime.strptime(text, SIGV4_DATE).replace(tzinfo=dt.timezone.utc)
+        except ValueError as e:
+            return str(e)
+
+    def ours(text):
+        try:
+            return common.amz_date(text)
+        except ValueError as e:
+            return str(e)
+
+    rng = random.Random(16)
+    samples = ["20261202T050000Z", "20240229T235959Z", "20230229T000000Z", "20261301T000000Z",
+               "20261232T000000Z", "20261202T240000Z", "20261202T236000Z", "20261202T235960Z",
+               "2026121T05000Z", "20261202T050000", "20261202t050000Z", "２０２６1202T050000Z", ""]
+    for _ in range(3000):  # every field in and out of range, and a few characters off
+        text = "".join(rng.choice("0123456789") for _ in range(8)) + "T" + \
+            "".join(rng.choice("0123456789") for _ in range(6)) + "Z"
+        if rng.random() < 0.1:
+            i = rng.randrange(len(text))
+            text = text[:i] + rng.choice("Tz 1-") + text[i + 1:]
+        samples.append(text)
+    for text in samples:
+        assert ours(text) == strptime(text), text
+
+
+def test_a_query_is_parsed_once_for_both_halves_of_a_review():
+    from helpers.sandbox import common
+
+    query = urlsplit(good_url(session_token="a b+c")).query
+    pairs = common.query_pairs(query)
+    assert list(pairs) == parse_qsl(query, keep_blank_values=True)
+    assert common.query_pairs(query) is pairs and isinstance(pairs, tuple)  # nobody can change it
+
+
+def test_a_decision_line_is_appended_to_a_private_file(tmp_path):
+    from helpers.sandbox import common
+
+    path = tmp_path / "decisions.jsonl"
+    common.append_line(path, '{"a": 1}')
+    common.append_line(path, '{"b": "é"}')
+    assert path.read_text() == '{"a": 1}\n{"b": "é"}\n'
+    assert path.stat().st_mode & 0o077 == 0
+
+
+def test_the_signing_key_is_the_secrets_own():
+    """The signing key is kept per secret, day, region and service: another secret, or the same
+    URL signed on another day, never checks out with a key kept for the first."""
+    url = good_url()
+    headers = {"host": HOST, "x-k8s-aws-id": "myeks"}
+    assert sigv4.signature_matches("GET", url, headers, "s3cr3t", sigv4.parse(url))
+    assert not sigv4.signature_matches("GET", url, headers, "s3cr3t-2", sigv4.parse(url))
+    other_day = eks_tokens.presigned_url(endpoint=f"https://{HOST}", key="AKIAEXAMPLEEXAMPLE00", secret="s3cr3t",
+                                         at=NOW - dt.timedelta(days=1))
+    assert sigv4.signature_matches("GET", other_day, headers, "s3cr3t", sigv4.parse(other_day))
+    moved = eks_tokens.edit_query(other_day, set_={"X-Amz-Date": NOW.strftime("%Y%m%dT%H%M%SZ")})
+    assert not sigv4.signature_matches("GET", moved, headers, "s3cr3t", sigv4.parse(moved))
+
+
 def test_header_signature_check_over_the_exact_bytes():
     import botocore.auth
     import botocore.credentials

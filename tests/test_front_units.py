@@ -8,7 +8,9 @@ import io
 import json
 import socket
 import ssl
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -62,12 +64,26 @@ class Webhooks:
     def __init__(self):
         self.calls: list[tuple[dict, bytes]] = []
         self.raises = False
+        self.threads: set[int] = set()  # the threads that answered
+        self.inside = self.most_inside = 0
+        self.slow: dict[bytes, threading.Event] = {}  # a body answered only once its event is set
+        self._lock = threading.Lock()
 
     def __call__(self, head: dict, body: bytes) -> tuple[int, str, bytes]:
-        self.calls.append((head, body))
-        if self.raises:
-            raise RuntimeError("a bug in a webhook")
-        return 201, "application/json; charset=UTF-8", json.dumps({"echo": body.decode()}).encode()
+        with self._lock:
+            self.calls.append((head, body))
+            self.threads.add(threading.get_ident())
+            self.inside += 1
+            self.most_inside = max(self.most_inside, self.inside)
+        try:
+            if body in self.slow:
+                self.slow[body].wait(10)
+            if self.raises:
+                raise RuntimeError("a bug in a webhook")
+            return 201, "application/json; charset=UTF-8", json.dumps({"echo": body.decode()}).encode()
+        finally:
+            with self._lock:
+                self.inside -= 1
 
 
 @pytest.fixture()
@@ -112,6 +128,52 @@ def test_every_request_reaches_the_webhooks_as_it_came(served, pki_dir):
     assert body == b'{"kind": "TokenReview"}'
     assert head == {"method": "POST", "target": "/authenticate?x=2", "content_type": "application/json",
                     "caller": common.WEBHOOK_CLIENT, "client": f"{local[0]}:{local[1]}"}
+
+
+def _post(port: int, pki_dir, body: bytes) -> tuple[int, bytes]:
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=_client(pki_dir), timeout=15)
+    try:
+        conn.request("POST", "/authenticate", body, {"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def test_requests_at_once_are_answered_one_at_a_time_each_with_its_own_answer(served, pki_dir):
+    """One request in the Python at a time (front.AT_ONCE), on a kept connection: every answer goes
+    back to the request it answers."""
+    port, hooks, _ = served
+    bodies = [json.dumps({"n": i}).encode() for i in range(40)]
+    with ThreadPoolExecutor(10) as pool:
+        answers = list(pool.map(lambda b: _post(port, pki_dir, b), bodies))
+    assert answers == [(201, json.dumps({"echo": b.decode()}).encode()) for b in bodies]
+    assert hooks.most_inside == 1
+    assert len(hooks.threads) == 1
+
+
+def test_an_answer_that_waits_holds_up_no_one_past_the_turn_wait(served, pki_dir):
+    """A review waiting on another host's STS: every other request goes within the turn wait (a
+    second), on a connection of its own, which the Python answers on a thread of its own."""
+    port, hooks, _ = served
+    slow = b'{"slow": true}'
+    hooks.slow[slow] = release = threading.Event()
+    answered: list[int] = []
+    with ThreadPoolExecutor(8) as pool:
+        first = pool.submit(_post, port, pki_dir, slow)
+        time.sleep(0.3)  # in the Python first
+        later = [pool.submit(lambda b: answered.append(_post(port, pki_dir, b)[0]), json.dumps({"n": i}).encode())
+                 for i in range(6)]
+        deadline = time.monotonic() + 8
+        while len(answered) < 6 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        answered_while_waiting = len(answered)
+        release.set()
+        assert first.result()[0] == 201
+        for f in later:
+            f.result()
+    assert answered_while_waiting == 6, "a request waited for the slow answer"
+    assert answered == [201] * 6 and len(hooks.threads) >= 2
 
 
 def test_a_caller_without_a_client_certificate_is_named_by_no_one(served, pki_dir):

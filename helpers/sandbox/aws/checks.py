@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl
 from werkzeug.datastructures import Headers, MultiDict
 from werkzeug.wrappers import Request, Response
 
-from .. import clock
+from .. import clock, common
 from . import account, journal, responses, sigv4, webidentity
 from .credentials import lookup
 
@@ -193,7 +193,7 @@ class Checks:
         # parsed once, as sigv4 would parse the URL below (whose query is QUERY); a byte that is
         # not UTF-8 decodes otherwise than in werkzeug's args, but no such name or value is
         # "X-Amz-Signature" or "GetCallerIdentity": the routing is the same
-        pairs = parse_qsl(query, keep_blank_values=True)
+        pairs = common.query_pairs(query)
         if not is_presigned_caller_identity(MultiDict(pairs)):
             return None
         given = Headers([("Host", host), *headers.items()])

@@ -8,16 +8,20 @@ secret of the access key it names; then compared in constant time.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import hashlib
 import hmac
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from typing import Sequence
+from urllib.parse import urlsplit, urlunsplit
 
 from botocore.auth import SigV4Auth, SigV4QueryAuth
-from botocore.awsrequest import AWSRequest
+from botocore.awsrequest import AWSRequest, HTTPHeaders
 from botocore.credentials import Credentials
 
 from ...facts import PRESIGN_WINDOW as STS_WINDOW  # noqa: F401  (the gateway's age check)
 from ...facts import SIGV4_DATE
+from .. import common
 
 
 @dataclass(frozen=True)
@@ -33,23 +37,59 @@ class Presigned:
 
 
 # PAIRS, where a function takes it: the URL's query as parse_qsl(query, keep_blank_values=True)
-# gives it, when the caller has parsed it already (a token review parsed it three times)
-Pairs = list[tuple[str, str]]
+# gives it, when the caller has parsed it already (common.query_pairs)
+Pairs = Sequence[tuple[str, str]]
 
 
 def parse(url: str, pairs: Pairs | None = None) -> Presigned:
-    q = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True) if pairs is None else pairs)
+    q = dict(common.query_pairs(urlsplit(url).query) if pairs is None else pairs)
     cred = q["X-Amz-Credential"].split("/")
     return Presigned(
         access_key_id=cred[0],
         region=cred[2],
         service=cred[3],
-        amz_date=dt.datetime.strptime(q["X-Amz-Date"], SIGV4_DATE).replace(tzinfo=dt.timezone.utc),
+        amz_date=common.amz_date(q["X-Amz-Date"]),
         expires=int(q.get("X-Amz-Expires", "0")),
         signed_headers=q["X-Amz-SignedHeaders"].split(";"),
         signature=q["X-Amz-Signature"],
         security_token=q.get("X-Amz-Security-Token"),
     )
+
+
+class _Received:
+    """What botocore's signer reads of a request (method, URL, headers, query parameters, context,
+    body), as it was received: an AWSRequest would prepare itself (~a tenth of a token review's
+    CPU) only for the signer to read its empty body."""
+
+    __slots__ = ("method", "url", "headers", "params", "context", "body")
+
+    def __init__(self, method: str, url: str, headers: dict[str, str], params, timestamp: str):
+        self.method, self.url, self.params = method, url, params
+        self.headers = HTTPHeaders.from_dict(headers)
+        self.context = {"timestamp": timestamp}
+        self.body = b""
+
+
+class _QueryAuth(SigV4QueryAuth):
+    """botocore's query-string signer, with the signing key derived once per secret, day, region
+    and service, as the AWS SDKs keep it (four of a check's five HMACs)."""
+
+    def signature(self, string_to_sign, request):
+        key = _signing_key(
+            self.credentials.secret_key,
+            request.context["timestamp"][0:8],
+            self._region_name,
+            self._service_name,
+        )
+        return self._sign(key, string_to_sign, hex=True)
+
+
+@functools.lru_cache(maxsize=256)
+def _signing_key(secret: str, day: str, region: str, service: str) -> bytes:
+    key = ("AWS4" + secret).encode()
+    for part in (day, region, service, "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return key
 
 
 def expected_signature(
@@ -62,19 +102,21 @@ def expected_signature(
 ) -> str:
     parts = urlsplit(url)
     if pairs is None:
-        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        pairs = common.query_pairs(parts.query)
+    # given as parameters, botocore encodes the canonical query itself, SigV4's way (every byte
+    # but A-Z a-z 0-9 - _ . ~ percent-encoded), from the values as decoded
     query = [(k, v) for k, v in pairs if k != "X-Amz-Signature"]
-    # botocore's canonical query keeps the URL's encoding: give it SigV4's own (every byte but
-    # A-Z a-z 0-9 - _ . ~ percent-encoded, a space %20 where urlencode's default writes '+')
-    unsigned = urlunsplit(
-        (parts.scheme, parts.netloc, parts.path, urlencode(query, quote_via=quote, safe=""), "")
-    )
     lower = {k.lower(): v for k, v in headers.items()}
     signed = {h: lower.get(h, "") for h in p.signed_headers}
     signed["host"] = lower.get("host", parts.netloc)
-    request = AWSRequest(method=method, url=unsigned, headers=signed)
-    request.context["timestamp"] = p.amz_date.strftime(SIGV4_DATE)
-    auth = SigV4QueryAuth(
+    request = _Received(
+        method,
+        urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")),
+        signed,
+        query,
+        p.amz_date.strftime(SIGV4_DATE),
+    )
+    auth = _QueryAuth(
         Credentials(p.access_key_id, secret, p.security_token),
         p.service,
         p.region,
@@ -123,8 +165,6 @@ def header_signature_matches(
     session_token: str | None,
 ) -> bool:
     """Check an Authorization-header SigV4 signature over exactly what was received."""
-    import hashlib
-
     auth_header = headers.get("Authorization", "")
     fields = dict(part.strip().split("=", 1) for part in auth_header.split(" ", 1)[1].split(","))
     key_id, date, region, service, _ = fields["Credential"].split("/")

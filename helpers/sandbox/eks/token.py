@@ -14,15 +14,14 @@ import re
 import threading
 from dataclasses import dataclass
 from typing import Callable
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 from ...facts import EKS_TOKEN_PREFIX as V1_PREFIX
 from ...facts import PRESIGN_WINDOW as PRESIGNED_URL_EXPIRATION
-from ...facts import SIGV4_DATE
+from .. import common
 
 MAX_TOKEN_LEN = 4 * 1024
 CLUSTER_ID_HEADER = "x-k8s-aws-id"
-DATE_FORMAT = SIGV4_DATE
 GO_DATE_LAYOUT = "20060102T150405Z"
 ALLOWED_PARAMETERS = {
     "action",
@@ -37,6 +36,7 @@ ALLOWED_PARAMETERS = {
 }
 _NOT_B64URL = re.compile(r"[^A-Za-z0-9_-]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # what Go's url.Parse refuses as control characters
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")  # a % that does not start an escape
 
 
 class TokenError(Exception):
@@ -223,10 +223,10 @@ def _raw_url_b64decode(data: str) -> bytes:
         raise FormatError(str(e)) from None
 
 
-def _parse_query(raw: str) -> list[tuple[str, str]]:
-    if ";" in raw or re.search(r"%(?![0-9A-Fa-f]{2})", raw):
+def _parse_query(raw: str) -> tuple[tuple[str, str], ...]:
+    if ";" in raw or _BAD_ESCAPE.search(raw):
         raise FormatError("malformed query parameter")
-    return parse_qsl(raw, keep_blank_values=True)
+    return common.query_pairs(raw)
 
 
 def parse(token: str, valid_hosts, now: dt.datetime) -> tuple[str, dict[str, str]]:
@@ -284,7 +284,7 @@ def parse(token: str, valid_hosts, now: dt.datetime) -> tuple[str, dict[str, str
     if not date:
         raise FormatError("X-Amz-Date parameter must be present in pre-signed URL")
     try:
-        signed_at = dt.datetime.strptime(date, DATE_FORMAT).replace(tzinfo=dt.timezone.utc)
+        signed_at = common.amz_date(date)
     except ValueError:
         raise FormatError(
             f"error parsing X-Amz-Date parameter {date} into format {GO_DATE_LAYOUT}: "

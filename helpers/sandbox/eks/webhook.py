@@ -334,7 +334,7 @@ class Authenticator:
         """The authentication mode at NOW (default: now), and the record it came from."""
         now = now or clock.now()
         try:  # one stat when it is there (exists() then read() were two on every review)
-            rec = self.access.read()
+            return self.access.effective(now)
         except FileNotFoundError:
             rec = access.new_record("CONFIG_MAP", now)
         return access.effective_mode(rec, now), rec
@@ -375,8 +375,8 @@ class Authenticator:
                 "reason": reason,
                 "request": attrs,
             }
-            with self._log_lock, open(self.state / "logs" / "eks-authorizer.jsonl", "a") as fh:
-                fh.write(json.dumps(entry) + "\n")
+            with self._log_lock:
+                common.append_line(self.state / "logs" / "eks-authorizer.jsonl", json.dumps(entry))
         status = {"allowed": True, "reason": reason} if allowed else {"allowed": False}
         return {
             "apiVersion": review.get("apiVersion", "authorization.k8s.io/v1"),
@@ -430,8 +430,8 @@ class Authenticator:
         if said is not None and log.isEnabledFor(said[0]):
             fields = {k: v for k, v in entry.items() if k != "time"}
             log.log(said[0], "%s %s", said[1], json.dumps(fields))
-        with self._log_lock, open(self.decisions, "a") as fh:
-            fh.write(json.dumps(entry) + "\n")
+        with self._log_lock:
+            common.append_line(self.decisions, json.dumps(entry))
 
 
 def process_log_line(decision: str | None) -> tuple[int, str] | None:
@@ -492,10 +492,9 @@ class PodIdentity:
         )
         if isinstance(error, json.JSONDecodeError) and body.strip():
             response["status"]["message"] = podidentity.decode_error(error)
-        with self._lock, open(self.decisions, "a") as fh:
-            fh.write(
-                json.dumps({"time": clock.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ"), **entry}) + "\n"
-            )
+        line = json.dumps({"time": clock.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ"), **entry})
+        with self._lock:
+            common.append_line(self.decisions, line)
         version = review.get("apiVersion") if isinstance(review, dict) else None
         return {
             "apiVersion": version or "admission.k8s.io/v1beta1",
