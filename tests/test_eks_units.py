@@ -283,11 +283,11 @@ def test_a_query_is_parsed_once_for_both_halves_of_a_review():
 
 
 def test_a_decision_line_is_appended_to_a_private_file(tmp_path):
-    from helpers.sandbox import common
+    from helpers.sandbox import paths
 
     path = tmp_path / "decisions.jsonl"
-    common.append_line(path, '{"a": 1}')
-    common.append_line(path, '{"b": "é"}')
+    paths.append_private(path, '{"a": 1}')
+    paths.append_private(path, '{"b": "é"}')
     assert path.read_text() == '{"a": 1}\n{"b": "é"}\n'
     assert path.stat().st_mode & 0o077 == 0
 

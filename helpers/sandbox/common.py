@@ -82,16 +82,6 @@ def amz_date(text: str) -> dt.datetime:
     return dt.datetime.strptime(text, SIGV4_DATE).replace(tzinfo=dt.timezone.utc)
 
 
-def append_line(path: Path, line: str) -> None:
-    """LINE and a newline at the end of PATH (made private if new), in one write: a decision
-    log's line per review, without the file objects open() builds and tears down each time."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        os.write(fd, (line + "\n").encode())
-    finally:
-        os.close(fd)
-
-
 # -- who exists in the account when the lab starts (what `eksctl create cluster` made) ----------
 ADMIN_USER = "eks_admin"  # the note's cluster creator
 NODE_ROLE = "eksctl-myeks-nodegroup-ng1-NodeInstanceRole"

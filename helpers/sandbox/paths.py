@@ -48,6 +48,16 @@ def write_private(path: Path, data: bytes | str, durable: bool = False) -> Path:
     return path
 
 
+def append_private(path: Path, line: str) -> None:
+    """LINE and a newline at the end of PATH (readable by its owner only if new), in one write: a
+    decision log's line per review, without the file objects open() builds and tears down."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, (line + "\n").encode())
+    finally:
+        os.close(fd)
+
+
 def fsync_dir(path: Path) -> None:
     """Put a directory's entries on disk: a file just created or renamed there keeps its name
     after a crash."""

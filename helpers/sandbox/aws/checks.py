@@ -135,7 +135,7 @@ class Checks:
         date = req.headers.get("X-Amz-Date")
         if date:
             try:
-                signed_at = dt.datetime.strptime(date, sigv4.SIGV4_DATE)
+                signed_at = common.amz_date(date)
             except ValueError:
                 return responses.incomplete_signature(
                     req,
@@ -144,7 +144,7 @@ class Checks:
                         "http://en.wikipedia.org/wiki/ISO_8601"
                     ],
                 )
-            err = window(signed_at.replace(tzinfo=dt.timezone.utc), wants_json)
+            err = window(signed_at, wants_json)
             if err is not None:
                 return err
         cred = lookup(key_id)

@@ -33,7 +33,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .. import access, clock, kubeapi, podidentities
-from .. import common
+from .. import common, paths
 from . import awsauth, cwlogs, podidentity, token
 
 log = logging.getLogger("aws-iam-authenticator")
@@ -375,8 +375,9 @@ class Authenticator:
                 "reason": reason,
                 "request": attrs,
             }
+            line = json.dumps(entry)
             with self._log_lock:
-                common.append_line(self.state / "logs" / "eks-authorizer.jsonl", json.dumps(entry))
+                paths.append_private(self.state / "logs" / "eks-authorizer.jsonl", line)
         status = {"allowed": True, "reason": reason} if allowed else {"allowed": False}
         return {
             "apiVersion": review.get("apiVersion", "authorization.k8s.io/v1"),
@@ -431,7 +432,7 @@ class Authenticator:
             fields = {k: v for k, v in entry.items() if k != "time"}
             log.log(said[0], "%s %s", said[1], json.dumps(fields))
         with self._log_lock:
-            common.append_line(self.decisions, json.dumps(entry))
+            paths.append_private(self.decisions, json.dumps(entry))
 
 
 def process_log_line(decision: str | None) -> tuple[int, str] | None:
@@ -494,7 +495,7 @@ class PodIdentity:
             response["status"]["message"] = podidentity.decode_error(error)
         line = json.dumps({"time": clock.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ"), **entry})
         with self._lock:
-            common.append_line(self.decisions, line)
+            paths.append_private(self.decisions, line)
         version = review.get("apiVersion") if isinstance(review, dict) else None
         return {
             "apiVersion": version or "admission.k8s.io/v1beta1",
