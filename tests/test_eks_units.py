@@ -306,6 +306,26 @@ def test_the_signing_key_is_the_secrets_own():
     assert not sigv4.signature_matches("GET", moved, headers, "s3cr3t", sigv4.parse(moved))
 
 
+def test_a_presigned_get_handed_over_reads_accept_in_any_case(tmp_path, monkeypatch):
+    """The in-process GET's headers are a plain dict: Accept is found whatever its letter case,
+    so the answer is STS's JSON when asked for in either spelling, its XML otherwise."""
+    from helpers.sandbox.aws import checks
+
+    seen = []
+
+    def presigned_get_caller_identity(self, method, url, headers, wants_json, pairs=None):
+        seen.append((headers, wants_json))
+
+    monkeypatch.setattr(checks.Checks, "presigned_get_caller_identity", presigned_get_caller_identity)
+    c = checks.Checks.__new__(checks.Checks)
+    query = urlsplit(good_url()).query
+    for given, wants_json in (({"accept": "application/json"}, True), ({"Accept": "application/json"}, True),
+                              ({"ACCEPT": "text/xml"}, False), ({}, False)):
+        c.presigned_get(HOST, query, {"x-k8s-aws-id": "myeks", **given})
+        assert seen[-1] == ({"Host": HOST, "x-k8s-aws-id": "myeks", **given}, wants_json)
+    assert c.presigned_get(HOST, "Action=ListUsers", {}) is None
+
+
 def test_header_signature_check_over_the_exact_bytes():
     import botocore.auth
     import botocore.credentials

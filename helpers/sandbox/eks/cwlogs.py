@@ -11,6 +11,7 @@ notebook pointed at the sandbox as if it were a real cluster reads them the way 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import queue
@@ -31,6 +32,12 @@ BATCH_EVENTS = 1000
 def _value(v) -> str:
     """logrus TextFormatter: a value is quoted (Go %q) unless it is made of safe characters only."""
     text = "[" + " ".join(str(x) for x in v) + "]" if isinstance(v, (list, tuple)) else str(v)
+    return _quoted(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _quoted(text: str) -> str:
+    # remembered: a review's ARN, account, user and path come again in the next review's lines
     if _PLAIN.match(text):
         return text
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
