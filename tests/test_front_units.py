@@ -365,3 +365,7 @@ def test_the_front_refuses_a_command_line_that_is_neither_mode(binary, pki_dir):
 
     done = subprocess.run([str(binary), f"-pki={pki_dir}"], capture_output=True, text=True, timeout=10)
     assert done.returncode != 0 and "usage: webhooks-front" in done.stderr
+    # nor one that would run its Go on no thread at all (-procs, GOMAXPROCS)
+    done = subprocess.run([str(binary), f"-pki={pki_dir}", "-port=1", "-floor=x", "-procs=0"],
+                          capture_output=True, text=True, timeout=10)
+    assert done.returncode != 0 and "usage: webhooks-front" in done.stderr

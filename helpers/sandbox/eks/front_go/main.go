@@ -34,6 +34,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -281,11 +282,16 @@ func main() {
 	atOnce := flag.Int("at-once", 1, "requests in the webhooks' Python at a time")
 	wait := flag.Duration("turn-wait", time.Second, "the longest a request waits for its turn")
 	floorClient := flag.String("floor", "", "answer yes to every token review from this client")
+	procs := flag.Int("procs", 1, "OS threads running Go code at once (GOMAXPROCS)")
 	flag.Parse()
+	// One by default: the answers are made one at a time behind us anyway, and with a P per core
+	// each request's goroutines were handed between threads (waking and spinning ones) on a
+	// machine whose other core is the API server's (front.py: PROCS).
+	runtime.GOMAXPROCS(*procs)
 	log.SetPrefix("webhooks-front: ")
 	served := *fd >= 0 && *path != "" && *floorClient == ""
 	floored := *port > 0 && *floorClient != ""
-	if *pki == "" || *atOnce < 1 || served == floored {
+	if *pki == "" || *atOnce < 1 || *procs < 1 || served == floored {
 		log.Fatal("usage: webhooks-front -listen-fd=N -backend=SOCKET -pki=DIR, " +
 			"or -port=N -floor=CN -pki=DIR")
 	}
