@@ -76,6 +76,44 @@ def test_kill_9_of_the_starter_then_dead_etcd_then_busy_port(tmp_path):
     assert not state.exists()
 
 
+def test_a_port_taken_while_starting_moves_and_up_goes_on(tmp_path, monkeypatch):
+    """Another program binds a port `up` found free, before the process meant for it starts (the
+    controller manager's, seconds after the choice): `up` stops what it started, moves that port,
+    starts again, and says so."""
+    from helpers.sandbox import layout as layout_module
+
+    state = tmp_path / "sbx"
+    squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    calls = []
+
+    def choose_then_take_one(cfg, lost=frozenset()):
+        ports, moved = layout_module.choose_ports(cfg, lost)
+        if not calls:  # the first choice: another program takes the controller manager's port
+            squatter.bind(("127.0.0.1", ports["controller_manager"]))
+            squatter.listen()
+        calls.append(dict(ports))
+        return ports, moved
+
+    monkeypatch.setattr(lifecycle, "choose_ports", choose_then_take_one)
+    said = []
+    try:
+        sb = sandbox.up(state, progress=said.append)
+        taken = calls[0]["controller_manager"]
+        assert len(calls) == 2 and sandbox.status(state)["healthy"]
+        assert layout_module.load_config(layout_module.layout(state)).ports["controller_manager"] != taken
+        # the other ports stay where they were first put
+        assert {n: p for n, p in calls[1].items() if n != "controller_manager"} == \
+            {n: p for n, p in calls[0].items() if n != "controller_manager"}
+        note = f"port {taken} (controller_manager) could not be kept: another program took it while the sandbox was starting"
+        assert any(note in n for n in sb.notices), sb.notices
+        assert any(note in m for m in said), said
+    finally:
+        squatter.close()
+        sandbox.down(state, purge=True)
+    assert _our_processes(state) == []
+
+
 def test_up_failure_leaves_nothing_running(tmp_path, monkeypatch):
     """A component that cannot start gives its log and the fix, and nothing stays half-up."""
     state = tmp_path / "broken"

@@ -337,6 +337,39 @@ def test_a_zombie_main_thread_with_live_threads_is_alive():
     assert procs._start_ticks(child.pid) is None
 
 
+def test_a_port_taken_while_starting_is_read_from_this_starts_log(tmp_path):
+    """`up` starts again on other ports when a process exited because another program bound its
+    port first: the port its log names at this start (Go's words), or where the log names none
+    (Python's errno), its ports another program holds now; nothing for any other exit."""
+    import socket
+
+    from helpers.sandbox import lifecycle
+    from helpers.sandbox.layout import Config, layout
+
+    lay = layout(tmp_path)
+    lay.logs.mkdir(parents=True)
+    cm = procs.free_port()
+    kubelet = procs.free_port(avoid={cm})
+    cfg = Config(state_dir=str(tmp_path), ports={"controller_manager": cm, "kubelet": kubelet, "apiserver": 6443})
+    log = lay.logs / "kube-controller-manager.log"
+    go_line = ('E1202 08:46:18.675058   30130 run.go:72] "command failed" err="failed to create listener: '
+               f'failed to listen on 127.0.0.1:{cm}: listen tcp 127.0.0.1:{cm}: bind: address already in use"')
+    log.write_text(f"\n=== 2026-12-02 08:46:18 starting kube-controller-manager\n{go_line}\n")
+    assert lifecycle._ports_taken_meanwhile(lay, cfg, "kube-controller-manager") == {cm}
+    # an earlier start's trouble is not this start's; nor is an exit for another reason
+    log.write_text(log.read_text() + "\n=== 2026-12-02 08:47:00 starting kube-controller-manager\n"
+                   "E1202 unknown flag: --no-such-flag\n")
+    assert lifecycle._ports_taken_meanwhile(lay, cfg, "kube-controller-manager") == set()
+    assert lifecycle._ports_taken_meanwhile(lay, cfg, None) == set()
+    # Python names no port: the component's ports another program holds
+    (lay.logs / "kubelet.log").write_text(
+        "\n=== 2026-12-02 08:46:18 starting kubelet\nOSError: [Errno 98] Address already in use\n")
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", kubelet))
+        squatter.listen()
+        assert lifecycle._ports_taken_meanwhile(lay, cfg, "kubelet") == {kubelet}
+
+
 def test_claim_port_waits_for_a_dying_servers_socket_and_names_a_live_holder():
     import socket
     port = procs.free_port()

@@ -145,9 +145,12 @@ def load_config(lay: Layout) -> Config | None:
         return None
 
 
-def choose_ports(cfg: Config | None) -> tuple[dict[str, int], list[str]]:
+def choose_ports(
+    cfg: Config | None, lost: frozenset[int] = frozenset()
+) -> tuple[dict[str, int], list[str]]:
     """Keep last time's ports (the server URL and the issuer URL stay the same) unless another
-    program now holds one; then pick a new one, and say which moved and why."""
+    program now holds one, or took it (LOST) while the sandbox was starting on it; then pick a new
+    one, and say which moved and why."""
     old = (cfg.ports if cfg else {}) or {}
     chosen: dict[str, int] = {}
     moved: list[str] = []
@@ -156,6 +159,8 @@ def choose_ports(cfg: Config | None) -> tuple[dict[str, int], list[str]]:
         why = (
             "it is taken by another of the sandbox's ports"
             if p in chosen.values()
+            else "another program took it while the sandbox was starting"
+            if p in lost
             else procs.claim_port(p)
             if p
             else "new"
@@ -163,7 +168,7 @@ def choose_ports(cfg: Config | None) -> tuple[dict[str, int], list[str]]:
         if why is None:
             chosen[n] = p
             continue
-        chosen[n] = procs.free_port(avoid=set(chosen.values()))
+        chosen[n] = procs.free_port(avoid=set(chosen.values()) | set(lost))
         if p:
             moved.append(
                 f"port {p} ({n}) could not be kept: {why}. Moved to {chosen[n]}"

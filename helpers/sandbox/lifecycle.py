@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import http.client
 import os
+import re
 import shutil
 import ssl
 import sys
@@ -51,7 +52,12 @@ Progress = Callable[[str], None]
 
 
 class SandboxError(RuntimeError):
-    """Something the learner can fix; the message says how."""
+    """Something the learner can fix; the message says how. COMPONENT: the process that exited
+    while starting, where that was the trouble."""
+
+    def __init__(self, message: str, component: str | None = None):
+        super().__init__(message)
+        self.component = component
 
 
 def _progress_default(msg: str) -> None:
@@ -79,7 +85,8 @@ def _wait(
         if proc is not None and not proc.alive():
             raise SandboxError(
                 f"{component} exited while starting ({what}).\n"
-                f"Last lines of {proc.log}:\n{_tail(Path(proc.log))}\n{_fix_hint(component)}"
+                f"Last lines of {proc.log}:\n{_tail(Path(proc.log))}\n{_fix_hint(component)}",
+                component,
             )
         try:
             if check():
@@ -260,25 +267,73 @@ def up(
         for d in (lay.run, lay.logs, lay.pods):
             paths.private_dir(d)
         oidc_id = cfg.oidc_id if cfg and cfg.oidc_id else os.urandom(16).hex().upper()
-        ports, moved = choose_ports(cfg)
-        for note in moved:
-            progress(f"[sandbox] {note}")
-        cfg = Config(state_dir=str(lay.root), ports=ports, oidc_id=oidc_id, auth_mode=mode)
-        paths.write_private(lay.config, cfg.to_json())
-        keys = pki.ensure(lay.pki, cfg.node_name)
-        kubeconfigs.write_all(lay, cfg, keys)
-        progress(
-            f"[sandbox] starting etcd, kube-apiserver {pins().kubernetes}, kube-controller-manager "
-            "and the stand-in kubelet on 127.0.0.1…"
-        )
-        try:
-            _start_all(bins, lay, cfg, keys, timeout, progress)
-        except BaseException:
-            _sweep(lay)  # never leave half a sandbox running: the next `up` starts clean
-            raise
+        lost: set[int] = set()
+        notices: list[str] = []
+        for attempt in range(1 + PORT_RETRIES):
+            ports, moved = choose_ports(cfg, frozenset(lost))
+            for note in moved:
+                progress(f"[sandbox] {note}")
+            notices += moved
+            cfg = Config(state_dir=str(lay.root), ports=ports, oidc_id=oidc_id, auth_mode=mode)
+            paths.write_private(lay.config, cfg.to_json())
+            keys = pki.ensure(lay.pki, cfg.node_name)
+            kubeconfigs.write_all(lay, cfg, keys)
+            progress(
+                f"[sandbox] starting etcd, kube-apiserver {pins().kubernetes}, "
+                "kube-controller-manager and the stand-in kubelet on 127.0.0.1…"
+            )
+            try:
+                _start_all(bins, lay, cfg, keys, timeout, progress)
+                break
+            except SandboxError as e:
+                _sweep(lay)  # never leave half a sandbox running: the next `up` starts clean
+                taken = _ports_taken_meanwhile(lay, cfg, e.component)
+                if not taken or attempt == PORT_RETRIES:
+                    raise
+                # a port found free when chosen was bound by another program before the process
+                # that was to listen on it started: what `up` again would do, done here
+                lost |= taken
+            except BaseException:
+                _sweep(lay)
+                raise
         seconds = time.monotonic() - started
         progress(f"[sandbox] ready in {seconds:.1f}s: {cfg.server} (kubeconfig {lay.kubeconfig})")
-        return _sandbox(lay, cfg, reused=False, seconds=seconds, notices=moved)
+        return _sandbox(lay, cfg, reused=False, seconds=seconds, notices=notices)
+
+
+# Starts again when a port is taken between its choice and its process's start (another program
+# on the machine may bind any free port at any moment; a second time would be a very busy machine)
+PORT_RETRIES = 2
+_IN_USE = re.compile(r"address already in use", re.IGNORECASE)
+_LOOPBACK_PORT = re.compile(r"127\.0\.0\.1:(\d+)")
+_START_MARK = re.compile(r"^=== .* starting .*$", re.MULTILINE)
+
+
+def _ports_taken_meanwhile(lay: Layout, cfg: Config, component: str | None) -> set[int]:
+    """The sandbox's ports another program bound while it was starting, from what COMPONENT (the
+    process that exited) logged at this start: the ports its "address already in use" lines name
+    (Go's net package names them), or, where they name none (Python's errno text), those of its
+    ports another program holds now. Empty when it exited for another reason."""
+    if component is None:
+        return set()
+    try:
+        text = (lay.logs / f"{component}.log").read_text(errors="replace")
+    except OSError:
+        return set()
+    this_start = _START_MARK.split(text)[-1]
+    in_use = [line for line in this_start.splitlines() if _IN_USE.search(line)]
+    if not in_use:
+        return set()
+    ours = set(cfg.ports.values())
+    named = {int(p) for line in in_use for p in _LOOPBACK_PORT.findall(line)} & ours
+    if named:
+        return named
+    held = {
+        cfg.ports[n]
+        for n in by_name(component).ports
+        if n in cfg.ports and procs.claim_port(cfg.ports[n], timeout=2) is not None
+    }
+    return held or {cfg.ports[n] for n in by_name(component).ports if n in cfg.ports}
 
 
 def _start(c: Component, ctx: Context) -> None:
