@@ -313,7 +313,8 @@ def _ports_taken_meanwhile(lay: Layout, cfg: Config, component: str | None) -> s
     """The sandbox's ports another program bound while it was starting, from what COMPONENT (the
     process that exited) logged at this start: the ports its "address already in use" lines name
     (Go's net package names them), or, where they name none (Python's errno text), those of its
-    ports another program holds now. Empty when it exited for another reason."""
+    ports another program holds now (all of its ports when it held one only briefly). Empty when
+    it exited for another reason."""
     if component is None:
         return set()
     try:
