@@ -42,6 +42,36 @@ def test_unsigned_requests_in_each_shape():
     assert s3.status_code == 403 and "<Code>AccessDenied</Code><Message>Access Denied</Message>" in s3.get_data(True)
 
 
+def test_a_header_signed_requests_date_is_read_and_its_age_checked():
+    """The gateway's checks on a header-signed request (moto checks the signature itself): an
+    X-Amz-Date that is not SigV4's basic format is an IncompleteSignature in the protocol's shape;
+    one over 15 minutes old or ahead is SignatureDoesNotMatch with STS's words; a current one with
+    a key AWS does not know is left to moto (None)."""
+    import datetime as dt
+
+    from helpers.sandbox.aws import checks
+
+    c = checks.Checks.__new__(checks.Checks)  # header_signed reads nothing of the instance
+    auth = "AWS4-HMAC-SHA256 Credential=AKIANOSUCHKEY0000000/20261202/us-east-1/iam/aws4_request, " \
+           "SignedHeaders=host;x-amz-date, Signature=00"
+
+    def ask(date):
+        r = req("/", "POST", {"Authorization": auth, "X-Amz-Date": date,
+                              "Content-Type": "application/x-www-form-urlencoded"}, b"Action=ListUsers&Version=2010-05-08")
+        return c.header_signed(r, auth, False)
+
+    bad = ask("2026-12-02T05:00:00Z")
+    assert bad.status_code == 400 and b"<Code>IncompleteSignature</Code>" in bad.get_data()
+    assert b"Date must be in ISO-8601 'basic format'. Got '2026-12-02T05:00:00Z'." in bad.get_data()
+    now = dt.datetime.now(dt.timezone.utc)
+    old = ask((now - dt.timedelta(minutes=20)).strftime("%Y%m%dT%H%M%SZ"))
+    assert old.status_code == 403 and b"<Code>SignatureDoesNotMatch</Code>" in old.get_data()
+    assert b"Signature expired: " in old.get_data() and b" - 15 min.)" in old.get_data()
+    ahead = ask((now + dt.timedelta(minutes=20)).strftime("%Y%m%dT%H%M%SZ"))
+    assert ahead.status_code == 403 and b"Signature not yet current: " in ahead.get_data()
+    assert ask(now.strftime("%Y%m%dT%H%M%SZ")) is None
+
+
 def test_what_an_incomplete_signature_lacks():
     assert responses.signature_problems("AWS4-HMAC-SHA256 Credential=a/b/c/d/aws4_request, SignedHeaders=host, "
                                         "Signature=ab", {"X-Amz-Date": "x"}) == []
