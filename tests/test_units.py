@@ -337,6 +337,20 @@ def test_a_zombie_main_thread_with_live_threads_is_alive():
     assert procs._start_ticks(child.pid) is None
 
 
+def test_the_last_start_log_is_what_the_last_start_wrote(tmp_path):
+    """procs.last_start_log reads back the line procs.start writes: only the last start's output."""
+    run, logs = tmp_path / "run", tmp_path / "logs"
+    run.mkdir(), logs.mkdir()
+    assert procs.last_start_log(logs / "x.log") == ""
+    for word in ("first", "second"):
+        proc = procs.start(run, logs, "x", [sys.executable, "-c", f"print('{word}')"])
+        deadline = time.monotonic() + 10
+        while proc.alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert procs.last_start_log(logs / "x.log").split() == ["second"]
+    assert "first" in (logs / "x.log").read_text()
+
+
 def test_a_port_taken_while_starting_is_read_from_this_starts_log(tmp_path):
     """`up` starts again on other ports when a process exited because another program bound its
     port first: the port its log names at this start (Go's words), or where the log names none

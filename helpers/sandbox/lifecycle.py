@@ -306,7 +306,6 @@ def up(
 PORT_RETRIES = 2
 _IN_USE = re.compile(r"address already in use", re.IGNORECASE)
 _LOOPBACK_PORT = re.compile(r"127\.0\.0\.1:(\d+)")
-_START_MARK = re.compile(r"^=== .* starting .*$", re.MULTILINE)
 
 
 def _ports_taken_meanwhile(lay: Layout, cfg: Config, component: str | None) -> set[int]:
@@ -317,11 +316,7 @@ def _ports_taken_meanwhile(lay: Layout, cfg: Config, component: str | None) -> s
     it exited for another reason."""
     if component is None:
         return set()
-    try:
-        text = (lay.logs / f"{component}.log").read_text(errors="replace")
-    except OSError:
-        return set()
-    this_start = _START_MARK.split(text)[-1]
+    this_start = procs.last_start_log(lay.logs / f"{component}.log")
     in_use = [line for line in this_start.splitlines() if _IN_USE.search(line)]
     if not in_use:
         return set()

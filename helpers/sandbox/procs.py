@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -60,8 +61,21 @@ def _threads_exiting(pid: int) -> bool:
     return False
 
 
+def last_start_log(log_path: Path) -> str:
+    """What a component logged since `start` last started it ("" when there is no log)."""
+    try:
+        text = log_path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return _START_LINE.split(text)[-1]
+
+
 def _pidfile(run_dir: Path, name: str) -> Path:
     return run_dir / f"{name}.pid"
+
+
+# the line `start` writes in a component's log before each start (the log keeps every start's)
+_START_LINE = re.compile(r"^=== \d{4}-\d\d-\d\d \d\d:\d\d:\d\d starting \S+$", re.MULTILINE)
 
 
 def start(
