@@ -121,18 +121,21 @@ def _remove_iam_principal(kind: str, name: str) -> None:
     cleanup.delete_iam_principal(iam, kind, name)
 
 
-def remove_pod_identity(namespace: str, *service_accounts: str, addon: bool = False) -> None:
-    """Delete the pod identity associations of these ServiceAccounts (and with ADDON the agent
-    add-on), if there are any: what an earlier run may have left."""
+def remove_pod_identity(*service_accounts: tuple[str, str], addon: bool = False) -> None:
+    """Delete the pod identity associations of these (namespace, ServiceAccount) pairs (and with
+    ADDON the agent add-on), if there are any: what an earlier run may have left. One listing of
+    the cluster's associations finds them all (an `aws` call each was most of this fixture's
+    time when there was nothing to delete)."""
     from . import commands, podcreds
 
     t = target.current()
-    for sa in service_accounts:
-        try:
-            found = podcreds.associations(namespace, sa)
-        except commands.CommandError:  # no EKS API here (or no right to it): nothing to remove
-            found = []
-        for a in found:
+    wanted = set(service_accounts)
+    try:
+        found = podcreds.associations() if wanted else []
+    except commands.CommandError:  # no EKS API here (or no right to it): nothing to remove
+        found = []
+    for a in found:
+        if (a["namespace"], a["serviceAccount"]) in wanted:
             commands.run(
                 [
                     "aws",
@@ -169,9 +172,10 @@ def clear_pod_identity_lesson() -> None:
     from . import commands, eksctl
 
     remove_objects("pod", "irsa-pod", "pi-pod", "pi-other-pod")
-    remove_pod_identity("default", "pi-sa", "pi-other-sa")
-    remove_pod_identity("team-a", "app")
-    remove_pod_identity("team-b", "app", addon=True)
+    remove_pod_identity(
+        ("default", "pi-sa"), ("default", "pi-other-sa"), ("team-a", "app"), ("team-b", "app"),
+        addon=True,
+    )
     remove_objects("serviceaccount", "pi-sa", "pi-other-sa")
     eksctl.delete_iamserviceaccount("myeks", "irsa-sa", "default")
     for role in ("pi-s3-reader", "pi-no-tags", "pi-team-buckets", "pi-other-role"):

@@ -23,11 +23,18 @@ def _json(argv: list[str]) -> dict:
     return commands.run([*argv, "-o" if argv[0] == "kubectl" else "--output", "json"]).check().data
 
 
-def associations(namespace: str, sa: str) -> list[dict]:
-    """The ServiceAccount's pod identity associations (summaries, as the EKS API lists them)."""
+def associations(namespace: str | None = None, sa: str | None = None) -> list[dict]:
+    """The pod identity associations (summaries, as the EKS API lists them): the ServiceAccount's,
+    the namespace's without SA, the cluster's without either."""
     t = target.current()
     argv = ["aws", "eks", "list-pod-identity-associations", "--cluster-name", t.cluster]
-    return _json([*argv, "--namespace", namespace, "--service-account", sa])["associations"]
+    if namespace is not None:
+        argv += ["--namespace", namespace]
+    if sa is not None:
+        if namespace is None:
+            raise ValueError("a ServiceAccount is named within its namespace: give both")
+        argv += ["--service-account", sa]
+    return _json(argv)["associations"]
 
 
 def association_role(namespace: str, sa: str) -> str:

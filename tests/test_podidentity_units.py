@@ -238,3 +238,39 @@ def test_the_target_roles_trust_for_chaining():
     assert not pi.trusts_for_chaining(target(source, external="other"), source, "ext-1")
     assert not pi.trusts_for_chaining(target(source, ("sts:AssumeRole",)), source, "ext-1")   # no TagSession
     assert not pi.trusts_for_chaining(target("arn:aws:iam::123456789012:role/someone-else"), source, "ext-1")
+
+
+def test_the_lessons_fixture_lists_associations_once_and_deletes_only_its_own(monkeypatch):
+    """fixtures.remove_pod_identity: one `list-pod-identity-associations` of the cluster, then a
+    delete for each association of the pairs it was given, none for another ServiceAccount's, and
+    the add-on only when it is there."""
+    from helpers import commands, fixtures
+
+    listing = [
+        {"namespace": "default", "serviceAccount": "pi-sa", "associationId": "a-1"},
+        {"namespace": "team-a", "serviceAccount": "app", "associationId": "a-2"},
+        {"namespace": "team-b", "serviceAccount": "other", "associationId": "a-3"},
+        {"namespace": "default", "serviceAccount": "app", "associationId": "a-4"},
+    ]
+    calls = []
+
+    def run(argv, **kw):
+        calls.append(argv)
+        data = {"list-pod-identity-associations": {"associations": listing},
+                "list-addons": {"addons": ["eks-pod-identity-agent"]}}.get(argv[2])
+        return commands.Result(" ".join(argv), 0, json.dumps(data), "", data)
+
+    monkeypatch.delenv("EKS_LAB_TARGET", raising=False)
+    monkeypatch.setattr(commands, "run", run)
+    fixtures.remove_pod_identity(("default", "pi-sa"), ("team-a", "app"), ("team-b", "app"),
+                                 addon=True)
+    assert [c[2] for c in calls] == ["list-pod-identity-associations",
+                                     "delete-pod-identity-association",
+                                     "delete-pod-identity-association",
+                                     "list-addons", "delete-addon"]
+    assert [c[c.index("--association-id") + 1] for c in calls[1:3]] == ["a-1", "a-2"]
+    assert "--namespace" not in calls[0]
+    calls.clear()
+    listing.clear()
+    fixtures.remove_pod_identity(("default", "pi-sa"))
+    assert [c[2] for c in calls] == ["list-pod-identity-associations"]
