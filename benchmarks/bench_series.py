@@ -143,12 +143,13 @@ def before_series(rev: str, folder: Path, env: dict[str, str]) -> list[dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--before", metavar="REV",
-                    help="also run REV's series first (e.g. 518e17c^, before #16) and print the ratio")
+    ap.add_argument("--before", metavar="REV", help="also run REV's series first (e.g. 518e17c^, "
+                    "before #16) and print the ratio")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-series-") as tmp:
-        before = before_series(args.before, Path(tmp) / "before", dict(os.environ)) \
-            if args.before else None
+        before = None
+        if args.before:
+            before = before_series(args.before, Path(tmp) / "before", dict(os.environ))
         os.environ["EKS_LAB_STATE"] = str(Path(tmp) / "sandbox")
         log = timing_aws(Path(tmp) / "timing")
         from helpers import sandbox, series
